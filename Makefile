@@ -1,0 +1,28 @@
+# shadowsnap.ec2 — developer entry points. `make demo` and `make test` need only Python 3.11+ and the network
+# access to PyPI (and Debian packages for shellcheck); everything else is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUILD := build
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/shadowsnap/ec2
+export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: venv demo test sanity lint docs-lint unit integration bench clean
+
+$(BIN)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+venv: $(BIN)/.installed $(COLLECTION_LINK)
+
+clean:
+	rm -rf $(BUILD) tests/output .pytest_cache
