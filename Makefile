@@ -26,3 +26,12 @@ venv: $(BIN)/.installed $(COLLECTION_LINK)
 
 clean:
 	rm -rf $(BUILD) tests/output .pytest_cache
+
+SITE_PACKAGES = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+SANITY_TREE := $(BUILD)/sanity
+
+sanity: venv
+	$(BIN)/python .ci/install_get_pip_offline.py >/dev/null
+	.ci/collection_tree.sh $(abspath $(SANITY_TREE)) $(SITE_PACKAGES)
+	cd $(SANITY_TREE)/ansible_collections/shadowsnap/ec2 && \
+	  ansible-test sanity --venv --requirements --python 3.11 --color no $(SANITY_ARGS)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Lay the collection out as ansible_collections/shadowsnap/ec2 under DEST (a copy of the tracked and untracked,
+# not ignored files), next to the collections it depends on, for ansible-test.
+set -euo pipefail
+dest=$1
+site=$2
+root=$(git rev-parse --show-toplevel)
+rm -rf "$dest"
+mkdir -p "$dest/ansible_collections/shadowsnap/ec2" "$dest/ansible_collections/amazon" "$dest/ansible_collections/ansible"
+cd "$root"
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  [[ -e $f && $f != .ci/* ]] && printf '%s\0' "$f"
+done | tar --null -cf - -T - | tar -xf - -C "$dest/ansible_collections/shadowsnap/ec2"
+ln -s "$site/ansible_collections/amazon/aws" "$dest/ansible_collections/amazon/aws"
+ln -s "$site/ansible_collections/ansible/windows" "$dest/ansible_collections/ansible/windows"
+# ansible-test lists a collection's files with git when it sits in a work tree: give the copy its own index.
+cd "$dest/ansible_collections/shadowsnap/ec2"
+git init -q
+git add -A

@@ -1,0 +1,188 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the shadowsnap.ec2 project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The tag schema: the contract between backup, restore and retention (documented in docs/tag-schema.md).
+
+Every snapshot of a set carries the set-level tags and one ``shadowsnap:volume:<volume-id>`` tag per member volume.
+A snapshot finds its own per-volume data through its VolumeId, and every member knows the whole membership, so a
+reader can tell a complete set from one that lost a snapshot -- from the tags alone, after the instance is gone.
+All tags go on in the CreateSnapshots call itself; no CreateTags round trip is needed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+PREFIX = "shadowsnap:"
+SCHEMA_VERSION = "1"
+
+KEY_SCHEMA = PREFIX + "schema"
+KEY_SET_ID = PREFIX + "set-id"
+KEY_INSTANCE_ID = PREFIX + "instance-id"
+KEY_ENGINE = PREFIX + "engine"
+KEY_CONSISTENCY = PREFIX + "consistency"
+KEY_BACKUP_TYPE = PREFIX + "backup-type"
+KEY_POLICY = PREFIX + "policy"
+KEY_CREATED_AT = PREFIX + "created-at"
+KEY_VERSION = PREFIX + "version"
+KEY_SHADOW_SET_ID = PREFIX + "shadow-set-id"
+VOLUME_KEY_PREFIX = PREFIX + "volume:"
+
+ENGINES = ("shadow", "aws_vss", "crash")
+BACKUP_TYPES = ("copy", "full")
+# ``unverified``: taken under a shadow set, application consistency not yet proven by the backup flow's verify step.
+CONSISTENCIES = ("application", "crash", "unverified")
+
+MAX_TAGS_PER_SNAPSHOT = 50
+MAX_TAG_KEY_LENGTH = 128
+MAX_TAG_VALUE_LENGTH = 256
+
+CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+_VOLUME_FIELDS = ("device", "paths", "shadow")
+_ESCAPED = {"%": "%25", ";": "%3B", "|": "%7C", "=": "%3D"}
+
+
+class TagSchemaError(ValueError):
+    """A set cannot be described within EC2's tag limits, or a tag does not follow the schema."""
+
+
+def _escape(text):
+    return "".join(_ESCAPED.get(character, character) for character in text)
+
+
+def _unescape(text):
+    for character, escaped in _ESCAPED.items():
+        if character != "%":
+            text = text.replace(escaped, character)
+    return text.replace("%25", "%")
+
+
+def format_created_at(moment):
+    return moment.astimezone(datetime.timezone.utc).strftime(CREATED_AT_FORMAT)
+
+
+def parse_created_at(text):
+    """The UTC datetime of a ``created-at`` tag, or None when it is missing or malformed."""
+    try:
+        return datetime.datetime.strptime(text, CREATED_AT_FORMAT).replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def encode_volume(device, paths=None, shadow_id=None):
+    """The value of a ``shadowsnap:volume:<volume-id>`` tag: ``device=xvdb;paths=D:\\|E:\\mnt;shadow={GUID}``."""
+    fields = [("device", device or ""), ("paths", "|".join(_escape(path) for path in (paths or ())))]
+    if shadow_id:
+        fields.append(("shadow", shadow_id))
+    return ";".join("%s=%s" % (name, value if name == "paths" else _escape(value)) for name, value in fields)
+
+
+def decode_volume(value):
+    """Inverse of :func:`encode_volume`: a dict with ``device``, ``paths`` (list) and ``shadow_id`` (or None)."""
+    fields = {}
+    for part in (value or "").split(";"):
+        name, separator, content = part.partition("=")
+        if separator and name in _VOLUME_FIELDS:
+            fields[name] = content
+    return {
+        "device": _unescape(fields.get("device", "")) or None,
+        "paths": [_unescape(path) for path in fields.get("paths", "").split("|") if path],
+        "shadow_id": _unescape(fields.get("shadow", "")) or None,
+    }
+
+
+def volume_key(volume_id):
+    return VOLUME_KEY_PREFIX + volume_id
+
+
+def build_set_tags(set_id, instance_id, engine, consistency, created_at, version, volumes,
+                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None):
+    """All tags of every snapshot in a set.
+
+    ``volumes`` maps each member volume id to a dict with ``device`` and optionally ``paths`` and ``shadow_id``.
+    Raises :class:`TagSchemaError` when the values are outside the schema or EC2's tag limits.
+    """
+    if engine not in ENGINES:
+        raise TagSchemaError("engine must be one of %s, not %r" % (", ".join(ENGINES), engine))
+    if consistency not in CONSISTENCIES:
+        raise TagSchemaError("consistency must be one of %s, not %r" % (", ".join(CONSISTENCIES), consistency))
+    if engine == "crash" and consistency != "crash":
+        raise TagSchemaError("the crash engine cannot produce %s-consistent snapshots" % consistency)
+    if backup_type is not None and backup_type not in BACKUP_TYPES:
+        raise TagSchemaError("backup type must be one of %s, not %r" % (", ".join(BACKUP_TYPES), backup_type))
+    tags = {}
+    for key, value in (user_tags or {}).items():
+        if key.startswith(PREFIX):
+            raise TagSchemaError("user tag %r uses the reserved prefix %r" % (key, PREFIX))
+        if key.startswith("aws:"):
+            raise TagSchemaError("user tag %r uses the prefix 'aws:', which AWS reserves" % key)
+        tags[key] = "" if value is None else str(value)
+    tags.update({
+        KEY_SCHEMA: SCHEMA_VERSION,
+        KEY_SET_ID: set_id,
+        KEY_INSTANCE_ID: instance_id,
+        KEY_ENGINE: engine,
+        KEY_CONSISTENCY: consistency,
+        KEY_CREATED_AT: format_created_at(created_at),
+        KEY_VERSION: version,
+    })
+    if policy:
+        tags[KEY_POLICY] = policy
+    if backup_type:
+        tags[KEY_BACKUP_TYPE] = backup_type
+    if shadow_set_id:
+        tags[KEY_SHADOW_SET_ID] = shadow_set_id
+    for volume_id, details in sorted(volumes.items()):
+        tags[volume_key(volume_id)] = encode_volume(details.get("device"), details.get("paths"), details.get("shadow_id"))
+    check_tag_limits(tags)
+    return tags
+
+
+def check_tag_limits(tags):
+    if len(tags) > MAX_TAGS_PER_SNAPSHOT:
+        user = len([key for key in tags if not key.startswith(PREFIX)])
+        raise TagSchemaError(
+            "the set needs %d tags per snapshot (%d user tags, %d schema and per-volume tags); EC2 allows %d. "
+            "Snapshot fewer volumes per set or pass fewer user tags." % (len(tags), user, len(tags) - user, MAX_TAGS_PER_SNAPSHOT)
+        )
+    for key, value in tags.items():
+        if len(key) > MAX_TAG_KEY_LENGTH:
+            raise TagSchemaError("tag key %r is longer than %d characters" % (key, MAX_TAG_KEY_LENGTH))
+        if len(value) > MAX_TAG_VALUE_LENGTH:
+            raise TagSchemaError(
+                "tag %s is %d characters long; EC2 allows %d (shorten the mount point paths or the value)"
+                % (key, len(value), MAX_TAG_VALUE_LENGTH)
+            )
+
+
+def is_schema_tagged(tags):
+    return bool(tags.get(KEY_SET_ID)) and tags.get(KEY_SCHEMA) is not None
+
+
+def decode_snapshot(tags, volume_id):
+    """The schema data of one snapshot (``tags`` as a dict): set-level fields, its own volume data, the membership."""
+    own = tags.get(volume_key(volume_id))
+    members = sorted(key[len(VOLUME_KEY_PREFIX):] for key in tags if key.startswith(VOLUME_KEY_PREFIX))
+    volume = decode_volume(own) if own is not None else {"device": None, "paths": [], "shadow_id": None}
+    return {
+        "schema": tags.get(KEY_SCHEMA),
+        "set_id": tags.get(KEY_SET_ID),
+        "instance_id": tags.get(KEY_INSTANCE_ID),
+        "engine": tags.get(KEY_ENGINE),
+        "consistency": tags.get(KEY_CONSISTENCY),
+        "backup_type": tags.get(KEY_BACKUP_TYPE),
+        "policy": tags.get(KEY_POLICY),
+        "created_at": tags.get(KEY_CREATED_AT),
+        "version": tags.get(KEY_VERSION),
+        "shadow_set_id": tags.get(KEY_SHADOW_SET_ID),
+        "device": volume["device"],
+        "paths": volume["paths"],
+        "shadow_id": volume["shadow_id"],
+        "member_volume_ids": members,
+        "user_tags": dict((key, value) for key, value in tags.items() if not key.startswith(PREFIX)),
+    }

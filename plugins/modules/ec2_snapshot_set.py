@@ -1,0 +1,383 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: Contributors to the shadowsnap.ec2 project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: ec2_snapshot_set
+short_description: Snapshot the EBS volumes of one EC2 instance as one tagged set
+version_added: 0.1.0
+description:
+  - Creates EBS snapshots of one instance's volumes with a single C(CreateSnapshots) call, so the snapshots share one
+    point in time (crash-consistent across the volumes) and form one set.
+  - Every snapshot carries the collection's tag schema from the moment it is created (no C(CreateTags) round trips):
+    the set id, instance id, engine, consistency, policy, creation time, collection version, the user's tags, and one
+    tag per member volume with its device name, Windows paths and VSS shadow id. See the tag schema document in the
+    collection's C(docs/) folder.
+  - Returns as soon as the point in time is fixed (snapshots in state V(pending) are fine); O(wait=true) waits for
+    V(completed).
+  - Idempotent on O(set_id) - when snapshots with that set id exist, nothing is created and the existing set is
+    returned.
+  - Before creating anything the module checks the instance and its attachments - a missing or terminated instance, a
+    volume that is not attached, an unknown device name or an attachment that is not settled fail with a clear message.
+  - Retries as EC2 documents - jittered backoff on throttling, at least 15 seconds after
+    C(SnapshotCreationPerVolumeRateExceeded), growing waits on C(ConcurrentSnapshotLimitExceeded); after a server
+    error the set is looked up by its id before a new attempt, so a lost answer never creates a second set.
+options:
+  instance_id:
+    description:
+      - The instance whose volumes are snapshotted.
+    type: str
+    required: true
+  set_id:
+    description:
+      - The id of the set, shared by all its snapshots. Use a stable value (for example the AWX job id and host) to
+        make re-runs idempotent.
+      - Generated from the instance id and the current time when not given.
+    type: str
+  volumes:
+    description:
+      - Which attached volumes to include when neither O(volume_ids) nor O(device_names) is given.
+      - V(all) includes the boot volume; V(data) leaves it out.
+    type: str
+    choices: [all, data]
+    default: all
+  volume_ids:
+    description:
+      - An explicit subset of the instance's attached volumes, by volume id. May be combined with O(device_names).
+    type: list
+    elements: str
+  device_names:
+    description:
+      - An explicit subset of the instance's attached volumes, by device name (V(/dev/sda1), V(xvdb)).
+    type: list
+    elements: str
+  volume_metadata:
+    description:
+      - Per-volume data recorded in the set's tags, keyed by volume id or device name.
+      - Each value may hold C(paths) (Windows drive letters and mount points on that volume) and C(shadow_id) (the
+        VSS shadow copy id of that volume, for the shadow engine).
+    type: dict
+    default: {}
+  engine:
+    description:
+      - The consistency engine that produced the set; recorded in the tags.
+    type: str
+    choices: [shadow, aws_vss, crash]
+    default: crash
+  consistency:
+    description:
+      - The consistency the caller can vouch for. V(unverified) marks a set taken under a VSS shadow set whose
+        consistency is not proven yet; the backup flow re-tags it once verified.
+      - The V(crash) engine can only produce V(crash) sets.
+    type: str
+    choices: [application, crash, unverified]
+    default: crash
+  backup_type:
+    description:
+      - The VSS backup type (V(copy) or V(full)), recorded in the tags.
+    type: str
+    choices: [copy, full]
+  shadow_set_id:
+    description:
+      - The VSS shadow copy set id the snapshots embed (shadow engine).
+    type: str
+  policy:
+    description:
+      - The name of the retention policy the set belongs to; retention only ever acts on sets of its policy.
+    type: str
+    default: default
+  tags:
+    description:
+      - User tags added to every snapshot of the set. Keys must not start with C(shadowsnap:) or C(aws:).
+    type: dict
+    default: {}
+  description:
+    description:
+      - The snapshots' description. Defaults to one naming the set and the instance.
+    type: str
+  wait:
+    description:
+      - Wait until every snapshot of the set is V(completed).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - How long to wait for completion (O(wait=true)) and, separately, how long to keep retrying the creation.
+    type: int
+    default: 900
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+notes:
+  - Snapshots of volumes that are not in the set are never taken; the subset is expressed with C(ExcludeBootVolume)
+    and C(ExcludeDataVolumeIds) (at most 40 excluded data volumes).
+  - An EC2 snapshot holds at most 50 tags; the schema needs about 10 plus one per member volume, and the rest is left
+    for O(tags).
+  - Supports check mode - the instance and the selection are checked and the set that would be created is returned.
+author:
+  - shadowsnap.ec2 maintainers
+"""
+
+EXAMPLES = r"""
+- name: Crash-consistent set of all volumes of an instance
+  shadowsnap.ec2.ec2_snapshot_set:
+    instance_id: i-0123456789abcdef0
+
+- name: Data volumes only, idempotent per AWX job, waiting for completion
+  shadowsnap.ec2.ec2_snapshot_set:
+    instance_id: i-0123456789abcdef0
+    set_id: "awx-{{ awx_job_id }}-{{ inventory_hostname }}"
+    volumes: data
+    policy: daily
+    tags:
+      Owner: dba-team
+    wait: true
+
+- name: Snapshot exactly the volumes of a VSS shadow set, recording paths and shadow ids
+  shadowsnap.ec2.ec2_snapshot_set:
+    instance_id: i-0123456789abcdef0
+    device_names: [xvdb, xvdc]
+    engine: shadow
+    consistency: unverified
+    backup_type: copy
+    shadow_set_id: "{1f2e3d4c-0000-4000-8000-000000000001}"
+    volume_metadata:
+      xvdb:
+        paths: ['D:\']
+        shadow_id: "{aaaaaaaa-0000-4000-8000-000000000002}"
+      xvdc:
+        paths: ['E:\']
+        shadow_id: "{aaaaaaaa-0000-4000-8000-000000000003}"
+"""
+
+RETURN = r"""
+set_id:
+  description: The id of the set.
+  returned: always
+  type: str
+  sample: i-0123456789abcdef0-20261125T013700Z
+instance_id:
+  description: The instance the set belongs to.
+  returned: always
+  type: str
+  sample: i-0123456789abcdef0
+start_time:
+  description: The set's point in time (the earliest StartTime of its snapshots). Empty in check mode.
+  returned: always
+  type: str
+  sample: "2026-11-25T01:37:00.123000+00:00"
+status:
+  description: V(completed), V(pending), V(error) or V(incomplete) (a member is missing), or V(planned) in check mode.
+  returned: always
+  type: str
+  sample: pending
+snapshots:
+  description: The members of the set.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    snapshot_id:
+      description: The snapshot id (absent in check mode).
+      type: str
+      sample: snap-0123456789abcdef0
+    volume_id:
+      description: The volume the snapshot is taken from.
+      type: str
+      sample: vol-0123456789abcdef0
+    device:
+      description: The volume's device name on the instance.
+      type: str
+      sample: xvdb
+    paths:
+      description: The Windows drive letters and mount points recorded for the volume.
+      type: list
+      elements: str
+      sample: ['D:\']
+    shadow_id:
+      description: The VSS shadow copy id recorded for the volume.
+      type: str
+    state:
+      description: The snapshot's state.
+      type: str
+      sample: pending
+volume_snapshot_map:
+  description: Volume id to snapshot id.
+  returned: always
+  type: dict
+  sample: {"vol-0123456789abcdef0": "snap-0123456789abcdef0"}
+tags:
+  description: The tags every snapshot of the set carries (before the per-volume tags are decoded).
+  returned: always
+  type: dict
+retries:
+  description: Errors met while creating the set and the waits taken before trying again.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"error": "RequestLimitExceeded", "wait_seconds": 1.3}]
+timings:
+  description: Seconds spent checking the instance, creating the set and waiting for completion.
+  returned: always
+  type: dict
+  sample: {"preflight": 0.12, "create": 0.31, "wait": 0.0, "total": 0.43}
+"""
+
+import datetime
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.waiters import get_waiter
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
+from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ec2_client
+from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
+
+WAITER_DELAY = 5
+
+
+def default_set_id(instance_id, now):
+    return "%s-%s" % (instance_id, now.strftime("%Y%m%dT%H%M%SZ"))
+
+
+def volume_details(selected, metadata):
+    """Per-volume tag data for the selected volumes; ``metadata`` keys may be volume ids or device names."""
+    known = set()
+    details = {}
+    for volume in selected:
+        entry = {"device": volume["device"], "paths": [], "shadow_id": None}
+        for key in (volume["volume_id"], volume["device"], snapshot_sets.normalise_device(volume["device"])):
+            if key in metadata:
+                known.add(key)
+                entry["paths"] = list(metadata[key].get("paths") or [])
+                entry["shadow_id"] = metadata[key].get("shadow_id")
+        details[volume["volume_id"]] = entry
+    unknown = sorted(set(metadata) - known)
+    if unknown:
+        raise snapshot_sets.SnapshotSetError(
+            "volume_metadata names volumes that are not in the set: %s" % ", ".join(unknown)
+        )
+    return details
+
+
+def wait_for_completion(client, snapshot_ids, timeout):
+    waiter = get_waiter(client, "snapshot_completed")
+    waiter.wait(
+        SnapshotIds=snapshot_ids,
+        WaiterConfig={"Delay": WAITER_DELAY, "MaxAttempts": max(1, timeout // WAITER_DELAY)},
+    )
+
+
+def planned_result(instance_id, set_id, details, tags):
+    snapshots = [
+        {"volume_id": volume_id, "device": entry["device"], "paths": entry["paths"], "shadow_id": entry["shadow_id"],
+         "state": "planned"}
+        for volume_id, entry in details.items()
+    ]
+    return {"changed": True, "set_id": set_id, "instance_id": instance_id, "status": "planned", "start_time": "",
+            "snapshots": snapshots, "volume_snapshot_map": {}, "tags": tags, "retries": []}
+
+
+def main():
+    argument_spec = dict(
+        instance_id=dict(type="str", required=True),
+        set_id=dict(type="str"),
+        volumes=dict(type="str", choices=["all", "data"], default="all"),
+        volume_ids=dict(type="list", elements="str"),
+        device_names=dict(type="list", elements="str"),
+        volume_metadata=dict(type="dict", default={}),
+        engine=dict(type="str", choices=list(snapshot_tags.ENGINES), default="crash"),
+        consistency=dict(type="str", choices=list(snapshot_tags.CONSISTENCIES), default="crash"),
+        backup_type=dict(type="str", choices=list(snapshot_tags.BACKUP_TYPES)),
+        shadow_set_id=dict(type="str"),
+        policy=dict(type="str", default="default"),
+        tags=dict(type="dict", default={}),
+        description=dict(type="str"),
+        wait=dict(type="bool", default=False),
+        wait_timeout=dict(type="int", default=900),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    began = time.monotonic()
+    timings = {}
+    client = ec2_client(module)
+    instance_id = params["instance_id"]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    set_id = params["set_id"] or default_set_id(instance_id, now)
+
+    try:
+        existing = snapshot_sets.find_snapshots(client, set_ids=[set_id])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        module.fail_json_aws(error, msg="Failed to look for an existing set %s" % set_id)
+    if existing:
+        found = snapshot_sets.group_sets(existing)[0]
+        if found["instance_id"] != instance_id:
+            module.fail_json(msg="set id %s already belongs to instance %s, not %s; choose another set_id"
+                             % (set_id, found["instance_id"], instance_id))
+        timings["total"] = round(time.monotonic() - began, 3)
+        module.exit_json(changed=False, retries=[], timings=timings, tags=found["snapshots"][0]["tags"], **found)
+
+    try:
+        instance = snapshot_sets.describe_instance(client, instance_id)
+        selected, attached = snapshot_sets.select_volumes(
+            instance, params["volumes"], params["volume_ids"], params["device_names"])
+        specification = snapshot_sets.instance_specification(instance_id, selected, attached)
+        details = volume_details(selected, params["volume_metadata"])
+        tags = snapshot_tags.build_set_tags(
+            set_id=set_id, instance_id=instance_id, engine=params["engine"], consistency=params["consistency"],
+            created_at=now, version=COLLECTION_VERSION, volumes=details, policy=params["policy"],
+            backup_type=params["backup_type"], shadow_set_id=params["shadow_set_id"], user_tags=params["tags"],
+        )
+    except (snapshot_sets.SnapshotSetError, snapshot_tags.TagSchemaError) as error:
+        module.fail_json(msg=str(error), set_id=set_id, instance_id=instance_id)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        module.fail_json_aws(error, msg="Failed to describe instance %s" % instance_id)
+    timings["preflight"] = round(time.monotonic() - began, 3)
+
+    if module.check_mode:
+        result = planned_result(instance_id, set_id, details, tags)
+        timings["total"] = timings["preflight"]
+        module.exit_json(timings=timings, **result)
+
+    description = params["description"] or "shadowsnap.ec2 set %s of %s (%s)" % (set_id, instance_id, params["consistency"])
+    create_began = time.monotonic()
+    try:
+        created, retries = snapshot_sets.create_snapshot_set(
+            ec2_client(module, idempotent=False), client, specification, description, tags, set_id,
+            timeout=params["wait_timeout"],
+        )
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        module.fail_json_aws(error, msg="Failed to create the snapshot set %s of %s" % (set_id, instance_id))
+    timings["create"] = round(time.monotonic() - create_began, 3)
+
+    wait_began = time.monotonic()
+    if params["wait"]:
+        try:
+            wait_for_completion(client, [s["SnapshotId"] for s in created], params["wait_timeout"])
+            created = snapshot_sets.find_snapshots(client, set_ids=[set_id])
+        except botocore.exceptions.WaiterError as error:
+            module.fail_json_aws(error, msg="The snapshots of set %s did not complete within %d s"
+                                 % (set_id, params["wait_timeout"]), set_id=set_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            module.fail_json_aws(error, msg="Failed waiting for set %s" % set_id, set_id=set_id)
+    timings["wait"] = round(time.monotonic() - wait_began, 3)
+    timings["total"] = round(time.monotonic() - began, 3)
+    result = snapshot_sets.group_sets(created)[0]
+    module.exit_json(changed=True, retries=retries, timings=timings, tags=tags, **result)
+
+
+if __name__ == "__main__":
+    main()
