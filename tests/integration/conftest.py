@@ -1,0 +1,89 @@
+"""Fixtures of the integration tests: the lab (started once, reset per test) and real ansible-playbook runs."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+
+from lab.control import LabClient, start_detached, stop_detached
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS_PATH = os.path.join(REPO_ROOT, "build", "collections")
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+
+@pytest.fixture(scope="session")
+def lab_session(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("lab")
+    state_file = str(state_dir / "state.json")
+    state = start_detached(state_file, str(state_dir / "lab.log"))
+    try:
+        yield LabClient(state)
+    finally:
+        stop_detached(state_file)
+
+
+@pytest.fixture
+def lab(lab_session):
+    """A freshly seeded lab: default topology, no faults, zero counts."""
+    lab_session.reset()
+    return lab_session
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    stdout: str
+    stderr: str
+    tasks: list = field(default_factory=list)
+
+    def result(self, task_name, host="localhost"):
+        """The result of the last task with this name on this host."""
+        for task in reversed(self.tasks):
+            if task["task"]["name"] == task_name and host in task["hosts"]:
+                return task["hosts"][host]
+        raise KeyError("no task %r ran on %s; tasks: %s" % (task_name, host, [t["task"]["name"] for t in self.tasks]))
+
+
+@pytest.fixture
+def ansible_playbook(tmp_path):
+    """Run a real ansible-playbook against the lab and return its parsed JSON callback output."""
+
+    def run(lab_client, playbook, extra_vars=None, check=False, inventory=None, environment=None, timeout=600):
+        playbook_path = tmp_path / "playbook.yml"
+        playbook_path.write_text(playbook, encoding="utf-8")
+        if inventory is None:
+            inventory = tmp_path / "inventory.ini"
+            inventory.write_text("localhost ansible_connection=local\n", encoding="utf-8")
+        command = [ANSIBLE_PLAYBOOK, str(playbook_path), "-i", str(inventory)]
+        if extra_vars:
+            command += ["-e", json.dumps(extra_vars)]
+        if check:
+            command.append("--check")
+        env = dict(os.environ)
+        env.update(lab_client.state["environment"])
+        env.update({
+            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+            "ANSIBLE_NOCOLOR": "1",
+        })
+        env.update(environment or {})
+        for name, value in list(env.items()):
+            if value is None:
+                del env[name]
+        completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        try:
+            document = json.loads(completed.stdout)
+        except ValueError as error:
+            raise AssertionError("ansible-playbook printed no JSON (rc %d):\n%s\n%s"
+                                 % (completed.returncode, completed.stdout, completed.stderr)) from error
+        tasks = [task for play in document["plays"] for task in play["tasks"]]
+        return PlaybookRun(completed.returncode, completed.stdout, completed.stderr, tasks)
+
+    return run
