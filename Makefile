@@ -35,3 +35,20 @@ sanity: venv
 	.ci/collection_tree.sh $(abspath $(SANITY_TREE)) $(SITE_PACKAGES)
 	cd $(SANITY_TREE)/ansible_collections/shadowsnap/ec2 && \
 	  ansible-test sanity --venv --requirements --python 3.11 --color no $(SANITY_ARGS)
+
+lint: venv
+	ansible-lint
+
+docs-lint: venv
+	tree=$$(mktemp -d) && trap 'rm -rf "$$tree"' EXIT && \
+	  .ci/collection_tree.sh "$$tree" $(SITE_PACKAGES) --copy-dependencies && \
+	  cd "$$tree/ansible_collections/shadowsnap/ec2" && \
+	  ANSIBLE_COLLECTIONS_PATH="$$tree" antsibull-docs lint-collection-docs --plugin-docs .
+
+unit: venv
+	pytest tests/unit
+
+integration: venv
+	pytest tests/integration
+
+test: sanity lint docs-lint unit integration

@@ -278,4 +278,3 @@ def create_snapshot_set(create_client, read_client, specification, description, 
                 retries.append({"error": "reconciled", "wait_seconds": 0})
                 return existing, retries
     raise last_error
-

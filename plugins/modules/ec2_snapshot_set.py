@@ -16,8 +16,8 @@ version_added: 0.1.0
 description:
   - Creates EBS snapshots of one instance's volumes with a single C(CreateSnapshots) call, so the snapshots share one
     point in time (crash-consistent across the volumes) and form one set.
-  - Every snapshot carries the collection's tag schema from the moment it is created (no C(CreateTags) round trips):
-    the set id, instance id, engine, consistency, policy, creation time, collection version, the user's tags, and one
+  - Every snapshot carries the collection's tag schema from the moment it is created, with no C(CreateTags) round
+    trips - the set id, instance id, engine, consistency, policy, creation time, collection version, the user's tags, and one
     tag per member volume with its device name, Windows paths and VSS shadow id. See the tag schema document in the
     collection's C(docs/) folder.
   - Returns as soon as the point in time is fixed (snapshots in state V(pending) are fine); O(wait=true) waits for
@@ -123,7 +123,7 @@ notes:
     for O(tags).
   - Supports check mode - the instance and the selection are checked and the set that would be created is returned.
 author:
-  - shadowsnap.ec2 maintainers
+  - shadowsnap.ec2 maintainers (@shadowsnap)
 """
 
 EXAMPLES = r"""

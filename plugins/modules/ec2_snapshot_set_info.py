@@ -53,7 +53,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 author:
-  - shadowsnap.ec2 maintainers
+  - shadowsnap.ec2 maintainers (@shadowsnap)
 """
 
 EXAMPLES = r"""

@@ -145,7 +145,7 @@ def test_server_error_before_processing_is_retried(lab, ansible_playbook):
 
 def test_per_volume_rate_limit_waits_at_least_fifteen_seconds(lab, ansible_playbook):
     instance = lab.instance("win-web-01")
-    first, _ = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id="web-a")
+    first = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id="web-a")[0]
     assert first.rc == 0, first.stdout
     second, result = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id="web-b")
     assert second.rc == 0, second.stdout
@@ -231,7 +231,7 @@ def test_rerun_with_the_same_set_id_changes_nothing(lab, ansible_playbook):
 
 
 def test_set_id_of_another_instance_is_refused(lab, ansible_playbook):
-    first, _ = run_set(ansible_playbook, lab, instance_id=lab.instance("win-web-01")["instance_id"], set_id="shared")
+    first = run_set(ansible_playbook, lab, instance_id=lab.instance("win-web-01")["instance_id"], set_id="shared")[0]
     assert first.rc == 0
     run, result = run_set(ansible_playbook, lab, expect_failure=True,
                           instance_id=lab.instance("win-xen-01")["instance_id"], set_id="shared")
@@ -280,7 +280,7 @@ def test_info_lists_sets_with_members_filters_and_completeness(lab, ansible_play
     sql = lab.instance("win-sql-01")
     web = lab.instance("win-web-01")
     for instance, set_id, policy in ((sql, "sql-1", "daily"), (web, "web-1", "weekly")):
-        run, _ = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id=set_id, policy=policy)
+        run = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id=set_id, policy=policy)[0]
         assert run.rc == 0
     ec2(lab).create_snapshot(VolumeId=lab.instance("win-xen-01")["volumes"][1]["volume_id"], Description="loose")
     lab.reset_counts()

@@ -182,7 +182,7 @@ def _member_list(value):
     if not value:
         return []
     if isinstance(value, dict):
-        return [v for _, v in sorted(value.items())]
+        return [item for key, item in sorted(value.items())]
     if isinstance(value, str):
         return [value]
     return list(value)

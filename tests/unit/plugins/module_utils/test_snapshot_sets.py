@@ -25,7 +25,7 @@ def ids(volumes):
 
 
 def test_explicit_subset_by_id_and_device_keeps_mapping_order():
-    selected, _ = snapshot_sets.select_volumes(INSTANCE, volume_ids=["vol-e"], device_names=["/dev/xvdb"])
+    selected = snapshot_sets.select_volumes(INSTANCE, volume_ids=["vol-e"], device_names=["/dev/xvdb"])[0]
     assert ids(selected) == ["vol-d", "vol-e"]
 
 
