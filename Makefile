@@ -52,3 +52,6 @@ integration: venv
 	pytest tests/integration
 
 test: sanity lint docs-lint unit integration
+
+demo: venv
+	cd tests && ../$(BIN)/python -m lab.demo
