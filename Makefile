@@ -55,3 +55,6 @@ test: sanity lint docs-lint unit integration
 
 demo: venv
 	cd tests && ../$(BIN)/python -m lab.demo
+
+bench: venv
+	cd tests && ../$(BIN)/python -m benchmarks.bench_snapshot_sets --instances 10 --volumes 4
