@@ -115,11 +115,11 @@ def render(results, instances, volumes, latency_ms):
         "",
         "| | ec2_snapshot_set | per-volume loop | ratio |",
         "|---|---:|---:|---:|",
-        "| wall time (s) | %.1f | %.1f | %.1fx |" % (ours["wall_seconds"], theirs["wall_seconds"],
-                                                    theirs["wall_seconds"] / ours["wall_seconds"]),
+        "| wall time (s) | %.1f | %.1f | %.1fx |" % (
+            ours["wall_seconds"], theirs["wall_seconds"], theirs["wall_seconds"] / ours["wall_seconds"]),
         "| EC2 API calls | %d | %d | %.1fx |" % (ours["api_calls"], theirs["api_calls"], theirs["api_calls"] / float(ours["api_calls"])),
-        "| mutating calls | %d | %d | %.1fx |" % (ours["mutating_calls"], theirs["mutating_calls"],
-                                                  theirs["mutating_calls"] / float(ours["mutating_calls"])),
+        "| mutating calls | %d | %d | %.1fx |" % (
+            ours["mutating_calls"], theirs["mutating_calls"], theirs["mutating_calls"] / float(ours["mutating_calls"])),
         "| mutating calls per instance | %.1f | %.1f | |" % (ours["mutating_per_instance"], theirs["mutating_per_instance"]),
         "| snapshots created | %d | %d | |" % (ours["snapshots"], theirs["snapshots"]),
         "| points in time per instance | 1 | %d | |" % volumes,

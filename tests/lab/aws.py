@@ -7,7 +7,6 @@ creation. :class:`EbsBehaviour` adds those, as documented in the EC2 API referen
 snapshots and volumes to the lab's data plane so a snapshot captures volume content at its point in time.
 """
 
-import datetime
 import threading
 import time
 from dataclasses import dataclass
@@ -234,7 +233,3 @@ class MotoServer:
 
     def stop(self):
         self._server.stop()
-
-
-def utc_now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
