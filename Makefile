@@ -43,7 +43,7 @@ docs-lint: venv
 	tree=$$(mktemp -d) && trap 'rm -rf "$$tree"' EXIT && \
 	  .ci/collection_tree.sh "$$tree" $(SITE_PACKAGES) --copy-dependencies && \
 	  cd "$$tree/ansible_collections/shadowsnap/ec2" && \
-	  ANSIBLE_COLLECTIONS_PATH="$$tree" antsibull-docs lint-collection-docs --plugin-docs .
+	  ANSIBLE_COLLECTIONS_PATH="$$tree" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=False antsibull-docs lint-collection-docs --plugin-docs .
 
 unit: venv
 	pytest tests/unit
