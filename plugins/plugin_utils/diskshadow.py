@@ -1,0 +1,208 @@
+# Copyright: Contributors to the shadowsnap.ec2 project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The files of a VSS snapshot-set session: the diskshadow script and the batch files around it (docs/vss-session.md).
+
+Generated here, on the controller, so that what runs on Windows is plain, reviewable text and every rule the
+shadow engine rests on (persistent context, writer verify, BackupComplete only after release) is tested in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MAX_VOLUMES_PER_SET = 64
+BACKUP_TYPES = ("copy", "full")
+RUN_ROOT = r"C:\ProgramData\shadowsnap\runs"
+CREATED_FILE = "created.txt"
+RELEASE_FILE = "release.txt"
+EXIT_FILE = "exit.txt"
+LOG_FILE = "diskshadow.log"
+SCRIPT_FILE = "snapshot.dsh"
+METADATA_FILE = "backup.cab"
+SHADOW_SET_VARIABLE = "VSS_SHADOW_SET"
+
+_GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
+_DRIVE = re.compile(r"^[A-Za-z]:\\?$")
+_MOUNT_POINT = re.compile(r"^[A-Za-z]:\\[^\"%<>|?*\r\n ]+\\?$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SessionPlanError(ValueError):
+    """The requested shadow set cannot be expressed safely; the message says what to change."""
+
+
+@dataclass
+class SessionPlan:
+    """What one session snapshots and how."""
+
+    run_id: str
+    volumes: list
+    backup_type: str = "copy"
+    verify_writer_ids: list = field(default_factory=list)
+    exclude_writer_ids: list = field(default_factory=list)
+    hold_timeout_seconds: int = 600
+
+    def run_dir(self):
+        return RUN_ROOT + "\\" + self.run_id
+
+
+def _normalise_volume(path):
+    """``d``, ``D:`` and ``D:\\`` name the same volume; mount points keep their path without the trailing slash."""
+    text = (path or "").strip()
+    if len(text) == 1 and text.isalpha():
+        text += ":"
+    if _DRIVE.match(text):
+        return text[:2].upper()
+    if _MOUNT_POINT.match(text):
+        return text.rstrip("\\")
+    raise SessionPlanError(
+        "volume %r is neither a drive letter (D:) nor a mount point path without spaces, quotes or %% (C:\\mnt\\logs)" % path
+    )
+
+
+def volume_aliases(volumes):
+    """diskshadow alias (an environment variable name after ``create``) for each volume, stable and unique."""
+    aliases = {}
+    used = set()
+    for volume in volumes:
+        base = "vol_" + re.sub(r"[^a-z0-9]+", "_", volume.lower()).strip("_")
+        alias = base
+        counter = 2
+        while alias in used:
+            alias = "%s_%d" % (base, counter)
+            counter += 1
+        used.add(alias)
+        aliases[volume] = alias
+    return aliases
+
+
+def validate(plan):
+    """Normalised volumes of the plan; SessionPlanError for anything diskshadow would misread."""
+    if not _RUN_ID.match(plan.run_id or ""):
+        raise SessionPlanError("run id %r must be letters, digits, '.', '_' or '-' (at most 64)" % plan.run_id)
+    if plan.backup_type not in BACKUP_TYPES:
+        raise SessionPlanError("backup type must be copy or full, not %r" % plan.backup_type)
+    volumes = []
+    for path in plan.volumes:
+        volume = _normalise_volume(path)
+        if volume.lower() in (v.lower() for v in volumes):
+            raise SessionPlanError("volume %s is listed twice" % volume)
+        volumes.append(volume)
+    if not volumes:
+        raise SessionPlanError("a shadow set needs at least one volume")
+    if len(volumes) > MAX_VOLUMES_PER_SET:
+        raise SessionPlanError("a shadow set holds at most %d volumes, not %d" % (MAX_VOLUMES_PER_SET, len(volumes)))
+    for writer_id in list(plan.verify_writer_ids) + list(plan.exclude_writer_ids):
+        if not _GUID.match(writer_id or ""):
+            raise SessionPlanError("writer id %r is not a GUID" % writer_id)
+    both = set(w.strip("{}").lower() for w in plan.verify_writer_ids) & set(w.strip("{}").lower() for w in plan.exclude_writer_ids)
+    if both:
+        raise SessionPlanError("writers cannot be both required and excluded: %s" % ", ".join(sorted(both)))
+    if plan.hold_timeout_seconds < 1:
+        raise SessionPlanError("the hold timeout must be at least one second")
+    return volumes
+
+
+def _braced(guid):
+    return "{%s}" % guid.strip("{}").lower()
+
+
+def diskshadow_script(plan):
+    """The diskshadow script of the session (CRLF line ends, as diskshadow reads on Windows)."""
+    volumes = validate(plan)
+    aliases = volume_aliases(volumes)
+    run_dir = plan.run_dir()
+    lines = [
+        "set context persistent",
+        "set verbose on",
+        "set metadata %s\\%s" % (run_dir, METADATA_FILE),
+    ]
+    lines += ["writer verify %s" % _braced(writer_id) for writer_id in plan.verify_writer_ids]
+    lines += ["writer exclude %s" % _braced(writer_id) for writer_id in plan.exclude_writer_ids]
+    if plan.backup_type == "full":
+        lines.append("begin backup")
+    lines += ["add volume %s alias %s" % (volume, aliases[volume]) for volume in volumes]
+    lines += ["create", "exec %s\\record.cmd" % run_dir]
+    if plan.backup_type == "full":
+        lines += ["exec %s\\hold.cmd" % run_dir, "end backup"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def record_script(plan):
+    """Batch file exec'd after ``create``: writes the shadow set id and each alias's shadow id to created.txt."""
+    volumes = validate(plan)
+    run_dir = plan.run_dir()
+    lines = ["@echo off", "rem shadowsnap-record protocol=1", "(", "echo %s=%%%s%%" % (SHADOW_SET_VARIABLE, SHADOW_SET_VARIABLE)]
+    lines += ["echo %s=%%%s%%" % (alias, alias) for alias in volume_aliases(volumes).values()]
+    lines += [
+        ') > "%s\\created.tmp"' % run_dir,
+        'move /y "%s\\created.tmp" "%s\\%s" >nul' % (run_dir, run_dir, CREATED_FILE),
+        "exit /b 0",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def hold_script(plan):
+    """Batch file of full backups: waits for the release; only ``ok`` lets diskshadow go on to ``end backup``."""
+    validate(plan)
+    run_dir = plan.run_dir()
+    lines = [
+        "@echo off",
+        "rem shadowsnap-hold protocol=1 timeout=%d" % plan.hold_timeout_seconds,
+        "setlocal",
+        "set /a remaining=%d" % plan.hold_timeout_seconds,
+        ":wait",
+        'if exist "%s\\%s" goto decide' % (run_dir, RELEASE_FILE),
+        "if %remaining% LEQ 0 exit /b 1",
+        "ping -n 2 127.0.0.1 >nul",
+        "set /a remaining-=1",
+        "goto wait",
+        ":decide",
+        'findstr /x /c:"ok" "%s\\%s" >nul && exit /b 0' % (run_dir, RELEASE_FILE),
+        "exit /b 1",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def run_script(plan):
+    """The scheduled task's action: run diskshadow on the script, keep its output and exit code."""
+    validate(plan)
+    run_dir = plan.run_dir()
+    lines = [
+        "@echo off",
+        "rem shadowsnap-run protocol=1",
+        'cd /d "%s"' % run_dir,
+        'diskshadow /s "%s\\%s" > "%s\\%s" 2>&1' % (run_dir, SCRIPT_FILE, run_dir, LOG_FILE),
+        'echo %%ERRORLEVEL%%> "%s\\exit.tmp"' % run_dir,
+        'move /y "%s\\exit.tmp" "%s\\%s" >nul' % (run_dir, run_dir, EXIT_FILE),
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def session_files(plan):
+    """Every file ``session_start`` writes into the run directory (name -> text)."""
+    files = {SCRIPT_FILE: diskshadow_script(plan), "record.cmd": record_script(plan), "run.cmd": run_script(plan)}
+    if plan.backup_type == "full":
+        files["hold.cmd"] = hold_script(plan)
+    return files
+
+
+def parse_created_record(text, plan):
+    """The shadow set id and the shadow id of each volume from created.txt; SessionPlanError when incomplete."""
+    values = {}
+    for line in (text or "").splitlines():
+        name, separator, value = line.strip().partition("=")
+        if separator:
+            values[name.strip()] = value.strip()
+    set_id = values.get(SHADOW_SET_VARIABLE, "")
+    if not _GUID.match(set_id):
+        raise SessionPlanError("created.txt holds no shadow set id (got %r)" % set_id)
+    shadows = {}
+    for volume, alias in volume_aliases(validate(plan)).items():
+        shadow_id = values.get(alias, "")
+        if not _GUID.match(shadow_id):
+            raise SessionPlanError("created.txt holds no shadow id for %s (alias %s)" % (volume, alias))
+        shadows[volume] = _braced(shadow_id)
+    return _braced(set_id), shadows
