@@ -1,8 +1,10 @@
 """Starts, seeds, resets and stops the lab; the one entry point for the tests, the benchmarks and ``make demo``.
 
 The lab runs in one process: moto (a thread), the fault proxy (a thread) with the control API under ``/_lab/`` on the
-same port, and the data plane. Clients reach AWS through the proxy with ``AWS_ENDPOINT_URL``; tests and benchmarks
-switch faults and read call counts through :class:`LabClient`.
+same port, the data plane, and one simulated Windows Server per seeded instance, each behind its own WinRM endpoint
+(lab.windows). Clients reach AWS through the proxy with ``AWS_ENDPOINT_URL`` and the Windows hosts with the connection
+info of ``state()["windows_hosts"]``; tests and benchmarks switch faults, writer states and replays and read counts
+through :class:`LabClient`.
 """
 
 import json
@@ -14,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -22,6 +25,7 @@ from lab.aws import EbsBehaviour, MotoServer
 from lab.dataplane import BlockStore
 from lab.fault_proxy import FaultProxy
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
+from lab.windows import WindowsFleet, write_inventory
 
 REGION = "us-east-1"
 LAB_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lab-access-key", "AWS_SECRET_ACCESS_KEY": "lab-secret-key"}
@@ -73,20 +77,26 @@ def seed_instances(ec2, topology):
                 "availability_zone": instance["Placement"]["AvailabilityZone"],
                 "root_device_name": instance["RootDeviceName"],
                 "volumes": volumes,
+                "windows": dict(host.get("windows") or {}),
             }
         )
     return seeded
 
 
 class Lab:
-    """The lab in this process."""
+    """The lab in this process.
 
-    def __init__(self, topology=None):
+    ``windows_scheme``/``windows_auth`` are the defaults of the Windows hosts' WinRM endpoints (Basic over HTTP; a
+    topology host may override them with ``windows.winrm``).
+    """
+
+    def __init__(self, topology=None, windows_scheme="http", windows_auth=("basic",)):
         self.topology = topology or DEFAULT_TOPOLOGY
         self.blockstore = BlockStore()
         self.ebs = EbsBehaviour(self.blockstore)
         self.moto = MotoServer(free_port())
         self.proxy = FaultProxy(self.moto.port, control=self.handle_control)
+        self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
         self.instances = []
         self._lock = threading.Lock()
 
@@ -95,9 +105,11 @@ class Lab:
         self.moto.start()
         self.proxy.start()
         self.seed()
+        self.windows.sync(self.instances)
         return self
 
     def stop(self):
+        self.windows.stop()
         self.proxy.stop()
         self.moto.stop()
 
@@ -115,7 +127,11 @@ class Lab:
         self.instances = seed_instances(self.ec2(), self.topology)
 
     def reset(self, topology=None):
-        """Back to a freshly seeded lab: moto state, EBS settings, faults, counts and volume content."""
+        """Back to a freshly seeded lab: moto state, EBS settings, faults, counts and volume content.
+
+        The Windows hosts are rebuilt for the reseeded instances (new volume ids); a host whose name survives keeps its
+        WinRM endpoint and port, with faults, replays and counters cleared.
+        """
         with self._lock:
             urllib.request.urlopen(urllib.request.Request(self.moto.url + "/moto-api/reset", method="POST"), timeout=30).close()
             self.ebs.reset()
@@ -125,6 +141,7 @@ class Lab:
             if topology is not None:
                 self.topology = topology
             self.seed()
+            self.windows.sync(self.instances)
 
     def state(self):
         return {
@@ -135,10 +152,18 @@ class Lab:
             "control_url": self.proxy.url + "/_lab",
             "environment": dict(LAB_CREDENTIALS, AWS_ENDPOINT_URL=self.proxy.url, AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION),
             "instances": self.instances,
+            "windows_hosts": self.windows.state(),
         }
+
+    def write_inventory(self, path, fmt=None):
+        """An Ansible inventory (INI or YAML, from the extension) of the Windows hosts; see docs/lab-windows.md."""
+        return write_inventory(path, self.windows.state(), fmt)
 
     def handle_control(self, method, path, body):
         """The control API: small JSON documents over HTTP, used by :class:`LabClient`."""
+        if path.split("?")[0].rstrip("/") == "/_lab/windows" or path.startswith("/_lab/windows/"):
+            status, result = self.windows.handle_control(method, path, body)
+            return status, json.dumps(result).encode()
         try:
             request = json.loads(body) if body else {}
             route = (method, path.split("?")[0].rstrip("/"))
@@ -220,6 +245,72 @@ class LabClient:
             if instance["name"] == name:
                 return instance
         raise KeyError("no lab instance named %s" % name)
+
+    # The Windows hosts (see docs/lab-windows.md).
+    def windows_host(self, name):
+        """The connection info of one Windows host, from the state this client holds."""
+        for host in self.state["windows_hosts"]:
+            if host["name"] == name:
+                return host
+        raise KeyError("no lab Windows host named %s" % name)
+
+    def write_inventory(self, path, fmt=None):
+        """An Ansible inventory of the Windows hosts (INI for .ini/.cfg, else YAML)."""
+        return write_inventory(path, self.state["windows_hosts"], fmt)
+
+    def host_state(self, name):
+        """The model of one host: writers, services, volumes, settings, counters, faults, replays."""
+        return self._call("GET", "/windows/%s" % name)
+
+    def host_fault(self, name, kind, **options):
+        """Arm a WinRM fault on one host: ``drop_connection``, ``http_error`` (status), ``latency`` (seconds) or
+        ``reject_auth``, with ``action``/``after``/``times`` as in lab.winrm.faults; returns the armed rules."""
+        return self._call("PUT", "/windows/%s/faults" % name, dict(options, kind=kind))
+
+    def clear_host_faults(self, name):
+        self._call("DELETE", "/windows/%s/faults" % name, {})
+
+    def set_writer_state(self, name, writer, state, error=None):
+        """``writer`` by name or id (``*``: all; ``*`` + ``missing`` stops EventSystem); ``state`` a number 0-15, a
+        VSS_WS name, ``healthy``, ``timed_out``, ``not_responding``, ``missing`` or ``present``."""
+        return self._call("PUT", "/windows/%s/writers" % name, {"writer": writer, "state": state, "error": error})
+
+    def set_service_state(self, name, service, state):
+        """``Running``, ``Stopped`` or ``Restart`` (starting a writer's service gives it a new instance id)."""
+        return self._call("PUT", "/windows/%s/services" % name, {"service": service, "state": state})
+
+    def replay(self, name, op, **recorded):
+        """Answer ``op`` with recorded output: ``source`` + ``text`` (or ``raw`` base64) for writers, ``result``,
+        ``error``, or ``stdout``/``stderr``/``exit_code``; ``times`` (default 1, None: until cleared)."""
+        return self._call("PUT", "/windows/%s/replay" % name, dict(recorded, op=op))
+
+    def clear_replay(self, name, op=None):
+        return self._call("DELETE", "/windows/%s/replay" % name, {"op": op})
+
+    def host_counters(self, name=None):
+        """``{"winrm": endpoint counters, "agent": round trips, per-op counts...}`` of one host, or of all by name."""
+        return self._call("GET", "/windows/%s/counters" % name if name else "/windows/counters")
+
+    def reset_host_counters(self, name=None):
+        self._call("DELETE", "/windows/%s/counters" % name if name else "/windows/counters", {})
+
+    def configure_host(self, name, **settings):
+        """Run-time switches: imds, aws_vss_components_version, agent_code_page, tool_delay_seconds, locale."""
+        return self._call("PUT", "/windows/%s/settings" % name, settings)
+
+    def set_shadow_storage(self, name, volume, storage_volume, max_space=None):
+        return self._call("PUT", "/windows/%s/shadow_storage" % name,
+                          {"volume": volume, "storage_volume": storage_volume, "max_space": max_space})
+
+    def write_transactions(self, name, count=1, changes=None):
+        """Transactions of the host's SQL "application" (journal on D: and E:); returns their LSNs and the journal."""
+        return self._call("POST", "/windows/%s/transactions" % name, {"count": count, "changes": changes})
+
+    def write_file(self, name, path, text):
+        return self._call("PUT", "/windows/%s/files" % name, {"path": path, "text": text})
+
+    def read_file(self, name, path):
+        return self._call("GET", "/windows/%s/files?path=%s" % (name, urllib.parse.quote(path)))
 
 
 def serve(state_file):

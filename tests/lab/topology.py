@@ -3,6 +3,15 @@
 Device names follow AWS's Windows AMIs: the root volume is ``/dev/sda1`` and data volumes use ``xvdb``..``xvdz``.
 On Nitro instance types Windows sees every EBS volume as an NVMe disk whose serial is the volume id; on Xen instance
 types (t2, m4...) it sees ``AWS PVDISK`` disks whose SCSI target id maps to the device name.
+
+Each host's ``windows`` entry describes the simulated Windows Server behind its WinRM endpoint (lab.windows.model):
+``os`` (2016/2019/2022/2025, or win10/win11 for negative tests), ``edition``, ``locale`` (en-US, ja-JP, fr-FR),
+``applications`` (``sql``: SqlServerWriter with data on D: and logs on E:, and the journal; ``iis``: IIS writers),
+``aws_vss_components`` (version or None), ``imds``, ``writer_states``, ``shadow_storage`` and ``winrm`` (scheme, auth).
+A volume may carry ``span: {"name": ..., "kind": "storage_pool" | "dynamic"}`` (one Windows volume over several EBS
+volumes), ``offline: true``, and a ``drive`` that is a letter (``D:``) or a mount folder (``C:\\Mounts\\Data``).
+The default topology has a SQL Server host (tests set its SqlServerWriter to a failed state at run time), a Japanese
+(ja-JP, code page 932) IIS host and a Xen-style host.
 """
 
 import copy
@@ -12,6 +21,7 @@ DEFAULT_TOPOLOGY = [
         "name": "win-sql-01",
         "instance_type": "m5.xlarge",
         "style": "nitro",
+        "windows": {"os": "2022", "edition": "Datacenter", "locale": "en-US", "applications": ["sql"], "aws_vss_components": "2.3.1"},
         "volumes": [
             {"device": "/dev/sda1", "size": 60, "drive": "C:"},
             {"device": "xvdb", "size": 100, "drive": "D:", "label": "SQLData"},
@@ -23,6 +33,7 @@ DEFAULT_TOPOLOGY = [
         "name": "win-web-01",
         "instance_type": "m5.large",
         "style": "nitro",
+        "windows": {"os": "2019", "edition": "Standard", "locale": "ja-JP", "applications": ["iis"]},
         "volumes": [
             {"device": "/dev/sda1", "size": 60, "drive": "C:"},
             {"device": "xvdb", "size": 40, "drive": "D:", "label": "Sites"},
@@ -32,6 +43,7 @@ DEFAULT_TOPOLOGY = [
         "name": "win-xen-01",
         "instance_type": "t2.large",
         "style": "xen",
+        "windows": {"os": "2016", "edition": "Standard", "locale": "en-US"},
         "volumes": [
             {"device": "/dev/sda1", "size": 50, "drive": "C:"},
             {"device": "xvdf", "size": 30, "drive": "D:", "label": "Data"},
@@ -41,8 +53,8 @@ DEFAULT_TOPOLOGY = [
 ]
 
 
-def fleet_topology(instances, data_volumes, instance_type="m5.xlarge"):
-    """N identical Nitro instances with M data volumes each, for benchmarks."""
+def fleet_topology(instances, data_volumes, instance_type="m5.xlarge", windows=None):
+    """N identical Nitro instances with M data volumes each, for benchmarks (``windows``: their Windows settings)."""
     letters = "DEFGHIJKLMNOPQRSTUVWXYZ"
     devices = ["xvd%s" % chr(ord("b") + i) for i in range(25)]
     if data_volumes > len(letters):
@@ -52,6 +64,7 @@ def fleet_topology(instances, data_volumes, instance_type="m5.xlarge"):
             "name": "win-fleet-%03d" % (index + 1),
             "instance_type": instance_type,
             "style": "nitro",
+            "windows": dict(windows or {"os": "2022", "locale": "en-US"}),
             "volumes": [{"device": "/dev/sda1", "size": 60, "drive": "C:"}]
             + [{"device": devices[v], "size": 20, "drive": letters[v] + ":"} for v in range(data_volumes)],
         }

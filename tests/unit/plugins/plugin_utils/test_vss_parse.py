@@ -1,8 +1,8 @@
 # Copyright: Contributors to the shadowsnap.ec2 project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests of the vssadmin/diskshadow parsers against real captures (fixtures/windows) and variants of them.
+"""Tests of the vssadmin/diskshadow parsers against real captures (tests/fixtures/windows) and variants of them.
 
-Every fixture starts with ``#`` provenance lines (see fixtures/windows/README.md); ``load`` strips them.
+Every fixture starts with ``#`` provenance lines (see tests/fixtures/windows/README.md); ``load`` strips them.
 Tests named ``*_variant_*`` build a synthetic variant of a real capture inside the test (CRLF line ends,
 indentation removed, prompt lines added, a state changed...) and say what they changed.
 """
@@ -23,12 +23,16 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import (
     parse_vssadmin_writers,
 )
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "windows"
+FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "fixtures" / "windows"
 
 WRITER_KEYS = {"name", "writer_id", "instance_id", "state", "state_name", "last_error", "healthy"}
 
-# Every capture in fixtures/windows and the parser its tests run it through.
+# Every capture in tests/fixtures/windows and what reads it (the parser its tests here run it through, or the other
+# test module that reads a capture no VSS parser applies to).
 FIXTURE_PARSERS = {
+    "ec2_get_disk_json_nvme_ws2022_3ebs_shortened.txt": "test_ebs_disks.py",
+    "ec2_get_disk_table_xen_pvdisk_offline_01.txt": "test_ebs_disks.py",
+    "wmi_win32_shadowcopy_get_wmiobject_table_01.txt": "tests/unit/lab/test_windows_model.py",
     "diskshadow_create_failed_provider_veto_openzfs406.txt": "parse_diskshadow_failure",
     "diskshadow_create_noautorecover_openzfs406_partial.txt": "parse_diskshadow_shadows, parse_diskshadow_failure",
     "diskshadow_interactive_create_persistent_thirdparty_provider_partial.txt": "parse_diskshadow_shadows",

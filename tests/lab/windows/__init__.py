@@ -1,0 +1,23 @@
+"""The Windows half of the lab: a model of Windows Server per instance, behind a WinRM endpoint (docs/lab-windows.md)."""
+
+from .content import Journal, JournalState, VolumeContent
+from .fleet import WindowsFleet
+from .host import LabWindowsHost, ReplayPlan
+from .inventory import render_inventory, write_inventory
+from .locales import LOCALES, agent_decode, console_bytes
+from .model import WindowsServer
+
+__all__ = [
+    "Journal",
+    "JournalState",
+    "LOCALES",
+    "LabWindowsHost",
+    "ReplayPlan",
+    "VolumeContent",
+    "WindowsFleet",
+    "WindowsServer",
+    "agent_decode",
+    "console_bytes",
+    "render_inventory",
+    "write_inventory",
+]
