@@ -1,22 +1,24 @@
-"""``make demo``: start the lab, run the collection's job against it, show what it created, stop the lab."""
+"""``make demo``: start the lab, report the fleet's health, snapshot it as sets, show what was created, stop the lab."""
 
 import json
 import os
 import subprocess
 import sys
 
-from lab.control import start_detached, stop_detached
+from lab.control import LabClient, start_detached, stop_detached
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK_DIR = os.path.join(REPO_ROOT, "build", "demo")
 
 
-def run_playbook(state, playbook, extra_vars):
+def run_playbook(state, playbook, extra_vars, inventory=None):
     environment = dict(os.environ, **state["environment"])
     environment["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO_ROOT, "build", "collections")
     environment["ANSIBLE_LOCALHOST_WARNING"] = "False"
     environment["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "False"
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-e", json.dumps(extra_vars)]
+    if inventory:
+        command += ["-i", inventory]
     subprocess.run(command, env=environment, check=True)
 
 
@@ -36,6 +38,22 @@ def print_sets(report, instances):
         sys.stdout.write("    tags: %s\n" % json.dumps(schema, sort_keys=True))
 
 
+def print_fleet_health(report, windows_hosts):
+    hosts = {host["name"]: host for host in windows_hosts}
+    sys.stdout.write("\nFleet health (VSS writers and EBS mapping, read over WinRM):\n\n")
+    sys.stdout.write("  %-12s %-21s %-30s %-6s %-9s %s\n" % ("host", "instance", "os", "locale", "writers", "volumes"))
+    for entry in report["hosts"]:
+        host = hosts.get(entry["host"], {})
+        volumes = " ".join("%s:=%s" % (letter, ",".join(ids) or "?") for letter, ids in sorted(entry["volumes"].items()))
+        sys.stdout.write("  %-12s %-21s %-30s %-6s %-9s %s\n" % (
+            entry["host"], entry["instance_id"], host.get("os_caption", "?").replace("Microsoft Windows ", ""), host.get("locale", "?"),
+            "%s/%s ok" % (entry["writers_healthy"], entry["writers_total"]), volumes))
+        if entry["failed_writers"]:
+            sys.stdout.write("  %-12s failed writers: %s\n" % ("", ", ".join(entry["failed_writers"])))
+        if not entry["cross_check"]["ok"]:
+            sys.stdout.write("  %-12s EC2 cross-check: %s\n" % ("", "; ".join(entry["cross_check"]["errors"])))
+
+
 def main():
     os.makedirs(WORK_DIR, exist_ok=True)
     state_file = os.path.join(WORK_DIR, "state.json")
@@ -43,6 +61,12 @@ def main():
     state = start_detached(state_file, os.path.join(WORK_DIR, "lab.log"))
     try:
         sys.stdout.write("Lab running: AWS endpoint %s, %d Windows instances\n" % (state["aws_endpoint_url"], len(state["instances"])))
+        inventory = os.path.join(WORK_DIR, "windows.ini")
+        LabClient(state).write_inventory(inventory)
+        health_path = os.path.join(WORK_DIR, "fleet_health.json")
+        run_playbook(state, "shadowsnap.ec2.fleet_health", {"report_path": health_path}, inventory)
+        with open(health_path, encoding="utf-8") as handle:
+            print_fleet_health(json.load(handle), state["windows_hosts"])
         instance_ids = [instance["instance_id"] for instance in state["instances"]]
         run_playbook(state, "shadowsnap.ec2.snapshot_sets", {"instance_ids": instance_ids, "report_path": report_path})
         with open(report_path, encoding="utf-8") as handle:
