@@ -1,5 +1,6 @@
 """win_vss_writer_info and win_ebs_disk_info through real ansible-playbook runs over WinRM against the lab's hosts."""
 
+import json
 import time
 
 import boto3
@@ -146,3 +147,18 @@ def test_fifty_hosts_with_forks_25(lab_session, ansible_playbook, tmp_path):
                 assert result.get("failed") is not True, (name, task["task"]["name"], result.get("msg"))
     finally:
         lab_session.reset()
+
+
+def test_fleet_health_playbook_reports_every_host(lab, ansible_playbook, inventory, tmp_path):
+    lab.set_writer_state("win-sql-01", "SqlServerWriter", 9)
+    report_path = tmp_path / "health.json"
+    playbook = "- ansible.builtin.import_playbook: shadowsnap.ec2.fleet_health\n"
+    run = ansible_playbook(lab, playbook, {"report_path": str(report_path)}, inventory=inventory)
+    assert run.rc == 0, run.stdout
+    report = {entry["host"]: entry for entry in json.loads(report_path.read_text(encoding="utf-8"))["hosts"]}
+    assert sorted(report) == ["win-sql-01", "win-web-01", "win-xen-01"]
+    assert report["win-sql-01"]["failed_writers"] == ["SqlServerWriter"]
+    assert report["win-web-01"]["failed_writers"] == []
+    xen = lab.instance("win-xen-01")
+    assert report["win-xen-01"]["volumes"]["D"] == [next(v["volume_id"] for v in xen["volumes"] if v["drive"] == "D:")]
+    assert all(entry["cross_check"]["ok"] for entry in report.values())
