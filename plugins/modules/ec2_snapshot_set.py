@@ -24,6 +24,9 @@ description:
     V(completed).
   - Idempotent on O(set_id) - when snapshots with that set id exist, nothing is created and the existing set is
     returned.
+  - An existing set whose consistency is V(unverified) is settled to the O(consistency) asked for (V(application)
+    or V(crash)) with one C(CreateTags) call for all its members; this is how the backup flow records a verified
+    set. A settled set never changes again, and a crash-engine set never becomes V(application).
   - Before creating anything the module checks the instance and its attachments - a missing or terminated instance, a
     volume that is not attached, an unknown device name or an attachment that is not settled fail with a clear message.
   - Retries as EC2 documents - jittered backoff on throttling, at least 15 seconds after
@@ -281,6 +284,32 @@ def wait_for_completion(client, snapshot_ids, timeout):
     )
 
 
+def settle_consistency(module, client, found, desired):
+    """Settle an ``unverified`` set as ``application`` or ``crash`` (one CreateTags call for all its members).
+
+    A set's consistency is settled once: a crash set never becomes application-consistent, and a settled set is not
+    changed by a later run.
+    """
+    current = found["consistency"]
+    if desired == current:
+        return False
+    if current != "unverified" or desired == "unverified":
+        module.fail_json(msg="set %s is %s-consistent; only an unverified set can be settled (asked: %s)"
+                         % (found["set_id"], current, desired), set_id=found["set_id"])
+    if desired == "application" and found["engine"] == "crash":
+        module.fail_json(msg="set %s was made by the crash engine and cannot be application-consistent" % found["set_id"])
+    if not module.check_mode:
+        try:
+            client.create_tags(Resources=[member["snapshot_id"] for member in found["snapshots"]],
+                               Tags=[{"Key": snapshot_tags.KEY_CONSISTENCY, "Value": desired}], aws_retry=True)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            module.fail_json_aws(error, msg="Failed to settle the consistency of set %s" % found["set_id"])
+    found["consistency"] = desired
+    for member in found["snapshots"]:
+        member["tags"][snapshot_tags.KEY_CONSISTENCY] = desired
+    return True
+
+
 def planned_result(instance_id, set_id, details, tags):
     snapshots = [
         {"volume_id": volume_id, "device": entry["device"], "paths": entry["paths"], "shadow_id": entry["shadow_id"],
@@ -327,8 +356,9 @@ def main():
         if found["instance_id"] != instance_id:
             module.fail_json(msg="set id %s already belongs to instance %s, not %s; choose another set_id"
                              % (set_id, found["instance_id"], instance_id))
+        changed = settle_consistency(module, client, found, params["consistency"])
         timings["total"] = round(time.monotonic() - began, 3)
-        module.exit_json(changed=False, retries=[], timings=timings, tags=found["snapshots"][0]["tags"], **found)
+        module.exit_json(changed=changed, retries=[], timings=timings, tags=found["snapshots"][0]["tags"], **found)
 
     try:
         instance = snapshot_sets.describe_instance(client, instance_id)

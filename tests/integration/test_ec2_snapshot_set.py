@@ -339,3 +339,33 @@ def test_our_module_defaults_group_covers_our_modules_and_amazon_aws(lab, ansibl
     assert run.rc == 0, run.stdout
     assert run.result("sets")["sets"] == []
     assert len(run.result("volumes")["volumes"]) == 4
+
+
+def test_an_unverified_set_is_settled_once_with_one_create_tags_call(lab, ansible_playbook):
+    instance = lab.instance("win-sql-01")
+    common = {"instance_id": instance["instance_id"], "set_id": "sql-verify", "volumes": "data", "engine": "shadow"}
+    run, created = run_set(ansible_playbook, lab, consistency="unverified", **common)
+    assert run.rc == 0 and created["consistency"] == "unverified"
+    lab.reset_counts()
+    run, settled = run_set(ansible_playbook, lab, consistency="application", **common)
+    assert run.rc == 0, run.stdout
+    assert settled["changed"] is True and settled["consistency"] == "application"
+    assert action_counts(lab, "CreateTags")["attempts"] == 1
+    assert action_counts(lab, "CreateSnapshots")["attempts"] == 0
+    for snapshot in snapshots_of_set(lab, "sql-verify"):
+        assert {"Key": "shadowsnap:consistency", "Value": "application"} in snapshot["Tags"]
+    run, again = run_set(ansible_playbook, lab, consistency="application", **common)
+    assert again["changed"] is False
+    run, refused = run_set(ansible_playbook, lab, expect_failure=True, consistency="crash", **common)
+    assert refused["failed"] is True and "only an unverified set can be settled" in refused["msg"]
+
+
+def test_a_crash_engine_set_is_never_settled_as_application(lab, ansible_playbook):
+    instance = lab.instance("win-web-01")
+    common = {"instance_id": instance["instance_id"], "set_id": "web-crash"}
+    run, created = run_set(ansible_playbook, lab, **common)
+    assert run.rc == 0 and created["consistency"] == "crash"
+    run, refused = run_set(ansible_playbook, lab, expect_failure=True, engine="shadow", consistency="application", **common)
+    assert refused["failed"] is True
+    snapshots = snapshots_of_set(lab, "web-crash")
+    assert snapshots and all({t["Key"]: t["Value"] for t in s["Tags"]}["shadowsnap:consistency"] == "crash" for s in snapshots)
