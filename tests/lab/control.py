@@ -127,7 +127,8 @@ class Lab:
         self.instances = seed_instances(self.ec2(), self.topology)
 
     def reset(self, topology=None):
-        """Back to a freshly seeded lab: moto state, EBS settings, faults, counts and volume content.
+        """Back to a freshly seeded lab (the default topology unless one is given): moto state, EBS settings, faults,
+        counts and volume content.
 
         The Windows hosts are rebuilt for the reseeded instances (new volume ids); a host whose name survives keeps its
         WinRM endpoint and port, with faults, replays and counters cleared.
@@ -138,8 +139,7 @@ class Lab:
             self.proxy.plan.clear()
             self.proxy.counter.reset()
             self.blockstore.reset()
-            if topology is not None:
-                self.topology = topology
+            self.topology = topology or DEFAULT_TOPOLOGY
             self.seed()
             self.windows.sync(self.instances)
 
