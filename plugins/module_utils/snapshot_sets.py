@@ -75,8 +75,9 @@ def attached_volumes(instance):
     ]
 
 
-def select_volumes(instance, volumes="all", volume_ids=None, device_names=None):
-    """The attached volumes a set covers: an explicit subset (ids and/or device names), else all or all but boot."""
+def select_volumes(instance, volumes="all", volume_ids=None, device_names=None, include_boot=False):
+    """The attached volumes a set covers: an explicit subset (ids and/or device names, plus the boot volume when
+    ``include_boot``), else all or all but boot."""
     attached = attached_volumes(instance)
     instance_id = instance["InstanceId"]
     if not attached:
@@ -99,7 +100,7 @@ def select_volumes(instance, volumes="all", volume_ids=None, device_names=None):
                     % (instance_id, device, ", ".join(v["device"] for v in attached))
                 )
             selected.append(by_device[normalise_device(device)])
-        selected = [volume for volume in attached if volume in selected]
+        selected = [volume for volume in attached if volume in selected or (include_boot and volume["boot"])]
     elif volumes == "data":
         selected = [volume for volume in attached if not volume["boot"]]
     else:

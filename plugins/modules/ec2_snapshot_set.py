@@ -61,6 +61,11 @@ options:
       - An explicit subset of the instance's attached volumes, by device name (V(/dev/sda1), V(xvdb)).
     type: list
     elements: str
+  include_boot:
+    description:
+      - Add the boot volume to the explicit subset of O(volume_ids) and O(device_names), whatever its device name.
+    type: bool
+    default: false
   volume_metadata:
     description:
       - Per-volume data recorded in the set's tags, keyed by volume id or device name.
@@ -327,6 +332,7 @@ def main():
         volumes=dict(type="str", choices=["all", "data"], default="all"),
         volume_ids=dict(type="list", elements="str"),
         device_names=dict(type="list", elements="str"),
+        include_boot=dict(type="bool", default=False),
         volume_metadata=dict(type="dict", default={}),
         engine=dict(type="str", choices=list(snapshot_tags.ENGINES), default="crash"),
         consistency=dict(type="str", choices=list(snapshot_tags.CONSISTENCIES), default="crash"),
@@ -363,7 +369,7 @@ def main():
     try:
         instance = snapshot_sets.describe_instance(client, instance_id)
         selected, attached = snapshot_sets.select_volumes(
-            instance, params["volumes"], params["volume_ids"], params["device_names"])
+            instance, params["volumes"], params["volume_ids"], params["device_names"], params["include_boot"])
         specification = snapshot_sets.instance_specification(instance_id, selected, attached)
         details = volume_details(selected, params["volume_metadata"])
         tags = snapshot_tags.build_set_tags(

@@ -137,3 +137,8 @@ def test_retries_stop_at_the_time_budget(stubbed):
     stubber.add_client_error("create_snapshots", "SnapshotCreationPerVolumeRateExceeded")
     with pytest.raises(Exception, match="SnapshotCreationPerVolumeRateExceeded"):
         create(client, [], timeout=10)
+
+
+def test_include_boot_adds_the_boot_volume_to_an_explicit_subset():
+    selected = snapshot_sets.select_volumes(INSTANCE, volume_ids=["vol-e"], include_boot=True)[0]
+    assert ids(selected) == ["vol-root", "vol-e"]
