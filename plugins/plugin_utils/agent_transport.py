@@ -59,6 +59,9 @@ AGENT_PATH = Path(__file__).resolve().parent / "agent" / "shadowsnap_agent.ps1"
 
 # Ops that only read: safe to repeat after a lost answer. A batch is a read when every op in it is one.
 READ_OPS = frozenset(("facts", "storage", "writers", "shadows"))
+# Ops that change nothing on the host either, but are not batchable reads of the protocol (docs/vss-session.md):
+# they may be retried after a lost answer too.
+IDEMPOTENT_OPS = frozenset(("session_status", "file_read"))
 BATCH_OP = "batch"
 
 DEFAULT_RETRIES = 3
@@ -201,11 +204,11 @@ def agent_script(path: Path = AGENT_PATH) -> str:
 
 
 def is_read_request(op: str, args: dict | None = None) -> bool:
-    """Whether a request only reads (and may be retried): a read op, or a batch of read ops only."""
+    """Whether a request only reads (and may be retried): a read op, an idempotent op, or a batch of read ops only."""
     if op == BATCH_OP:
         requests = (args or {}).get("requests") or []
         return bool(requests) and all(item.get("op") in READ_OPS for item in requests)
-    return op in READ_OPS
+    return op in READ_OPS or op in IDEMPOTENT_OPS
 
 
 def build_request(op: str, args: dict | None = None) -> dict:

@@ -175,7 +175,8 @@ def run_script(plan):
         "rem shadowsnap-run protocol=1",
         'cd /d "%s"' % run_dir,
         'diskshadow /s "%s\\%s" > "%s\\%s" 2>&1' % (run_dir, SCRIPT_FILE, run_dir, LOG_FILE),
-        'echo %%ERRORLEVEL%%> "%s\\exit.tmp"' % run_dir,
+        # Redirection first: "echo 0> file" would redirect handle 0 and leave the file empty.
+        '> "%s\\exit.tmp" echo %%ERRORLEVEL%%' % run_dir,
         'move /y "%s\\exit.tmp" "%s\\%s" >nul' % (run_dir, run_dir, EXIT_FILE),
     ]
     return "\r\n".join(lines) + "\r\n"

@@ -21,6 +21,25 @@ $JsonDepth = 8
 $ImdsTimeoutMs = 1000
 $OutputLimit = 65536
 
+# The session ops of the shadow engine (docs/vss-session.md): never batched.
+$SessionOps = @('session_start', 'session_status', 'session_release', 'shadow_delete', 'session_cleanup', 'service_restart', 'file_read')
+$ShadowsnapRoot = Join-Path $env:ProgramData 'shadowsnap'
+$RunRoot = Join-Path $ShadowsnapRoot 'runs'
+$TaskPath = '\shadowsnap\'
+$TaskPrefix = 'shadowsnap-'
+$SessionFiles = @('snapshot.dsh', 'record.cmd', 'hold.cmd', 'run.cmd')
+$RunIdPattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'
+$MaxWaitSeconds = 900
+$DefaultTimeLimitSeconds = 3600
+$LogLimit = 524288
+$FileReadDefaultLimit = 16777216
+$FileReadMaxLimit = 134217728
+$ServiceTimeoutDefault = 60
+$ServiceTimeoutMax = 300
+$InProgressHResult = '0x80042316'
+# Task Scheduler's LastTaskResult of a task that has not run yet (SCHED_S_TASK_HAS_NOT_RUN).
+$TaskNeverRan = 267011
+
 # Partition types of dynamic disks: the GPT LDM metadata and data partitions, and the MBR LDM partition type.
 $LdmGptTypes = @('{5808c8aa-7e8f-42e0-85d2-e1e90434cfb3}', '{af9b60a0-1431-4f62-bc68-3311714a69ad}')
 $LdmMbrType = 66
@@ -554,6 +573,718 @@ function Get-ShadowsResult {
     }
 }
 
+# ---- Session ops of the shadow engine (docs/vss-session.md) --------------------------------------------------
+# The controller generates every file; these functions only write them, run diskshadow detached as SYSTEM through a
+# scheduled task, read the run directory back and clean up. Every wait is bounded.
+
+function Get-IntArgument {
+    # A whole-number argument, clamped to [Minimum, Maximum]; Default when absent.
+    param($OpArgs, $Name, $Default, $Minimum, $Maximum)
+    $value = Get-Property $OpArgs $Name $null
+    if ($null -eq $value) {
+        return $Default
+    }
+    $number = 0
+    if (-not [int]::TryParse([string]$value, [ref]$number)) {
+        throw (New-AgentException -Message ("argument '{0}' must be a whole number, not '{1}'" -f $Name, $value))
+    }
+    if ($number -lt $Minimum) {
+        return $Minimum
+    }
+    if ($number -gt $Maximum) {
+        return $Maximum
+    }
+    return $number
+}
+
+function Get-RunId {
+    param($OpArgs)
+    $runId = [string](Get-Property $OpArgs 'run_id' '')
+    if ($runId -notmatch $RunIdPattern) {
+        throw (New-AgentException -Message ("run id '{0}' is not valid (letters, digits, '.', '_' or '-', at most 64)" -f $runId))
+    }
+    return $runId
+}
+
+function Get-RunDirectory {
+    param($RunId)
+    return (Join-Path $RunRoot $RunId)
+}
+
+function ConvertTo-BracedGuid {
+    # '{guid}' in lower case; anything else is refused, so that no text reaches a diskshadow script unchecked.
+    param($Value)
+    $guid = [guid]::Empty
+    $text = ([string]$Value).Trim()
+    if (-not [guid]::TryParse($text, [ref]$guid)) {
+        throw (New-AgentException -Message ("'{0}' is not a GUID" -f $text))
+    }
+    return ('{' + $guid.ToString('D') + '}')
+}
+
+function Read-SharedBytes {
+    # The bytes of a file another process may still be writing (diskshadow's log).
+    param($Path)
+    $share = [System.IO.FileShare]::ReadWrite -bor [System.IO.FileShare]::Delete
+    $stream = New-Object -TypeName System.IO.FileStream -ArgumentList @($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Read, $share)
+    try {
+        $buffer = New-Object -TypeName 'byte[]' -ArgumentList ([int]$stream.Length)
+        $read = 0
+        while ($read -lt $buffer.Length) {
+            $count = $stream.Read($buffer, $read, $buffer.Length - $read)
+            if ($count -le 0) {
+                break
+            }
+            $read += $count
+        }
+        if ($read -lt $buffer.Length) {
+            $trimmed = New-Object -TypeName 'byte[]' -ArgumentList $read
+            [System.Array]::Copy($buffer, $trimmed, $read)
+            $buffer = $trimmed
+        }
+        return , $buffer
+    }
+    finally {
+        $stream.Dispose()
+    }
+}
+
+function Read-SmallText {
+    # A small ASCII file written by the batch files or the agent, trimmed; null when it does not exist.
+    param($Path)
+    if (-not (Test-Path -LiteralPath $Path -PathType Leaf)) {
+        return $null
+    }
+    return ([System.Text.Encoding]::ASCII.GetString((Read-SharedBytes $Path))).Trim()
+}
+
+function Write-AtomicText {
+    # Write next to the target, then rename: a batch file polling for the target never reads half a file.
+    param($Path, $Text)
+    $temporary = $Path + '.tmp'
+    [System.IO.File]::WriteAllText($temporary, $Text, [System.Text.Encoding]::ASCII)
+    Move-Item -LiteralPath $temporary -Destination $Path -Force
+}
+
+function Read-CreatedRecord {
+    # created.txt (record.cmd): VSS_SHADOW_SET=<id> and one <alias>=<shadow id> line per volume.
+    param($Directory)
+    $path = Join-Path $Directory 'created.txt'
+    $text = Read-SmallText $path
+    if ($null -eq $text) {
+        return $null
+    }
+    $setId = $null
+    $shadows = [ordered]@{}
+    foreach ($line in ($text -split "`r?`n")) {
+        $index = $line.IndexOf('=')
+        if ($index -lt 1) {
+            continue
+        }
+        $name = $line.Substring(0, $index).Trim()
+        $value = $line.Substring($index + 1).Trim()
+        if ($name -eq 'VSS_SHADOW_SET') {
+            $setId = $value
+        }
+        else {
+            $shadows[$name] = $value
+        }
+    }
+    return [ordered]@{
+        shadow_set_id = $setId
+        shadows = $shadows
+    }
+}
+
+function Read-SessionLog {
+    # diskshadow.log in the console's OEM code page; the last $LogLimit characters when it is longer.
+    param($Directory)
+    $path = Join-Path $Directory 'diskshadow.log'
+    $log = @{ text = $null; truncated = $false }
+    if (-not (Test-Path -LiteralPath $path -PathType Leaf)) {
+        return $log
+    }
+    $encoding = [System.Text.Encoding]::GetEncoding([int](Get-OemCodePage))
+    $text = $encoding.GetString((Read-SharedBytes $path))
+    if ($text.Length -gt $LogLimit) {
+        $log['text'] = $text.Substring($text.Length - $LogLimit)
+        $log['truncated'] = $true
+    }
+    else {
+        $log['text'] = $text
+    }
+    return $log
+}
+
+function Get-SessionTask {
+    param($RunId)
+    try {
+        return (Get-ScheduledTask -TaskPath $TaskPath -TaskName ($TaskPrefix + $RunId) -ErrorAction Stop)
+    }
+    catch {
+        return $null
+    }
+}
+
+function Test-TaskActive {
+    # Running or queued, or registered and started but not run yet.
+    param($Task)
+    if ($null -eq $Task) {
+        return $false
+    }
+    $state = [string]$Task.State
+    if (($state -eq 'Running') -or ($state -eq 'Queued') -or ($state -eq '4') -or ($state -eq '2')) {
+        return $true
+    }
+    $info = $null
+    try {
+        $info = $Task | Get-ScheduledTaskInfo -ErrorAction Stop
+    }
+    catch {
+        $info = $null
+    }
+    return (($null -ne $info) -and ([int64](Get-Property $info 'LastTaskResult' 0) -eq $TaskNeverRan))
+}
+
+function Get-ActiveSessionTasks {
+    $tasks = @()
+    try {
+        $tasks = @(Get-ScheduledTask -TaskPath $TaskPath -ErrorAction Stop)
+    }
+    catch {
+        $tasks = @()
+    }
+    foreach ($task in $tasks) {
+        if (Test-TaskActive $task) {
+            $task
+        }
+    }
+}
+
+function Get-TaskTimeLimitSeconds {
+    param($Task)
+    $text = [string](Get-Property (Get-Property $Task 'Settings' $null) 'ExecutionTimeLimit' '')
+    try {
+        $seconds = [System.Xml.XmlConvert]::ToTimeSpan($text).TotalSeconds
+        if ($seconds -gt 0) {
+            return $seconds
+        }
+    }
+    catch {
+        # No limit, or not readable: treat the task as unbounded.
+    }
+    return [double]::MaxValue
+}
+
+function Stop-SessionTask {
+    # Ends the run's task and the diskshadow it started (the scheduler ends cmd.exe; its child may outlive it).
+    param($RunId)
+    try {
+        $null = Stop-ScheduledTask -TaskPath $TaskPath -TaskName ($TaskPrefix + $RunId) -ErrorAction Stop
+    }
+    catch {
+        # Not running, or gone.
+    }
+    $script = Join-Path (Get-RunDirectory $RunId) 'snapshot.dsh'
+    foreach ($process in @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'diskshadow.exe'")) {
+        $commandLine = [string](Get-Property $process 'CommandLine' '')
+        if ($commandLine.IndexOf($script, [System.StringComparison]::OrdinalIgnoreCase) -ge 0) {
+            Stop-Process -Id ([int]$process.ProcessId) -Force -ErrorAction SilentlyContinue
+        }
+    }
+}
+
+function Unregister-SessionTask {
+    param($RunId)
+    try {
+        $null = Unregister-ScheduledTask -TaskPath $TaskPath -TaskName ($TaskPrefix + $RunId) -Confirm:$false -ErrorAction Stop
+    }
+    catch {
+        # Already gone.
+    }
+}
+
+function Get-SessionStatus {
+    # The state of a run, from its directory and its task (docs/vss-session.md): starting, created, completed,
+    # failed, or missing. The task is read before exit.txt, so a run that ends in between is never taken for stopped.
+    param($RunId, [switch]$WithLog)
+    $directory = Get-RunDirectory $RunId
+    $status = [ordered]@{
+        run_id = $RunId
+        run_dir = $directory
+        state = 'missing'
+        shadow_set_id = $null
+        shadows = [ordered]@{}
+        exit_code = $null
+        log = $null
+        log_truncated = $false
+        task_running = $false
+        task_state = $null
+        release = $null
+    }
+    if (-not (Test-Path -LiteralPath $directory -PathType Container)) {
+        return $status
+    }
+    $task = Get-SessionTask $RunId
+    $active = Test-TaskActive $task
+    $status['task_running'] = $active
+    if ($null -ne $task) {
+        $status['task_state'] = [string]$task.State
+    }
+    $record = Read-CreatedRecord $directory
+    if ($null -ne $record) {
+        $status['shadow_set_id'] = $record['shadow_set_id']
+        $status['shadows'] = $record['shadows']
+    }
+    $exitText = Read-SmallText (Join-Path $directory 'exit.txt')
+    if ($exitText) {
+        $code = 0
+        if ([int]::TryParse($exitText, [ref]$code)) {
+            $status['exit_code'] = $code
+        }
+        else {
+            $status['exit_code'] = -1
+        }
+    }
+    $status['release'] = Read-SmallText (Join-Path $directory 'release.txt')
+    if ($null -ne $status['exit_code']) {
+        if ($status['exit_code'] -eq 0) {
+            $status['state'] = 'completed'
+        }
+        else {
+            $status['state'] = 'failed'
+        }
+    }
+    elseif ($active) {
+        if ($null -ne $record) {
+            $status['state'] = 'created'
+        }
+        else {
+            $status['state'] = 'starting'
+        }
+    }
+    else {
+        # The task ended without exit.txt: stopped at its time limit, or killed.
+        $status['state'] = 'failed'
+    }
+    if ($WithLog) {
+        $log = Read-SessionLog $directory
+        $status['log'] = $log['text']
+        $status['log_truncated'] = $log['truncated']
+    }
+    return $status
+}
+
+function Wait-Session {
+    # Polls the run until it has ended (Until 'end') or has created its set or ended (Until 'created'), or the
+    # wait is over; returns its status with the log.
+    param($RunId, $Seconds, $Until)
+    $deadline = [DateTime]::UtcNow.AddSeconds($Seconds)
+    while ($true) {
+        $status = Get-SessionStatus $RunId
+        $state = $status['state']
+        $settled = ($state -eq 'completed') -or ($state -eq 'failed') -or ($state -eq 'missing')
+        if ($settled -or (($Until -eq 'created') -and ($state -eq 'created')) -or ([DateTime]::UtcNow -ge $deadline)) {
+            return (Get-SessionStatus $RunId -WithLog)
+        }
+        Start-Sleep -Milliseconds 500
+    }
+}
+
+function Initialize-RunRoot {
+    # %ProgramData% lets every user create folders: the agent's folder gets an ACL of its own (SYSTEM and
+    # Administrators only, owner Administrators), since SYSTEM runs what is written there.
+    if (-not (Test-Path -LiteralPath $ShadowsnapRoot)) {
+        $null = New-Item -ItemType Directory -Path $ShadowsnapRoot
+    }
+    $security = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
+    $security.SetAccessRuleProtection($true, $false)
+    $inherit = [System.Security.AccessControl.InheritanceFlags]::ContainerInherit -bor [System.Security.AccessControl.InheritanceFlags]::ObjectInherit
+    foreach ($sid in @('S-1-5-18', 'S-1-5-32-544')) {
+        $identity = New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList $sid
+        $rule = New-Object -TypeName System.Security.AccessControl.FileSystemAccessRule -ArgumentList @(
+            $identity, [System.Security.AccessControl.FileSystemRights]::FullControl, $inherit,
+            [System.Security.AccessControl.PropagationFlags]::None, [System.Security.AccessControl.AccessControlType]::Allow
+        )
+        $security.AddAccessRule($rule)
+    }
+    $security.SetOwner((New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-32-544'))
+    try {
+        [System.IO.Directory]::SetAccessControl($ShadowsnapRoot, $security)
+    }
+    catch {
+        throw (New-AgentException -Message ("cannot restrict {0} to SYSTEM and Administrators: {1}" -f $ShadowsnapRoot, $_.Exception.Message))
+    }
+    if (-not (Test-Path -LiteralPath $RunRoot)) {
+        $null = New-Item -ItemType Directory -Path $RunRoot
+    }
+}
+
+function Register-SessionTask {
+    # The run's scheduled task: run.cmd as SYSTEM, highest run level, with an execution time limit.
+    param($RunId, $Directory, $TimeLimitSeconds)
+    # NT AUTHORITY\SYSTEM by its SID: the account name is translated on some display languages.
+    $system = (New-Object -TypeName System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-18').Translate([System.Security.Principal.NTAccount]).Value
+    $command = Join-Path $env:SystemRoot 'System32\cmd.exe'
+    $action = New-ScheduledTaskAction -Execute $command -Argument ('/d /c "' + (Join-Path $Directory 'run.cmd') + '"') -WorkingDirectory $Directory
+    $principal = New-ScheduledTaskPrincipal -UserId $system -LogonType ServiceAccount -RunLevel Highest
+    $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Seconds $TimeLimitSeconds) -MultipleInstances IgnoreNew -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries
+    $null = Register-ScheduledTask -TaskPath $TaskPath -TaskName ($TaskPrefix + $RunId) -Action $action -Principal $principal -Settings $settings -Description ('shadowsnap.ec2 VSS session ' + $RunId) -Force
+    $null = Start-ScheduledTask -TaskPath $TaskPath -TaskName ($TaskPrefix + $RunId)
+}
+
+function Get-SetShadowIds {
+    # Ids of the shadow copies of a set (or of the listed ids) that exist now, '{guid}' in lower case.
+    param($SetId, $ShadowIds)
+    $wanted = @(@($ShadowIds) | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-BracedGuid $_ })
+    $set = $null
+    if ($SetId) {
+        $set = ConvertTo-BracedGuid $SetId
+    }
+    foreach ($shadow in @(Get-CimInstance -ClassName Win32_ShadowCopy)) {
+        $id = ([string]$shadow.ID).ToLowerInvariant()
+        if ((($null -ne $set) -and (([string]$shadow.SetID).ToLowerInvariant() -eq $set)) -or ($wanted -contains $id)) {
+            $id
+        }
+    }
+}
+
+function Remove-Shadows {
+    # Deletes a set's shadow copies (or the listed ones) with diskshadow; returns the ids that were deleted.
+    param($SetId, $ShadowIds)
+    $before = @(Get-SetShadowIds -SetId $SetId -ShadowIds $ShadowIds)
+    if ($before.Count -eq 0) {
+        return
+    }
+    $lines = @()
+    if ($SetId) {
+        $lines += 'delete shadows set ' + (ConvertTo-BracedGuid $SetId)
+    }
+    foreach ($id in @($ShadowIds)) {
+        if ($null -ne $id) {
+            $lines += 'delete shadows id ' + (ConvertTo-BracedGuid $id)
+        }
+    }
+    $run = Invoke-DiskShadow -ScriptLines $lines -CodePage (Get-OemCodePage)
+    $after = @(Get-SetShadowIds -SetId $SetId -ShadowIds $ShadowIds)
+    if ($after.Count -gt 0) {
+        $message = 'diskshadow did not delete the shadow copies {0}' -f ($after -join ', ')
+        throw (New-AgentException -Message $message -Command $run['command'] -ExitCode $run['exit_code'] -Output (Limit-Text $run['text']) -HResult (Get-HResultFromText $run['text']))
+    }
+    foreach ($id in $before) {
+        $id
+    }
+}
+
+function Invoke-SessionCleanup {
+    # Runs older than OlderThanSeconds: stop the task (unless it is still within its own time limit), delete the
+    # shadows recorded in created.txt unless the run was released 'ok' (those were deleted then, or kept on purpose),
+    # unregister the task, remove the directory. One entry per run; a failure is kept in its entry.
+    param($OlderThanSeconds)
+    $now = [DateTime]::UtcNow
+    $directories = @()
+    if (Test-Path -LiteralPath $RunRoot) {
+        $directories = @(Get-ChildItem -LiteralPath $RunRoot -Directory)
+    }
+    foreach ($directory in $directories) {
+        $age = ($now - $directory.CreationTimeUtc).TotalSeconds
+        if (($age -lt $OlderThanSeconds) -or ($directory.Name -notmatch $RunIdPattern)) {
+            continue
+        }
+        $runId = $directory.Name
+        $task = Get-SessionTask $runId
+        if ((Test-TaskActive $task) -and ($age -lt (Get-TaskTimeLimitSeconds $task))) {
+            continue
+        }
+        $entry = [ordered]@{
+            run_id = $runId
+            shadow_set_id = $null
+            deleted_shadow_ids = @()
+            error = $null
+        }
+        try {
+            Stop-SessionTask $runId
+            $record = Read-CreatedRecord $directory.FullName
+            $release = Read-SmallText (Join-Path $directory.FullName 'release.txt')
+            if (($null -ne $record) -and $record['shadow_set_id'] -and ($release -ne 'ok')) {
+                $entry['shadow_set_id'] = $record['shadow_set_id']
+                $entry['deleted_shadow_ids'] = @(Remove-Shadows -SetId $record['shadow_set_id'])
+            }
+            Unregister-SessionTask $runId
+            Remove-Item -LiteralPath $directory.FullName -Recurse -Force
+        }
+        catch {
+            $entry['error'] = [string]$_.Exception.Message
+        }
+        $entry
+    }
+}
+
+function Start-Session {
+    param($OpArgs)
+    $runId = Get-RunId $OpArgs
+    $directory = Get-RunDirectory $runId
+    $waitSeconds = Get-IntArgument $OpArgs 'wait_seconds' 0 0 $MaxWaitSeconds
+    $timeLimit = Get-IntArgument $OpArgs 'time_limit_seconds' $DefaultTimeLimitSeconds 60 86400
+    $expected = [string](Get-Property $OpArgs 'run_dir' '')
+    if ($expected -and ($expected.TrimEnd('\') -ne $directory.TrimEnd('\'))) {
+        throw (New-AgentException -Message ("the session files were generated for {0}, but this host's run directory is {1} (ProgramData is {2})" -f $expected, $directory, $env:ProgramData))
+    }
+    $files = Get-Property $OpArgs 'files' $null
+    if ($null -eq $files) {
+        throw (New-AgentException -Message 'session_start needs files (name -> text)')
+    }
+    $names = @($files.PSObject.Properties | ForEach-Object { $_.Name })
+    foreach ($required in @('snapshot.dsh', 'record.cmd', 'run.cmd')) {
+        if ($names -notcontains $required) {
+            throw (New-AgentException -Message ("session_start needs the file {0}" -f $required))
+        }
+    }
+    foreach ($name in $names) {
+        if ($SessionFiles -notcontains $name) {
+            throw (New-AgentException -Message ("'{0}' is not a session file ({1})" -f $name, ($SessionFiles -join ', ')))
+        }
+        if ([string](Get-Property $files $name '') -match '[^\x00-\x7F]') {
+            throw (New-AgentException -Message ("session file {0} is not ASCII" -f $name))
+        }
+    }
+    $cleaned = @()
+    if ($null -ne (Get-Property $OpArgs 'cleanup_older_than_seconds' $null)) {
+        $cleaned = @(Invoke-SessionCleanup -OlderThanSeconds (Get-IntArgument $OpArgs 'cleanup_older_than_seconds' 0 60 31536000))
+    }
+    # A run whose diskshadow has exited (exit.txt) creates nothing any more, even while its task winds down.
+    $others = @(Get-ActiveSessionTasks | Where-Object { $_.TaskName -ne ($TaskPrefix + $runId) } | Where-Object {
+            -not (Test-Path -LiteralPath (Join-Path (Get-RunDirectory $_.TaskName.Substring($TaskPrefix.Length)) 'exit.txt'))
+        } | ForEach-Object { $_.TaskName })
+    if ($others.Count -gt 0) {
+        $message = 'another shadowsnap session is running on this host ({0}); VSS creates one shadow copy set at a time' -f ($others -join ', ')
+        throw (New-AgentException -Message $message -HResult $InProgressHResult)
+    }
+    if (Test-Path -LiteralPath $directory) {
+        throw (New-AgentException -Message ("run {0} already exists ({1}); a run id is used once" -f $runId, $directory))
+    }
+    Initialize-RunRoot
+    $null = New-Item -ItemType Directory -Path $directory
+    foreach ($name in $names) {
+        [System.IO.File]::WriteAllText((Join-Path $directory $name), [string](Get-Property $files $name), [System.Text.Encoding]::ASCII)
+    }
+    try {
+        Register-SessionTask -RunId $runId -Directory $directory -TimeLimitSeconds $timeLimit
+    }
+    catch {
+        Unregister-SessionTask $runId
+        Remove-Item -LiteralPath $directory -Recurse -Force -ErrorAction SilentlyContinue
+        throw
+    }
+    $status = Wait-Session -RunId $runId -Seconds $waitSeconds -Until 'created'
+    $status['cleaned'] = $cleaned
+    return $status
+}
+
+function Invoke-SessionStatus {
+    param($OpArgs)
+    $runId = Get-RunId $OpArgs
+    $until = [string](Get-Property $OpArgs 'until' 'end')
+    if (($until -ne 'end') -and ($until -ne 'created')) {
+        throw (New-AgentException -Message ("until must be 'end' or 'created', not '{0}'" -f $until))
+    }
+    return (Wait-Session -RunId $runId -Seconds (Get-IntArgument $OpArgs 'wait_seconds' 0 0 $MaxWaitSeconds) -Until $until)
+}
+
+function Invoke-SessionRelease {
+    param($OpArgs)
+    $runId = Get-RunId $OpArgs
+    $decision = [string](Get-Property $OpArgs 'decision' '')
+    if (($decision -ne 'ok') -and ($decision -ne 'abort')) {
+        throw (New-AgentException -Message ("decision must be 'ok' or 'abort', not '{0}'" -f $decision))
+    }
+    $waitSeconds = Get-IntArgument $OpArgs 'wait_seconds' 0 0 $MaxWaitSeconds
+    $deleteShadows = [bool](Get-Property $OpArgs 'delete_shadows' $false)
+    $directory = Get-RunDirectory $runId
+    $status = Get-SessionStatus $runId -WithLog
+    $releasePath = Join-Path $directory 'release.txt'
+    $releasedBefore = Test-Path -LiteralPath $releasePath
+    if ($status['state'] -ne 'missing') {
+        if (-not $releasedBefore) {
+            Write-AtomicText -Path $releasePath -Text ($decision + "`r`n")
+        }
+        $status = Wait-Session -RunId $runId -Seconds $waitSeconds -Until 'end'
+        if (((Read-SmallText $releasePath) -eq 'abort') -and $status['task_running']) {
+            Stop-SessionTask $runId
+            $status = Get-SessionStatus $runId -WithLog
+        }
+    }
+    $present = @()
+    $deleted = @()
+    if ($status['shadow_set_id']) {
+        $present = @(Get-SetShadowIds -SetId $status['shadow_set_id'])
+        if ($deleteShadows -and (-not $status['task_running'])) {
+            $deleted = @(Remove-Shadows -SetId $status['shadow_set_id'])
+        }
+    }
+    if (($status['state'] -ne 'missing') -and (-not $status['task_running'])) {
+        Unregister-SessionTask $runId
+    }
+    $status['decision'] = Read-SmallText $releasePath
+    $status['released_before'] = $releasedBefore
+    $status['present_shadow_ids'] = $present
+    $status['deleted_shadow_ids'] = $deleted
+    return $status
+}
+
+function Invoke-ShadowDelete {
+    param($OpArgs)
+    $setId = Get-Property $OpArgs 'shadow_set_id' $null
+    $ids = @(Get-Property $OpArgs 'shadow_ids' @())
+    if ((-not $setId) -and ($ids.Count -eq 0)) {
+        throw (New-AgentException -Message 'shadow_delete needs shadow_set_id or shadow_ids')
+    }
+    return [ordered]@{
+        deleted_shadow_ids = @(Remove-Shadows -SetId $setId -ShadowIds $ids)
+    }
+}
+
+function Restart-ServiceBounded {
+    # Stop (with the services that depend on it), start, wait until Running; every wait bounded. Restart-Service
+    # itself waits without a limit.
+    param($Name, $TimeoutSeconds)
+    if ($Name -notmatch '^[A-Za-z0-9_.$-][A-Za-z0-9 _.$-]{0,255}$') {
+        throw (New-AgentException -Message ("'{0}' is not a service name" -f $Name))
+    }
+    $service = Get-Service -Name $Name -ErrorAction SilentlyContinue
+    if ($null -eq $service) {
+        throw (New-AgentException -Message ("there is no service '{0}' on this host" -f $Name))
+    }
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $timeout = New-TimeSpan -Seconds $TimeoutSeconds
+    $previous = [string]$service.Status
+    $dependents = @($service.DependentServices | Where-Object { [string]$_.Status -eq 'Running' })
+    try {
+        if ($previous -ne 'Stopped') {
+            if ($previous -ne 'StopPending') {
+                # ServiceController.Stop stops the running dependent services first.
+                $service.Stop()
+            }
+            $service.WaitForStatus('Stopped', $timeout)
+        }
+        $service.Start()
+        $service.WaitForStatus('Running', $timeout)
+        foreach ($dependent in $dependents) {
+            $dependent.Refresh()
+            if ([string]$dependent.Status -ne 'Running') {
+                if ([string]$dependent.Status -ne 'StartPending') {
+                    $dependent.Start()
+                }
+                $dependent.WaitForStatus('Running', $timeout)
+            }
+        }
+    }
+    catch {
+        $service.Refresh()
+        $message = "service '{0}' did not restart within {1} s (status now {2}): {3}" -f $Name, $TimeoutSeconds, [string]$service.Status, $_.Exception.Message
+        throw (New-AgentException -Message $message)
+    }
+    $service.Refresh()
+    return [ordered]@{
+        name = [string]$service.Name
+        display_name = [string]$service.DisplayName
+        previous_status = $previous
+        status = [string]$service.Status
+        restarted_dependents = @($dependents | ForEach-Object { [string]$_.Name })
+        elapsed_ms = [int]$clock.ElapsedMilliseconds
+    }
+}
+
+function Invoke-ServiceRestart {
+    param($OpArgs)
+    $names = @()
+    $single = Get-Property $OpArgs 'name' $null
+    if ($single) {
+        $names += [string]$single
+    }
+    foreach ($item in @(Get-Property $OpArgs 'names' @())) {
+        if (($null -ne $item) -and ($names -notcontains [string]$item)) {
+            $names += [string]$item
+        }
+    }
+    if ($names.Count -eq 0) {
+        throw (New-AgentException -Message 'service_restart needs name (or names)')
+    }
+    $timeoutSeconds = Get-IntArgument $OpArgs 'timeout_seconds' $ServiceTimeoutDefault 1 $ServiceTimeoutMax
+    $services = @()
+    foreach ($name in $names) {
+        $services += Restart-ServiceBounded -Name $name -TimeoutSeconds $timeoutSeconds
+    }
+    return [ordered]@{
+        services = $services
+    }
+}
+
+function Invoke-FileRead {
+    # A file's bytes as base64, with its size and SHA-256 (the controller checks both); bounded by max_bytes.
+    param($OpArgs)
+    $path = [string](Get-Property $OpArgs 'path' '')
+    if (-not $path) {
+        throw (New-AgentException -Message 'file_read needs path')
+    }
+    $limit = Get-IntArgument $OpArgs 'max_bytes' $FileReadDefaultLimit 1 $FileReadMaxLimit
+    if (-not (Test-Path -LiteralPath $path -PathType Leaf)) {
+        throw (New-AgentException -Message ("there is no file {0}" -f $path))
+    }
+    $item = Get-Item -LiteralPath $path
+    if ($item.Length -gt $limit) {
+        throw (New-AgentException -Message ("{0} is {1} bytes, more than max_bytes ({2})" -f $item.FullName, $item.Length, $limit))
+    }
+    $bytes = Read-SharedBytes $item.FullName
+    # The CryptoServiceProvider class also works when Windows enforces FIPS-compliant algorithms.
+    $sha256 = New-Object -TypeName System.Security.Cryptography.SHA256CryptoServiceProvider
+    try {
+        $hash = -join @($sha256.ComputeHash($bytes) | ForEach-Object { $_.ToString('x2') })
+    }
+    finally {
+        $sha256.Dispose()
+    }
+    return [ordered]@{
+        path = [string]$item.FullName
+        size = $bytes.Length
+        sha256 = $hash
+        content_base64 = [System.Convert]::ToBase64String($bytes)
+    }
+}
+
+function Invoke-SessionOp {
+    # The ops that change the host (never batched, never retried by the controller), and file_read.
+    param($Op, $OpArgs)
+    if ($Op -eq 'session_start') {
+        return (Start-Session -OpArgs $OpArgs)
+    }
+    elseif ($Op -eq 'session_status') {
+        return (Invoke-SessionStatus -OpArgs $OpArgs)
+    }
+    elseif ($Op -eq 'session_release') {
+        return (Invoke-SessionRelease -OpArgs $OpArgs)
+    }
+    elseif ($Op -eq 'shadow_delete') {
+        return (Invoke-ShadowDelete -OpArgs $OpArgs)
+    }
+    elseif ($Op -eq 'session_cleanup') {
+        $olderThan = Get-IntArgument $OpArgs 'older_than_seconds' $null 60 31536000
+        if ($null -eq $olderThan) {
+            throw (New-AgentException -Message 'session_cleanup needs older_than_seconds')
+        }
+        return [ordered]@{
+            cleaned = @(Invoke-SessionCleanup -OlderThanSeconds $olderThan)
+        }
+    }
+    elseif ($Op -eq 'service_restart') {
+        return (Invoke-ServiceRestart -OpArgs $OpArgs)
+    }
+    elseif ($Op -eq 'file_read') {
+        return (Invoke-FileRead -OpArgs $OpArgs)
+    }
+    throw (New-AgentException -Message ("unknown session op '{0}'" -f $Op))
+}
+
 function New-ErrorAnswer {
     param($Op, $ErrorRecord, $Milliseconds)
     $exception = $ErrorRecord.Exception
@@ -610,8 +1341,11 @@ function Invoke-Request {
         elseif ($Op -eq 'shadows') {
             $result = Get-ShadowsResult
         }
+        elseif ($SessionOps -contains $Op) {
+            $result = Invoke-SessionOp -Op $Op -OpArgs $OpArgs
+        }
         else {
-            throw (New-AgentException -Message ("unknown op '{0}' (this agent answers: {1}, batch)" -f $Op, ($ReadOps -join ', ')))
+            throw (New-AgentException -Message ("unknown op '{0}' (this agent answers: {1}, batch)" -f $Op, (($ReadOps + $SessionOps) -join ', ')))
         }
         $answer = [ordered]@{
             protocol = $AgentProtocol

@@ -88,3 +88,9 @@ def test_created_record_round_trip_and_incomplete_records():
         diskshadow.parse_created_record(record.replace("vol_e={aaaaaaaa-0000-0000-0000-000000000002}", "vol_e="), plan())
     with pytest.raises(diskshadow.SessionPlanError, match="no shadow set id"):
         diskshadow.parse_created_record("VSS_SHADOW_SET=%VSS_SHADOW_SET%", plan())
+
+
+def test_run_script_records_the_exit_code_with_the_redirection_first():
+    run = diskshadow.run_script(plan())
+    assert '> "C:\\ProgramData\\shadowsnap\\runs\\ss-20261125T010203-0a1b2c3d\\exit.tmp" echo %ERRORLEVEL%' in run
+    assert "%ERRORLEVEL%>" not in run

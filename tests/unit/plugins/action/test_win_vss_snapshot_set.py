@@ -1,0 +1,390 @@
+# Copyright: Contributors to the shadowsnap.ec2 project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""win_vss_snapshot_set end to end on the controller: the real action plugin, transport, diskshadow files, session
+logic, parsers and disk mapping, with a fake connection at the boundary and a Windows host behind it that answers the
+session ops of docs/vss-session.md from a small model (runs, shadow copies, writer states)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import pytest
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.shadowsnap.ec2.plugins.action.win_vss_snapshot_set import ActionModule
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow
+from unit.plugins.action.agent_fakes import FakeAgentHost, FakeConnection, make_action
+from unit.plugins.plugin_utils.test_vss_session import SQL_WRITER, ebs_id, facts, storage, writers_text
+
+TASK_VARS = {"inventory_hostname": "win-sql-01"}
+SET_ID = "{5e7a0000-0000-4000-8000-000000000001}"
+CAB = b"MSCF\x00\x00\x00\x00 backup components document"
+
+CREATE_LOG = (
+    "Microsoft DiskShadow version 1.0\r\nCopyright (C) 2013 Microsoft Corporation\r\n"
+    "On computer:  WIN-SQL-01,  11/25/2026 1:37:00 AM\r\n\r\n"
+    "-> set context persistent\r\n-> set verbose on\r\n-> set metadata C:\\ProgramData\\shadowsnap\\runs\\x\\backup.cab\r\n"
+    "-> writer verify {a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}\r\n{begin}"
+    "-> add volume D: alias vol_d\r\n-> add volume L: alias vol_l\r\n-> create\r\n"
+    'Component "\\WIN-SQL-01\\master" from writer "SqlServerWriter" is excluded from backup,\r\n'
+    "because it requires volume C:\\ which is not in the shadow copy set.\r\n"
+    'Component "\\System Files" from writer "System Writer" is excluded from backup,\r\n'
+    "because it requires volume C:\\ which is not in the shadow copy set.\r\n"
+    'Excluding writer "System Writer", because all of its components have been excluded.\r\n'
+    "Alias vol_d for shadow ID {aaaaaaaa-0000-4000-8000-000000000001} set as environment variable.\r\n"
+    "Alias vol_l for shadow ID {aaaaaaaa-0000-4000-8000-000000000002} set as environment variable.\r\n"
+    "Alias VSS_SHADOW_SET for shadow set ID " + SET_ID + " set as environment variable.\r\n"
+    "-> exec C:\\ProgramData\\shadowsnap\\runs\\x\\record.cmd\r\n"
+)
+
+
+class WindowsServer(FakeAgentHost):
+    """The read ops from canned answers; the session ops from a model of runs, shadow copies and writer states.
+
+    ``start`` says what each session_start meets: ``"created"`` (diskshadow creates the set within the wait),
+    ``"slow"`` (still starting; created at the next status), ``"refuse"`` (another session runs) or a diskshadow log
+    that ends in failure.
+    """
+
+    def __init__(self, start=("created",), writer_states=None, host_facts=None, cab=CAB, restart_heals=True):
+        self.writer_states = dict(writer_states or {})
+        super().__init__(results={"facts": host_facts or facts(), "storage": storage(), "shadows": {"shadows": []}})
+        self.start = list(start)
+        self.runs = {}
+        self.shadows = {}
+        self.cab = cab
+        self.restart_heals = restart_heals
+        self.restarted = []
+
+    def ops(self):
+        return [request["op"] for request in self.requests]
+
+    def respond(self, request):
+        op, args = request["op"], request["args"]
+        handler = getattr(self, "op_" + op, None) if op not in ("facts", "storage") else None
+        if handler is None:
+            return super().respond(request)
+        try:
+            return {"protocol": 1, "op": op, "ok": True, "result": handler(args), "elapsed_ms": 3}
+        except AgentFailure as failure:
+            return {"protocol": 1, "op": op, "ok": False, "error": failure.error, "elapsed_ms": 3}
+
+    def op_writers(self, args):
+        (source,) = args["sources"]
+        output = {"command": "diskshadow.exe /s x.dsh", "exit_code": 0, "text": writers_text(states=self.writer_states)}
+        return {"oem_code_page": 437, "outputs": {source: output}}
+
+    def op_shadows(self, args):
+        return {"shadows": [{"ID": shadow_id.upper(), "SetID": set_id, "VolumeName": None}
+                            for shadow_id, set_id in self.shadows.items()]}
+
+    def status(self, run_id, **extra):
+        run = self.runs.get(run_id)
+        if run is None:
+            return dict({"run_id": run_id, "state": "missing", "shadow_set_id": None, "shadows": {}, "exit_code": None, "log": None,
+                         "task_running": False, "release": None}, **extra)
+        answer = {key: run[key] for key in ("state", "shadow_set_id", "shadows", "exit_code", "log", "release")}
+        answer.update(run_id=run_id, run_dir=diskshadow.RUN_ROOT + "\\" + run_id, task_running=run["state"] in ("starting", "created"),
+                      task_state="Running" if run["state"] in ("starting", "created") else "Ready", log_truncated=False)
+        answer.update(extra)
+        return answer
+
+    def create(self, run):
+        aliases = re.findall(r"^echo (vol_\w+)=%\1%", run["files"]["record.cmd"], flags=re.MULTILINE)
+        shadows = {alias: "{aaaaaaaa-0000-4000-8000-%012d}" % (index + 1) for index, alias in enumerate(aliases)}
+        full = "hold.cmd" in run["files"]
+        run.update(state="created" if full else "completed", exit_code=None if full else 0, shadow_set_id=SET_ID, shadows=shadows,
+                   log=CREATE_LOG.replace("{begin}", "-> begin backup\r\n" if full else ""))
+        for shadow_id in shadows.values():
+            self.shadows[shadow_id] = SET_ID
+
+    def op_session_start(self, args):
+        behaviour = self.start.pop(0) if self.start else "created"
+        if behaviour == "refuse":
+            raise AgentFailure("another shadowsnap session is running on this host (shadowsnap-ss-other)", "0x80042316")
+        run = {"files": args["files"], "state": "starting", "exit_code": None, "shadow_set_id": None, "shadows": {}, "log": "",
+               "release": None, "args": args}
+        self.runs[args["run_id"]] = run
+        if behaviour == "created":
+            self.create(run)
+        elif behaviour != "slow":
+            run.update(state="failed", exit_code=1, log=behaviour)
+        return self.status(args["run_id"], cleaned=[])
+
+    def op_session_status(self, args):
+        run = self.runs.get(args["run_id"])
+        if run is not None and run["state"] == "starting":
+            self.create(run)
+        return self.status(args["run_id"])
+
+    def op_session_release(self, args):
+        run_id = args["run_id"]
+        run = self.runs.get(run_id)
+        if run is None:
+            return self.status(run_id, decision=None, released_before=False, present_shadow_ids=[], deleted_shadow_ids=[])
+        released_before = run["release"] is not None
+        if not released_before:
+            run["release"] = args["decision"]
+        if run["state"] == "created":
+            ok = run["release"] == "ok"
+            run.update(state="completed" if ok else "failed", exit_code=0 if ok else 1,
+                       log=run["log"] + ("-> end backup\r\n" if ok else "-> exec hold.cmd failed\r\n"))
+        present = [shadow_id for shadow_id, set_id in self.shadows.items() if set_id == run["shadow_set_id"]]
+        deleted = []
+        if args["delete_shadows"]:
+            deleted = present
+            for shadow_id in deleted:
+                del self.shadows[shadow_id]
+        return self.status(run_id, decision=run["release"], released_before=released_before, present_shadow_ids=present,
+                           deleted_shadow_ids=deleted)
+
+    def op_shadow_delete(self, args):
+        deleted = [shadow_id for shadow_id, set_id in self.shadows.items() if set_id == args["shadow_set_id"]]
+        for shadow_id in deleted:
+            del self.shadows[shadow_id]
+        return {"deleted_shadow_ids": deleted}
+
+    def op_service_restart(self, args):
+        self.restarted += args["names"]
+        if self.restart_heals:
+            self.writer_states = {}
+        return {"services": [{"name": name, "display_name": name, "previous_status": "Running", "status": "Running",
+                              "restarted_dependents": [], "elapsed_ms": 900} for name in args["names"]]}
+
+    def op_file_read(self, args):
+        return {"path": args["path"], "size": len(CAB), "sha256": hashlib.sha256(CAB).hexdigest(),
+                "content_base64": base64.b64encode(self.cab).decode("ascii")}
+
+
+class AgentFailure(Exception):
+    def __init__(self, message, hresult=None):
+        super().__init__(message)
+        self.error = {"message": message, "hresult": hresult, "command": None, "exit_code": None}
+
+
+def run(host, args=None, check_mode=False):
+    action = make_action(ActionModule, FakeConnection(host), args, check_mode=check_mode)
+    return action.run(task_vars=dict(TASK_VARS))
+
+
+DATA = {"volumes": ["D:", "L:"], "in_progress_delay": 0}
+
+
+def test_a_copy_backup_is_two_round_trips_and_returns_what_ec2_snapshot_set_needs():
+    host = WindowsServer()
+    result = run(host, DATA)
+    assert not result.get("failed"), result.get("msg")
+    assert host.ops() == ["batch", "session_start"]
+    assert [item["op"] for item in host.requests[0]["args"]["requests"]] == ["facts", "storage", "writers", "shadows"]
+    assert host.requests[0]["args"]["requests"][2]["args"] == {"sources": ["diskshadow_detailed"]}
+    assert result["round_trips"] == 2
+    assert result["changed"] is True
+    assert result["session_state"] == "completed" and result["backup_type"] == "copy"
+    run_id = result["run_id"]
+    assert re.fullmatch(r"ss-\d{8}T\d{6}-[0-9a-f]{8}", run_id)
+    start = host.requests[1]["args"]
+    assert start["run_dir"] == "C:\\ProgramData\\shadowsnap\\runs\\" + run_id
+    assert start["cleanup_older_than_seconds"] == 600 + 300 + 300 + 600
+    assert sorted(start["files"]) == ["record.cmd", "run.cmd", "snapshot.dsh"]
+    assert result["script"] == start["files"]["snapshot.dsh"]
+    assert "writer verify %s" % SQL_WRITER[1] in result["script"]
+    assert result["shadow_set_id"] == SET_ID
+    assert result["shadows"] == {"D:": "{aaaaaaaa-0000-4000-8000-000000000001}", "L:": "{aaaaaaaa-0000-4000-8000-000000000002}"}
+    assert result["instance_id"] == "i-0123456789abcdef0"
+    assert result["ebs_volume_ids"] == [ebs_id(1), ebs_id(2)]
+    assert result["ec2_volume_metadata"] == {
+        ebs_id(1): {"paths": ["D:\\"], "shadow_id": "{aaaaaaaa-0000-4000-8000-000000000001}"},
+        ebs_id(2): {"paths": ["L:\\"], "shadow_id": "{aaaaaaaa-0000-4000-8000-000000000002}"},
+    }
+    assert [(entry["path"], entry["alias"], entry["shadow_id"]) for entry in result["volumes"]] == [
+        ("D:", "vol_d", "{aaaaaaaa-0000-4000-8000-000000000001}"), ("L:", "vol_l", "{aaaaaaaa-0000-4000-8000-000000000002}")]
+    writers = {item["name"]: item for item in result["writers"]}
+    assert (writers["SqlServerWriter"]["required"], writers["SqlServerWriter"]["included"]) == (True, True)
+    assert writers["SqlServerWriter"]["excluded_components"][0]["component"] == "\\WIN-SQL-01\\master"
+    assert (writers["System Writer"]["required"], writers["System Writer"]["included"]) == (False, False)
+    assert result["required_writers"] == ["SqlServerWriter"]
+    assert result["metadata"] == {"remote_path": "C:\\ProgramData\\shadowsnap\\runs\\%s\\backup.cab" % run_id, "path": None,
+                                  "size": None, "sha256": None}
+    assert "release_deadline" not in result
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", result["shadows_created_at"])
+    assert set(result["timings"]) == {"preflight", "create", "total"}
+    assert result["attempts"] == [{"run_id": run_id, "outcome": "completed"}]
+
+
+def test_a_whole_full_backup_is_four_round_trips_and_sends_backup_complete_at_the_release(tmp_path):
+    host = WindowsServer()
+    present = run(host, dict(DATA, backup_type="full", fetch_metadata=str(tmp_path / "cabs") + "/"))
+    assert not present.get("failed"), present.get("msg")
+    assert host.ops() == ["batch", "session_start", "file_read"]
+    assert present["session_state"] == "created" and "release_deadline" in present
+    assert "begin backup" in present["script"] and "hold.cmd" in host.requests[1]["args"]["files"]
+    saved = tmp_path / "cabs" / (present["run_id"] + ".cab")
+    assert saved.read_bytes() == CAB
+    assert present["metadata"]["path"] == str(saved) and present["metadata"]["sha256"] == hashlib.sha256(CAB).hexdigest()
+
+    completed = run(host, {"state": "completed", "run_id": present["run_id"]})
+    assert not completed.get("failed"), completed.get("msg")
+    assert host.ops()[-1] == "session_release" and completed["round_trips"] == 1
+    assert host.requests[-1]["args"] == {"run_id": present["run_id"], "decision": "ok", "delete_shadows": True, "wait_seconds": 300}
+    assert completed["changed"] is True
+    assert (completed["backup_type"], completed["backup_complete_sent"], completed["shadows_verified"]) == ("full", True, True)
+    assert completed["deleted_shadow_ids"] == list(present["shadows"].values())
+    assert host.shadows == {}
+    assert present["round_trips"] + completed["round_trips"] == 4
+
+    again = run(host, {"state": "completed", "run_id": present["run_id"]})
+    assert not again.get("failed") and again["changed"] is False and again["shadows_verified"] is None
+
+
+def test_kept_shadows_stay_and_a_missing_shadow_fails_the_completion():
+    host = WindowsServer()
+    present = run(host, DATA)
+    kept = run(host, {"state": "completed", "run_id": present["run_id"], "keep_shadows": True})
+    assert kept["kept_shadows"] is True and kept["deleted_shadow_ids"] == [] and len(host.shadows) == 2
+
+    host = WindowsServer()
+    present = run(host, DATA)
+    host.shadows.pop("{aaaaaaaa-0000-4000-8000-000000000002}")   # the diff area filled up meanwhile
+    completed = run(host, {"state": "completed", "run_id": present["run_id"]})
+    assert completed["failed"] is True and completed["shadows_verified"] is False
+    assert completed["missing_shadow_ids"] == ["{aaaaaaaa-0000-4000-8000-000000000002}"]
+    assert "treat this backup as crash-consistent" in completed["msg"]
+
+
+def test_aborted_and_absent():
+    host = WindowsServer()
+    present = run(host, dict(DATA, backup_type="full"))
+    aborted = run(host, {"state": "aborted", "run_id": present["run_id"]})
+    assert not aborted.get("failed"), aborted.get("msg")
+    assert host.requests[-1]["args"]["decision"] == "abort" and host.requests[-1]["args"]["delete_shadows"] is True
+    assert aborted["session_state"] == "failed" and aborted["backup_complete_sent"] is False
+    assert host.shadows == {}
+    completed = run(host, {"state": "completed", "run_id": present["run_id"]})
+    assert completed["failed"] and "already released with 'abort'" in completed["msg"]
+
+    host = WindowsServer()
+    run(host, DATA)
+    planned = run(host, {"state": "absent", "shadow_set_id": SET_ID.upper().strip("{}")}, check_mode=True)
+    assert host.ops()[-1] == "shadows" and planned["changed"] is True and len(planned["deleted_shadow_ids"]) == 2
+    assert len(host.shadows) == 2
+    absent = run(host, {"state": "absent", "shadow_set_id": SET_ID})
+    assert host.ops()[-1] == "shadow_delete" and absent["changed"] is True and host.shadows == {}
+    assert run(host, {"state": "absent", "shadow_set_id": SET_ID})["changed"] is False
+    gone = run(host, {"state": "absent", "run_id": "ss-20261125T000000-00000000"})
+    assert gone["changed"] is False and gone["session_state"] == "missing"
+
+
+def test_check_mode_runs_the_preflight_only_and_shows_the_plan():
+    host = WindowsServer()
+    result = run(host, dict(DATA, backup_type="full"), check_mode=True)
+    assert not result.get("failed"), result.get("msg")
+    assert host.ops() == ["batch"] and result["round_trips"] == 1
+    assert result["changed"] is True and result["session_state"] == "planned"
+    assert "add volume D: alias vol_d" in result["script"] and "end backup" in result["script"]
+    assert result["ebs_volume_ids"] == [ebs_id(1), ebs_id(2)]
+    assert result["ec2_volume_metadata"][ebs_id(1)] == {"paths": ["D:\\"], "shadow_id": None}
+    for state in ("completed", "aborted"):
+        planned = run(host, {"state": state, "run_id": "ss-20261125T000000-00000000"}, check_mode=True)
+        assert host.ops()[-1] == "session_status"
+    assert planned["changed"] is False
+
+
+def test_preflight_problems_fail_before_anything_changes():
+    host = WindowsServer()
+    result = run(host, {"volumes": ["D:", "E:"]})
+    assert result["failed"] is True and host.ops() == ["batch"]
+    assert result["msg"].startswith("win-sql-01: the shadow set cannot be made safely: ")
+    assert "vssadmin add shadowstorage /for=E: /on=E: /maxsize=10%" in result["msg"]
+    assert "touches D: in the set and L: outside it" in result["msg"]
+    assert len(result["preflight_problems"]) == 2
+
+    client = WindowsServer(host_facts=facts(os_caption="Microsoft Windows 11 Pro", product_type=1, is_server=False))
+    result = run(client, DATA)
+    assert result["failed"] and "is client Windows" in result["msg"] and result["round_trips"] == 1
+
+
+def test_the_writers_listing_failing_says_what_the_engine_needs():
+    def no_diskshadow(args):
+        raise AgentFailure("diskshadow.exe is not on this host (it ships with Windows Server only)")
+
+    host = WindowsServer()
+    host.op_writers = no_diskshadow
+    result = run(host, DATA)
+    assert result["failed"] is True
+    assert result["msg"] == ("win-sql-01: the VSS writers could not be listed (diskshadow_detailed): diskshadow.exe is not on "
+                             "this host (it ships with Windows Server only); the shadow engine needs Windows Server with "
+                             "diskshadow and a working VSS")
+
+
+def test_a_failed_required_writer_fails_or_gets_its_service_restarted():
+    states = {"SqlServerWriter": 7}
+    result = run(WindowsServer(writer_states=states), DATA)
+    assert result["failed"] is True and result["failed_writers"] == ["SqlServerWriter"]
+    assert result["msg"] == (
+        "win-sql-01: VSS writers not ready: required writer 'SqlServerWriter' is FAILED_AT_PREPARE_BACKUP [7], last error: "
+        "0x00000000 (S_OK); restart the service SQLWriter when no backup is running (or set restart_failed_writers: true)")
+
+    host = WindowsServer(writer_states=states)
+    result = run(host, dict(DATA, restart_failed_writers=True))
+    assert not result.get("failed"), result.get("msg")
+    assert host.ops() == ["batch", "service_restart", "writers", "session_start"]
+    assert host.restarted == ["SQLWriter"] and result["restarted_services"][0]["name"] == "SQLWriter"
+    assert result["round_trips"] == 4 and "restart" in result["timings"]
+
+    host = WindowsServer(writer_states=states, restart_heals=False)
+    result = run(host, dict(DATA, restart_failed_writers=True))
+    assert result["failed"] and result["msg"].startswith("win-sql-01: VSS writers still not ready after restarting SQLWriter: ")
+    assert "session_start" not in host.ops()
+
+
+def test_a_session_in_progress_is_retried_and_a_slow_one_is_polled():
+    host = WindowsServer(start=["refuse", "slow"])
+    result = run(host, DATA)
+    assert not result.get("failed"), result.get("msg")
+    assert host.ops() == ["batch", "session_start", "session_start", "session_status"]
+    assert [attempt["outcome"] for attempt in result["attempts"]] == ["refused", "completed"]
+    assert result["attempts"][0]["hresult_name"] == "VSS_E_SNAPSHOT_SET_IN_PROGRESS"
+    assert host.requests[-1]["args"]["until"] == "created"
+
+    host = WindowsServer(start=["refuse"] * 3)
+    result = run(host, dict(DATA, in_progress_retries=2))
+    assert result["failed"] is True and result["hresult_name"] == "VSS_E_SNAPSHOT_SET_IN_PROGRESS"
+    assert host.ops().count("session_start") == 3 and len(result["attempts"]) == 3
+
+
+def test_a_diskshadow_failure_is_reported_by_hresult_with_the_log():
+    log = ("-> create\r\n\r\nThe last operation failed.\r\n        - Returned HRESULT: 8004231f\r\n"
+           "        - Error text: VSS_E_INSUFFICIENT_STORAGE\r\n")
+    host = WindowsServer(start=[log])
+    result = run(host, DATA)
+    assert result["failed"] is True
+    assert result["msg"].startswith("win-sql-01: diskshadow failed to create the shadow set of D:, L: (run ss-")
+    assert "HRESULT 0x8004231F (VSS_E_INSUFFICIENT_STORAGE): Not enough space for the shadow copy storage" in result["msg"]
+    assert (result["hresult"], result["hresult_name"]) == (0x8004231F, "VSS_E_INSUFFICIENT_STORAGE")
+    assert result["diskshadow_log"] == log and result["run_id"].startswith("ss-")
+    assert result["failure"]["error_text"] == "VSS_E_INSUFFICIENT_STORAGE"
+
+
+def test_a_damaged_metadata_download_aborts_the_session(tmp_path):
+    host = WindowsServer(cab=CAB[:-1] + b"X")
+    result = run(host, dict(DATA, backup_type="full", fetch_metadata=str(tmp_path / "x.cab")))
+    assert result["failed"] is True and "arrived damaged" in result["msg"]
+    assert host.ops()[-2:] == ["file_read", "session_release"]
+    assert host.requests[-1]["args"]["decision"] == "abort" and host.shadows == {}
+    assert result["session_state"] == "aborted"
+    assert not (tmp_path / "x.cab").exists()
+
+
+def test_options_are_validated():
+    with pytest.raises(AnsibleActionFail, match="run_id"):
+        run(WindowsServer(), {"state": "completed"})
+    with pytest.raises(AnsibleActionFail, match="run_id, shadow_set_id"):
+        run(WindowsServer(), {"state": "absent"})
+    with pytest.raises(AnsibleActionFail, match="backup_type"):
+        run(WindowsServer(), dict(DATA, backup_type="incremental"))
+    result = run(WindowsServer(), dict(DATA, session_timeout=0))
+    assert result["failed"] and result["msg"] == "win-sql-01: session_timeout must be 1 or more, not 0"
+    result = run(WindowsServer(), dict(DATA, in_progress_retries=-1))
+    assert result["failed"] and result["msg"] == "win-sql-01: in_progress_retries must be 0 or more, not -1"
