@@ -7,6 +7,7 @@ info of ``state()["windows_hosts"]``; tests and benchmarks switch faults, writer
 through :class:`LabClient`.
 """
 
+import base64
 import json
 import os
 import signal
@@ -311,6 +312,82 @@ class LabClient:
 
     def read_file(self, name, path):
         return self._call("GET", "/windows/%s/files?path=%s" % (name, urllib.parse.quote(path)))
+
+    # The shadow engine's lab side (see docs/lab-windows.md "The shadow engine").
+    def read_file_bytes(self, name, path):
+        """A file of a host's model file system as bytes (None when absent), e.g. a session's metadata .cab."""
+        document = self.read_file(name, path)
+        return base64.b64decode(document["base64"]) if document.get("base64") is not None else None
+
+    def vss_fault(self, name, kind, **options):
+        """Arm a VSS fault for the next shadow copy creations on a host: ``writer_fail_at_freeze`` (writer, error),
+        ``writer_timeout`` (writer, seconds), ``snapshot_set_in_progress``, ``insufficient_storage`` (volume),
+        ``provider_veto``, ``create_delay`` (seconds); ``times`` (default 1, None: until cleared)."""
+        return self._call("PUT", "/windows/%s/vss_faults" % name, dict(options, kind=kind))
+
+    def clear_vss_faults(self, name):
+        return self._call("DELETE", "/windows/%s/vss_faults" % name, {})
+
+    def vss_events(self, name, event=None, writer=None):
+        """The host's VSS events in order (``seq``, ``time``, ``event``, ``writer``, ``set_id``, ``run_id``,
+        ``backup_type``...): PrepareForBackup, PrepareForSnapshot, Freeze, Thaw, PostSnapshot, BackupComplete,
+        BackupShutdown, Abort, SnapshotSetCreated, the failure phases; filtered by event name and writer."""
+        query = urllib.parse.urlencode({key: value for key, value in (("event", event), ("writer", writer)) if value})
+        return self._call("GET", "/windows/%s/events%s" % (name, "?" + query if query else ""))
+
+    def writer_history(self, name, writer=None):
+        """``{writer name: [state changes with time, state, event, run and set ids]}`` of a host (one writer if named)."""
+        query = "?writer=%s" % urllib.parse.quote(writer) if writer else ""
+        return self._call("GET", "/windows/%s/writer_history%s" % (name, query))
+
+    def set_exec_exit_code(self, name, path, exit_code):
+        """The exit code of a file diskshadow ``exec``s that is not one of the collection's scripts (None: back to 0)."""
+        return self._call("PUT", "/windows/%s/exec_exit_codes" % name, {"path": path, "exit_code": exit_code})
+
+    def sessions(self, name):
+        """The host's session runs and their scheduled tasks (state, last result, age, time limit)."""
+        return self._call("GET", "/windows/%s/sessions" % name)
+
+    def start_application(self, name, interval=0.01, checkpoint_every=4, torn_pause=0.005):
+        """The SQL "application" keeps writing in the background: lazy transactions, a checkpoint every few, written
+        in two halves (a torn page on disk for ``torn_pause`` seconds)."""
+        return self._call("POST", "/windows/%s/application" % name, {"action": "start", "interval": interval,
+                                                                     "checkpoint_every": checkpoint_every, "torn_pause": torn_pause})
+
+    def stop_application(self, name):
+        return self._call("POST", "/windows/%s/application" % name, {"action": "stop"})
+
+    def application_transactions(self, name, count=1, mode="sync", changes=None):
+        """Transactions written as ``mode`` says: ``sync`` (data page right after the log), ``lazy`` (log only: the
+        log runs ahead of the data), ``torn`` (the data page left half written)."""
+        return self._call("POST", "/windows/%s/application" % name, {"action": "write", "count": count, "mode": mode, "changes": changes})
+
+    def application_checkpoint(self, name):
+        return self._call("POST", "/windows/%s/application" % name, {"action": "checkpoint"})
+
+    def journal_check(self, name):
+        """The invariant checker on the host's live D: and E: (the image a crash would leave now)."""
+        return self._call("GET", "/windows/%s/application/check" % name)
+
+    def snapshot_content(self, snapshot_id, shadow_id=None, include_system=False):
+        """An EBS snapshot's files (path -> bytes), or those of the shadow copy ``shadow_id`` embedded in it (what the
+        restored volume holds once reverted to that shadow); also ``shadows``: the shadow ids the snapshot carries."""
+        query = {"shadow": shadow_id} if shadow_id else {}
+        if include_system:
+            query["system"] = "1"
+        suffix = "?" + urllib.parse.urlencode(query) if query else ""
+        document = self._call("GET", "/windows/snapshots/%s%s" % (snapshot_id, suffix))
+        document["files"] = {path: base64.b64decode(data) for path, data in document["files"].items()}
+        return document
+
+    def snapshot_shadow_ids(self, snapshot_id):
+        return self.snapshot_content(snapshot_id)["shadows"]
+
+    def check_consistency(self, data, log):
+        """The invariant checker on two images, each ``{"snapshot_id": ..., "shadow_id": ...}`` (an EBS snapshot, or
+        a shadow copy embedded in one) or ``{"host": ..., "volume": "D:", "shadow_id": ...}`` (live or a shadow):
+        ``{"consistent", "recoverable", "reasons", "applied_lsn", "last_log_lsn", "torn", "rows"}``."""
+        return self._call("POST", "/windows/consistency", {"data": data, "log": log})
 
 
 def serve(state_file):

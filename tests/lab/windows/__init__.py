@@ -1,6 +1,7 @@
 """The Windows half of the lab: a model of Windows Server per instance, behind a WinRM endpoint (docs/lab-windows.md)."""
 
-from .content import Journal, JournalState, VolumeContent
+from .content import Journal, JournalState, VolumeContent, assess_journal, check_consistency
+from .diskshadow import DiskShadow, run_diskshadow
 from .fleet import WindowsFleet
 from .host import LabWindowsHost, ReplayPlan
 from .inventory import render_inventory, write_inventory
@@ -8,6 +9,7 @@ from .locales import LOCALES, agent_decode, console_bytes
 from .model import WindowsServer
 
 __all__ = [
+    "DiskShadow",
     "Journal",
     "JournalState",
     "LOCALES",
@@ -17,7 +19,10 @@ __all__ = [
     "WindowsFleet",
     "WindowsServer",
     "agent_decode",
+    "assess_journal",
+    "check_consistency",
     "console_bytes",
     "render_inventory",
+    "run_diskshadow",
     "write_inventory",
 ]

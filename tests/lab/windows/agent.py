@@ -20,6 +20,7 @@ boilerplate Ansible wraps around them.
 """
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -33,6 +34,7 @@ from .render import (
     diskshadow_script,
     vssadmin_list_writers,
 )
+from .sessions import SessionError, int_argument
 
 PROTOCOL = 1
 AGENT_MARKER = "# shadowsnap-agent protocol="
@@ -208,12 +210,111 @@ def op_writers(host, args):
     return {"oem_code_page": model.locale.oem_code_page, "outputs": outputs}
 
 
+def _session_call(host, where, call):
+    """Run a session operation on the host's model; its failures become the agent's error documents."""
+    try:
+        return call(host.model.sessions)
+    except SessionError as error:
+        output = error.output[:OUTPUT_LIMIT] if error.output else None
+        raise AgentError(error.message, hresult=error.hresult, output=output, exit_code=error.exit_code,
+                         command="diskshadow.exe /s %s\\shadowsnap-%s.dsh" % (TEMP_FOLDER, uuid.uuid4().hex) if output else None,
+                         where=where) from error
+
+
+def _args(args):
+    return args if isinstance(args, dict) else {}
+
+
+def op_session_cleanup(sessions, args):
+    older_than = int_argument(args, "older_than_seconds", None, 60, 31536000)
+    if older_than is None:
+        raise SessionError("session_cleanup needs older_than_seconds")
+    return {"cleaned": sessions.cleanup(older_than)}
+
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9_.$-][A-Za-z0-9 _.$-]{0,255}$")
+
+
+def op_service_restart(host, args):
+    """Stop (with its running dependents), start, wait: the service of a failed writer gets it back, STABLE, with a new
+    instance id. ``name`` or ``names``; ``timeout_seconds`` is accepted (services restart at once in the lab)."""
+    model = host.model
+    names = []
+    if args.get("name"):
+        names.append(str(args["name"]))
+    extra = args.get("names") or []
+    for item in extra if isinstance(extra, list) else [extra]:
+        if item is not None and str(item) not in names:
+            names.append(str(item))
+    if not names:
+        raise AgentError("service_restart needs name (or names)", where="at Invoke-ServiceRestart, <No file>")
+    try:
+        int_argument(args, "timeout_seconds", 60, 1, 300)
+    except SessionError as error:
+        raise AgentError(error.message, where="at Get-IntArgument, <No file>") from error
+    services = []
+    for name in names:
+        started = time.monotonic()
+        if not SERVICE_NAME.match(name):
+            raise AgentError("'%s' is not a service name" % name, where="at Restart-ServiceBounded, <No file>")
+        service = next((svc for svc in model.services.values() if svc.name.lower() == name.lower()), None)
+        if service is None:
+            raise AgentError("there is no service '%s' on this host" % name, where="at Restart-ServiceBounded, <No file>")
+        previous = service.status
+        if previous == "Running":
+            model.restart_service(service.name)
+        else:
+            model.set_service_state(service.name, "Running")
+        services.append({"name": service.name, "display_name": service.display_name, "previous_status": previous,
+                         "status": service.status, "restarted_dependents": [],
+                         "elapsed_ms": int((time.monotonic() - started) * 1000)})
+    return {"services": services}
+
+
+def op_file_read(host, args):
+    """A file's bytes as base64 with its size and SHA-256 (e.g. the session's backup.cab), bounded by max_bytes."""
+    path = str(args.get("path") or "")
+    if not path:
+        raise AgentError("file_read needs path", where="at Invoke-FileRead, <No file>")
+    try:
+        limit = int_argument(args, "max_bytes", 16777216, 1, 134217728)
+    except SessionError as error:
+        raise AgentError(error.message, where="at Get-IntArgument, <No file>") from error
+    try:
+        data = host.model.read_file(path)
+    except ValueError:
+        data = None
+    if data is None:
+        raise AgentError("there is no file %s" % path, where="at Invoke-FileRead, <No file>")
+    if len(data) > limit:
+        raise AgentError("%s is %d bytes, more than max_bytes (%d)" % (path, len(data), limit), where="at Invoke-FileRead, <No file>")
+    return {"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "content_base64": base64.b64encode(data).decode("ascii")}
+
+
+SESSION_OPS = {
+    "session_start": lambda host, args: _session_call(host, "at Start-Session, <No file>",
+                                                      lambda sessions: sessions.start(_args(args), cancel=host.stopping)),
+    "session_status": lambda host, args: _session_call(host, "at Invoke-SessionStatus, <No file>",
+                                                       lambda sessions: sessions.session_status(_args(args), cancel=host.stopping)),
+    "session_release": lambda host, args: _session_call(host, "at Invoke-SessionRelease, <No file>",
+                                                        lambda sessions: sessions.release(_args(args), cancel=host.stopping)),
+    "shadow_delete": lambda host, args: _session_call(host, "at Invoke-ShadowDelete, <No file>",
+                                                      lambda sessions: sessions.shadow_delete(_args(args))),
+    "session_cleanup": lambda host, args: _session_call(host, "at Invoke-SessionCleanup, <No file>",
+                                                        lambda sessions: op_session_cleanup(sessions, _args(args))),
+    "service_restart": lambda host, args: op_service_restart(host, _args(args)),
+    "file_read": lambda host, args: op_file_read(host, _args(args)),
+}
+
+
 OPERATIONS = {
     "facts": lambda host, args: host.model.facts(),
     "storage": lambda host, args: host.model.storage(),
     "writers": op_writers,
     "shadows": lambda host, args: host.model.shadows(),
 }
+OPERATIONS.update(SESSION_OPS)
 
 
 def run_op(host, op, args):
@@ -228,7 +329,8 @@ def run_op(host, op, args):
             return answer(op, started, result=replayed["result"])
         handler = OPERATIONS.get(op)
         if handler is None:
-            raise AgentError("unknown op '%s' (this agent answers: %s, batch)" % ("" if op is None else op, ", ".join(READ_OPS)))
+            raise AgentError("unknown op '%s' (this agent answers: %s, batch)" % (
+                "" if op is None else op, ", ".join(READ_OPS + tuple(SESSION_OPS))))
         return answer(op, started, result=handler(host, args))
     except AgentError as error:
         host.counters.add("errors")

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 from lab.winrm import CertificateAuthority, WinRMServer
 
+from .content import SYSTEM_VOLUME_INFORMATION, assess_journal, normalize
 from .host import LabWindowsHost
 from .model import WindowsServer
 
@@ -104,7 +105,7 @@ class WindowsFleet:
     def _stop_one(self, name):
         host = self.hosts.pop(name, None)
         if host is not None:
-            host.stopping.set()
+            host.shutdown()
         server = self.servers.pop(name, None)
         if server is not None:
             server.stop()
@@ -112,7 +113,7 @@ class WindowsFleet:
     def stop(self):
         with self._lock:
             for host in self.hosts.values():
-                host.stopping.set()
+                host.shutdown()
             servers = list(self.servers.values())
             if servers:
                 with ThreadPoolExecutor(max_workers=min(START_WORKERS, len(servers)), thread_name_prefix="lab-win-stop") as pool:
@@ -213,6 +214,10 @@ class WindowsFleet:
             if method in ("DELETE", "POST"):
                 self.reset_counters()
                 return {}
+        if parts[0] == "snapshots" and len(parts) == 2 and method == "GET":
+            return self.snapshot_content(parts[1], _first(query, "shadow"), _first(query, "system") == "1")
+        if parts == ["consistency"] and method in ("POST", "PUT"):
+            return self.check_consistency(request.get("data") or {}, request.get("log") or {})
         name = parts[0]
         host = self.host(name)
         model = host.model
@@ -276,8 +281,112 @@ class WindowsFleet:
                 return {"path": request["path"], "bytes": len(data)}
             if method == "GET":
                 data = model.read_file(query.get("path", [""])[0])
-                return {"exists": data is not None, "text": data.decode("utf-8", "replace") if data is not None else None}
+                return {"exists": data is not None, "text": data.decode("utf-8", "replace") if data is not None else None,
+                        "base64": base64.b64encode(data).decode("ascii") if data is not None else None}
+        result = self._route_shadow_engine(method, action, parts, request, query, model)
+        if result is not None:
+            return result
         raise ControlError(404, "no such control endpoint: %s /_lab/windows/%s" % (method, "/".join(parts)))
+
+    # ------------------------------------------------------------------------------- the shadow engine's lab side
+    # pylint: disable-next=too-many-arguments,too-many-return-statements,too-many-branches
+    def _route_shadow_engine(self, method, action, parts, request, query, model):
+        """Routes of docs/lab-windows.md "The shadow engine": VSS faults, events, writer histories, the application,
+        sessions, exec exit codes. None when the route is not one of them."""
+        if action == "vss_faults":
+            if method in ("PUT", "POST"):
+                options = dict(request)
+                model.arm_vss_fault(options.pop("kind", None), **options)
+                return [dict(rule) for rule in model.vss_faults]
+            if method == "DELETE":
+                model.clear_vss_faults()
+                return []
+            if method == "GET":
+                return [dict(rule) for rule in model.vss_faults]
+        if action == "events" and method == "GET":
+            return model.events(_first(query, "event"), _first(query, "writer"))
+        if action == "writer_history" and method == "GET":
+            return model.writer_histories(_first(query, "writer"))
+        if action == "exec_exit_codes" and method in ("PUT", "POST"):
+            model.set_exec_exit_code(request["path"], request.get("exit_code"))
+            return dict(model.exec_exit_codes)
+        if action == "sessions" and method == "GET":
+            return model.sessions.describe()
+        if action == "application":
+            sub = parts[2] if len(parts) > 2 else None
+            if sub == "check" and method == "GET":
+                return model.journal_check()
+            if method == "GET":
+                return dict(model.application_state() or {}, journal=model.journal_summary())
+            if method in ("PUT", "POST"):
+                what = request.get("action", "write")
+                if what == "start":
+                    return model.start_application(request.get("interval", 0.01), request.get("checkpoint_every", 4),
+                                                   request.get("torn_pause", 0.005))
+                if what == "stop":
+                    return model.stop_application()
+                if what == "checkpoint":
+                    lsn = model.journal.checkpoint() if model.journal is not None else None
+                    return {"checkpoint_lsn": lsn, "journal": model.journal_summary()}
+                if what == "write":
+                    lsns = model.application_transactions(request.get("count", 1), request.get("mode", "sync"), request.get("changes"))
+                    return {"lsns": lsns, "journal": model.journal_summary()}
+                raise ValueError("application action must be start, stop, checkpoint or write")
+        return None
+
+    def _image(self, snapshot_id):
+        image = self.blockstore.snapshot(snapshot_id)
+        if image is None:
+            raise ControlError(404, "the lab's data plane has no snapshot %r" % snapshot_id)
+        return image
+
+    def snapshot_content(self, snapshot_id, shadow_id=None, include_system=False):
+        """An EBS snapshot's content: its files (the crash image a restored volume starts with), or with ``shadow_id``
+        the frozen files of a shadow copy embedded in it (what the restored volume holds after reverting to it)."""
+        image = self._image(snapshot_id)
+        with self.blockstore.locked():
+            shadows = sorted(image.shadows)
+            if shadow_id is not None:
+                found = next((key for key in image.shadows if key.lower() == shadow_id.lower()), None)
+                if found is None:
+                    raise ControlError(404, "snapshot %s carries no shadow copy %s (it carries: %s)" % (
+                        snapshot_id, shadow_id, ", ".join(shadows) or "none"))
+                files = dict(image.shadows[found])
+            else:
+                files = {path: data for path, data in image.files.items()
+                         if include_system or not (path.startswith(SYSTEM_VOLUME_INFORMATION) or path.startswith("$LAB\\"))}
+        return {"snapshot_id": snapshot_id, "shadow_id": shadow_id, "shadows": shadows,
+                "files": {path: base64.b64encode(data).decode("ascii") for path, data in sorted(files.items())}}
+
+    def _files_of(self, source):
+        if source.get("snapshot_id"):
+            image = self._image(source["snapshot_id"])
+            with self.blockstore.locked():
+                if source.get("shadow_id"):
+                    found = next((key for key in image.shadows if key.lower() == source["shadow_id"].lower()), None)
+                    if found is None:
+                        raise ControlError(404, "snapshot %s carries no shadow copy %s" % (source["snapshot_id"], source["shadow_id"]))
+                    return dict(image.shadows[found])
+                return dict(image.files)
+        if source.get("host") and source.get("volume"):
+            model = self.model(source["host"])
+            if source.get("shadow_id"):
+                return model.shadow_content(source["shadow_id"]) or {}
+            volume = model.find_volume(source["volume"])
+            if volume is None:
+                raise ControlError(404, "%s has no volume %s" % (source["host"], source["volume"]))
+            return volume.content.files()
+        raise ValueError("name a source as {snapshot_id[, shadow_id]} or {host, volume[, shadow_id]}")
+
+    def check_consistency(self, data, log):
+        """The invariant checker (lab.windows.content.assess_journal) on two images named by snapshot/shadow ids."""
+        return assess_journal(self._files_of(data), self._files_of(log),
+                              normalize(data.get("path", "SQLData\\shop.mdf")), normalize(log.get("path", "SQLLogs\\shop_log.ldf")))
+
+
+def _first(query, name):
+    values = query.get(name)
+    return values[0] if values else None
 
 
 def _pick(options, *names):

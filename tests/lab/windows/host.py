@@ -177,11 +177,18 @@ class LabWindowsHost:
             self.stopping.wait(min(seconds, MAX_PAUSE_SECONDS))
 
     def reset(self, model=None):
-        """A reseeded lab: new model (if given), no replays, zero counts."""
+        """A reseeded lab: new model (if given; the old one's threads are stopped), no replays, zero counts."""
         if model is not None:
-            self.model = model
+            old, self.model = self.model, model
+            if old is not model:
+                old.shutdown()
         self.replays.reset()
         self.counters.reset()
+
+    def shutdown(self, timeout=5.0):
+        """Stop the threads of the host's model (scheduled tasks, diskshadow, the application)."""
+        self.stopping.set()
+        self.model.shutdown(timeout)
 
     def run_command(self, command, arguments, stdin):
         try:

@@ -19,14 +19,16 @@ Writers, services, shadow copies and shadow storage are modelled as documented i
 every volume live in the lab's BlockStore (:mod:`lab.windows.content`).
 """
 
+import collections
 import datetime
+import itertools
 import json
 import re
 import threading
 import uuid
 
 from . import catalog
-from .content import SYSTEM_VOLUME_INFORMATION, Journal, VolumeContent
+from .content import SYSTEM_VOLUME_INFORMATION, Journal, VolumeContent, assess_journal, normalize
 from .locales import get_locale
 
 LAB_NAMESPACE = uuid.UUID("6b1f8a52-3c2e-4e59-9d0c-5a4c1e7f0b11")
@@ -52,6 +54,13 @@ for _number, _name in catalog.WRITER_STATE_NAMES.items():
     WRITER_STATE_ALIASES.setdefault(_name.lower(), _number)
 del _number, _name
 SPECIAL_WRITER_STATES = ("timed_out", "not_responding", "missing", "present")
+HISTORY_LIMIT = 500
+EVENT_LIMIT = 2000
+# Faults of the VSS machinery a test can arm per host (see WindowsServer.arm_vss_fault and docs/lab-windows.md).
+VSS_FAULT_KINDS = ("writer_fail_at_freeze", "writer_timeout", "snapshot_set_in_progress", "insufficient_storage",
+                   "provider_veto", "create_delay")
+# Initial diff area a shadow copy needs on its storage volume (vssadmin: a MaxSize below 320 MB is refused).
+DIFF_AREA_MINIMUM = 320 * MIB
 
 
 def stable_guid(*parts):
@@ -99,6 +108,10 @@ class Writer:
         self.state = 1
         self.error = "no_error"
         self.present = True
+        # State changes with their cause: (time, state, error, event, details); see WindowsServer.writer_transition.
+        self.history = collections.deque(maxlen=HISTORY_LIMIT)
+        # True when the failed state came from a fault armed for one shadow copy creation (the next one resets it).
+        self.transient_failure = False
 
     @property
     def name(self):
@@ -122,6 +135,7 @@ class Writer:
         self.state = 1
         self.error = "no_error"
         self.present = True
+        self.transient_failure = False
 
     @property
     def failure_code(self):
@@ -387,6 +401,16 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
         self.storage_pools = []
         self.shadow_storage = {}
         self.journal = None
+        # VSS activity (the shadow engine's lab side): writer events (BackupComplete...), armed faults, exit codes of
+        # files diskshadow `exec`s, shadow copies exposed as drive letters, the snapshot set being created.
+        self.vss_events = collections.deque(maxlen=EVENT_LIMIT)
+        self.event_numbers = itertools.count(1)
+        self.vss_faults = []
+        self.exec_exit_codes = {}
+        self.exposures = {}
+        self.creating_set = None
+        self.diskshadow_failure_exit_code = int(config.get("diskshadow_failure_exit_code", 1))
+        self._sessions = None
         self._build_services()
         self._build_storage(instance["volumes"], instance.get("root_device_name", "/dev/sda1"))
         self._build_writers()
@@ -586,6 +610,10 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
         volume.content.write(relative, data)
 
     def read_file(self, path):
+        exposed = self._exposed_path(path)
+        if exposed is not None:
+            shadow_id, relative = exposed
+            return (self.shadow_content(shadow_id) or {}).get(normalize(relative))
         volume, relative = self._resolve(path)
         return volume.content.read(relative)
 
@@ -614,10 +642,12 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
             targets = self.writers if name == "*" else [self.writer(name)]
             for writer in targets:
                 self._apply_writer_state(writer, state, error)
+                self._record_writer(writer, "SetByLab", requested=state if isinstance(state, (int, str)) else str(state))
             return [writer.describe() for writer in targets]
 
     @staticmethod
     def _apply_writer_state(writer, state, error):
+        writer.transient_failure = False
         if state == "missing":
             writer.present = False
             return
@@ -681,6 +711,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
                 for writer in self.writers:
                     if writer.service == name:
                         writer.restart()
+                        self._record_writer(writer, "Restart", service=name)
             return service.describe()
 
     def restart_service(self, name):
@@ -877,6 +908,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
         shadows = []
         for record in self.list_shadows():
             attributes = record["Attributes"]
+            exposed = self.exposure_of(record["ID"])
             shadows.append({
                 "ID": record["ID"].upper(),
                 "SetID": record["SetID"].upper(),
@@ -889,10 +921,10 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
                 "NoAutoRelease": record["NoAutoRelease"],
                 "NoWriters": record["NoWriters"],
                 "Differential": "Differential" in attributes,
-                "ExposedLocally": False,
+                "ExposedLocally": exposed is not None,
                 "ExposedRemotely": False,
-                "ExposedName": None,
-                "ExposedPath": None,
+                "ExposedName": exposed,
+                "ExposedPath": exposed,
                 "HardwareAssisted": False,
                 "Imported": False,
                 "Plex": False,
@@ -922,6 +954,8 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
                     self.tool_delay_seconds = value
                 elif key == "locale":
                     self.locale = get_locale(value)
+                elif key == "diskshadow_failure_exit_code":
+                    self.diskshadow_failure_exit_code = int(value)
                 else:
                     raise ValueError("unknown host setting %r" % key)
             return self.settings()
@@ -933,6 +967,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
             "agent_code_page": self.agent_code_page,
             "tool_delay_seconds": self.tool_delay_seconds,
             "locale": self.locale.name,
+            "diskshadow_failure_exit_code": self.diskshadow_failure_exit_code,
         }
 
     def journal_summary(self):
@@ -962,4 +997,238 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes,too-many-pu
                 ],
                 "shadows": len(self.list_shadows()),
                 "journal": self.journal_summary(),
+                "application": self.application_state(),
+                "vss_faults": [dict(rule) for rule in self.vss_faults],
+                "exec_exit_codes": dict(self.exec_exit_codes),
+                "exposures": dict(self.exposures),
+                "sessions": self.sessions.describe(),
             }
+
+    # ------------------------------------------------------------------------------ VSS activity (shadow engine)
+    def _record_writer(self, writer, event, **details):
+        writer.history.append({
+            "time": self.clock().isoformat(),
+            "state": writer.state,
+            "state_name": catalog.WRITER_STATE_NAMES.get(writer.state, "UNKNOWN"),
+            "error": writer.error,
+            "instance_id": writer.instance_id,
+            "event": event,
+            **details,
+        })
+
+    def record_vss_event(self, event, writer=None, **details):
+        """One event of the VSS machinery (``BackupComplete``, ``Freeze``, ``Abort``...), numbered and timestamped."""
+        entry = {"seq": next(self.event_numbers), "time": self.clock().isoformat(), "event": event,
+                 "writer": writer.name if writer is not None else None,
+                 "writer_id": writer.writer_id if writer is not None else None}
+        entry.update(details)
+        with self.lock:
+            self.vss_events.append(entry)
+        return entry
+
+    def writer_transition(self, writer, state, event, error=None, **details):
+        """A writer changes state because of a VSS event (recorded in its history and in the host's events)."""
+        with self.lock:
+            writer.state = state
+            if error is not None:
+                writer.error = error
+            self._record_writer(writer, event, **details)
+        self.record_vss_event(event, writer, state=state, **details)
+
+    def events(self, event=None, writer=None):
+        with self.lock:
+            entries = list(self.vss_events)
+        return [e for e in entries if (event is None or e["event"] == event)
+                and (writer is None or writer in (e["writer"], e["writer_id"]))]
+
+    def writer_histories(self, writer=None):
+        """``{writer name: [state changes]}`` (one writer when named)."""
+        with self.lock:
+            targets = self.writers if writer is None else [self.writer(writer)]
+            return {w.name: list(w.history) for w in targets}
+
+    def arm_vss_fault(self, kind, writer=None, error=None, times=1, seconds=None, volume=None):
+        """A fault of the VSS machinery for the next shadow copy creations (``times``; None: until cleared).
+
+        ``writer_fail_at_freeze`` (``writer``, ``error`` default retryable): the writer fails at Freeze, state 9, and
+        ``create`` fails with its error; ``writer_timeout`` (``writer``, ``seconds`` of delay, default 0): the writer
+        does not answer the Freeze in time, state 9, Timed out, VSS_E_WRITERERROR_TIMEOUT;
+        ``snapshot_set_in_progress``: VSS_E_SNAPSHOT_SET_IN_PROGRESS (another requester is creating a set);
+        ``insufficient_storage`` (``volume`` or all): VSS_E_INSUFFICIENT_STORAGE; ``provider_veto``:
+        VSS_E_PROVIDER_VETO; ``create_delay`` (``seconds``): the creation takes that long (writers frozen meanwhile).
+        """
+        if kind not in VSS_FAULT_KINDS:
+            raise ValueError("VSS fault kind must be one of %s" % ", ".join(VSS_FAULT_KINDS))
+        if kind in ("writer_fail_at_freeze", "writer_timeout"):
+            if not writer:
+                raise ValueError("a %s fault needs a writer" % kind)
+            writer = self.writer(writer).name
+        if error is not None and error not in catalog.ERROR_HRESULTS:
+            raise ValueError("error must be one of %s" % ", ".join(catalog.ERROR_HRESULTS))
+        if times is not None and int(times) < 1:
+            raise ValueError("times must be >= 1 or None")
+        if seconds is not None and not 0 <= float(seconds) <= 60:
+            raise ValueError("seconds must be within 0..60")
+        rule = {"kind": kind, "writer": writer, "error": error, "times": None if times is None else int(times),
+                "seconds": None if seconds is None else float(seconds), "volume": volume, "fired": 0}
+        with self.lock:
+            self.vss_faults.append(rule)
+        return dict(rule)
+
+    def clear_vss_faults(self):
+        with self.lock:
+            self.vss_faults = []
+
+    def take_vss_faults(self, kinds):
+        """The armed faults of these kinds that fire now (each counted; exhausted ones dropped)."""
+        fired = []
+        with self.lock:
+            for rule in self.vss_faults:
+                if rule["kind"] in kinds and (rule["times"] is None or rule["fired"] < rule["times"]):
+                    rule["fired"] += 1
+                    fired.append(dict(rule))
+            self.vss_faults = [r for r in self.vss_faults if r["times"] is None or r["fired"] < r["times"]]
+        return fired
+
+    def set_exec_exit_code(self, path, exit_code):
+        """The exit code of a file diskshadow ``exec``s that is not one of the collection's scripts (default 0)."""
+        with self.lock:
+            if exit_code is None:
+                self.exec_exit_codes.pop(path.lower(), None)
+            else:
+                self.exec_exit_codes[path.lower()] = int(exit_code)
+
+    def diff_area_problem(self, volumes):
+        """Why the shadow storage of these volumes cannot take a new shadow copy, or None: the storage volume's
+        free space and the association's MaxSpace, less what its shadows already use, must hold the initial diff
+        area (and at least the frozen copy of the volume's files, which is what the lab stores)."""
+        with self.lock, self.blockstore.locked():
+            needed = {}
+            for volume in volumes:
+                association = self.shadow_storage[volume.guid]
+                frozen = sum(len(data) for data in volume.content.files().values())
+                needed.setdefault(association["diff"], []).append((volume, frozen))
+            for guid, entries in needed.items():
+                storage = self._volume_by_guid(guid)
+                used = self._diff_area_bytes(guid)
+                wanted = sum(max(DIFF_AREA_MINIMUM, frozen) for dummy, frozen in entries)
+                limits = [storage.size_remaining()]
+                for volume, dummy in entries:
+                    limits.append(self.shadow_storage[volume.guid]["max"] - used)
+                if min(limits) < wanted:
+                    return "the shadow storage on %s cannot hold the diff area of %s (needs %d bytes, %d available)" % (
+                        storage.display_name, ", ".join(v.display_name for v, dummy in entries), wanted, max(0, min(limits)))
+        return None
+
+    # ------------------------------------------------------------------------------------ files and exposures
+    def file_exists(self, path):
+        return self.read_file(path) is not None
+
+    def list_files(self, folder):
+        """Paths (as given, drive-qualified) of the files under ``folder``, sorted."""
+        volume, relative = self._resolve(folder)
+        prefix = normalize(relative).rstrip("\\")
+        prefix = prefix + "\\" if prefix else ""
+        root = folder[:len(folder) - len(relative)] if relative else folder.rstrip("\\") + "\\"
+        return sorted(root + path for path in volume.content.files(include_system=True)
+                      if path.lower().startswith(prefix.lower()))
+
+    def delete_file(self, path):
+        volume, relative = self._resolve(path)
+        existed = volume.content.read(relative) is not None
+        volume.content.delete(relative)
+        return existed
+
+    def _exposed_path(self, path):
+        lowered = path.replace("/", "\\")
+        with self.lock:
+            for name, shadow_id in self.exposures.items():
+                if lowered.lower().startswith(name.lower()):
+                    return shadow_id, lowered[len(name):]
+        return None
+
+    def exposure_of(self, shadow_id):
+        with self.lock:
+            for name, exposed in self.exposures.items():
+                if exposed.lower() == shadow_id.lower():
+                    return name
+        return None
+
+    def shadow_record(self, shadow_id):
+        for record in self.list_shadows():
+            if record["ID"].lower() == shadow_id.lower():
+                return record
+        return None
+
+    def delete_shadow_copy(self, shadow_id):
+        """Delete a shadow copy and its exposure; True if it existed."""
+        with self.lock:
+            for name in [n for n, s in self.exposures.items() if s.lower() == shadow_id.lower()]:
+                del self.exposures[name]
+            return self.delete_shadow(shadow_id)
+
+    def revert_to_shadow(self, shadow_id):
+        """The volume's files become the shadow's frozen files; that shadow and the later ones of the volume go."""
+        record = self.shadow_record(shadow_id)
+        if record is None:
+            raise KeyError(shadow_id)
+        frozen = self.shadow_content(shadow_id)
+        volume = self.find_volume(record["VolumeName"])
+        with self.lock, self.blockstore.locked():
+            for path in list(volume.content.files()):
+                volume.content.delete(path)
+            for path, data in frozen.items():
+                volume.content.write(path, data)
+            later = [r["ID"] for r in self.list_shadows()
+                     if r["VolumeName"] == record["VolumeName"] and r["InstallDate"] >= record["InstallDate"]]
+            for other in later:
+                self.delete_shadow_copy(other)
+        return later
+
+    # -------------------------------------------------------------------------------------- the application
+    def application_transactions(self, count=1, mode="sync", changes=None):
+        """Transactions of the SQL "application" written the way ``mode`` says (sync, lazy, torn)."""
+        if self.journal is None:
+            raise ValueError("%s runs no SQL application" % self.name)
+        return [self.journal.write_transaction(changes, mode=mode) for dummy in range(int(count))]
+
+    def start_application(self, interval=0.01, checkpoint_every=4, torn_pause=0.005):
+        if self.journal is None:
+            raise ValueError("%s runs no SQL application" % self.name)
+        self.journal.start_background(float(interval), int(checkpoint_every), float(torn_pause))
+        return self.application_state()
+
+    def stop_application(self):
+        if self.journal is not None:
+            self.journal.stop_background()
+        return self.application_state()
+
+    def application_state(self):
+        if self.journal is None:
+            return None
+        return {"running": self.journal.background_running, "settings": dict(self.journal.background_settings),
+                "background_transactions": self.journal.background_count, "frozen": self.journal.frozen}
+
+    def journal_check(self):
+        """The invariant checker on the live volumes (the image a crash would leave now)."""
+        if self.journal is None:
+            raise ValueError("%s runs no SQL application" % self.name)
+        return assess_journal(self.journal.data_volume.files(), self.journal.log_volume.files(),
+                              self.journal.data_path, self.journal.log_path)
+
+    # ------------------------------------------------------------------------------------------- sessions
+    @property
+    def sessions(self):
+        """The run directories and scheduled tasks of docs/vss-session.md (lab.windows.sessions)."""
+        with self.lock:
+            if self._sessions is None:
+                from .sessions import SessionManager  # pylint: disable=import-outside-toplevel
+                self._sessions = SessionManager(self)
+            return self._sessions
+
+    def shutdown(self, timeout=5.0):
+        """Stop every thread this host runs (scheduled tasks, diskshadow, the application): the lab stops or resets."""
+        if self._sessions is not None:
+            self._sessions.shutdown(timeout)
+        if self.journal is not None:
+            self.journal.stop_background(timeout)

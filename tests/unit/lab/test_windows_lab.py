@@ -2,7 +2,7 @@
 pywinrm against the endpoints the Lab starts, the control API through LabClient, EBS snapshots through the lab's AWS
 endpoint, and Ansible's winrm connection with the inventory the lab writes.
 
-One Lab per process (its EBS behaviour patches moto process-wide), shared by this module.
+One Lab per process (its EBS behaviour patches moto process-wide): the ``lab`` fixture of tests/unit/lab/conftest.py.
 """
 
 import base64
@@ -17,7 +17,7 @@ import winrm
 from winrm.exceptions import WinRMTransportError
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
-from lab.control import LAB_CREDENTIALS, REGION, Lab, LabClient
+from lab.control import LAB_CREDENTIALS, REGION, LabClient
 from lab.windows import Journal
 from lab.windows.testing import AGENT_SCRIPT, BOOTSTRAP, agent_stdin
 
@@ -36,15 +36,6 @@ def wire():
         return BOOTSTRAP, AGENT_SCRIPT
     bootstrap = "\n".join(line.strip() for line in agent_transport.BOOTSTRAP.splitlines() if line.strip())
     return bootstrap, agent_transport.agent_script()
-
-
-@pytest.fixture(scope="module", name="lab")
-def lab_fixture():
-    lab = Lab().start()
-    try:
-        yield lab
-    finally:
-        lab.stop()
 
 
 @pytest.fixture(name="client")

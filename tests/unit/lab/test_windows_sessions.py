@@ -1,0 +1,200 @@
+"""Sessions of the shadow engine against the whole lab: the real pywinrm client on a host's WinRM endpoint, EBS
+snapshots through the lab's AWS endpoint with boto3, and the control API's helpers that read what a restore would see.
+
+What these tests show: the shadow copy embedded in each EBS snapshot is application-consistent even while the
+application writes (the writer flushed it at freeze) and the snapshot's own crash image is not; BackupComplete comes
+only after the EBS snapshots exist, never for a copy backup and never on abort; a volume whose diff area lives on
+another volume does not carry its shadow copy in its own snapshot; no session thread outlives a reset.
+"""
+
+import base64
+import datetime
+import json
+import re
+import threading
+import time
+
+import boto3
+import pytest
+import winrm
+
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
+from lab.control import LAB_CREDENTIALS, REGION, LabClient
+from lab.windows.testing import AGENT_SCRIPT, BOOTSTRAP, agent_stdin
+
+try:
+    from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
+except ImportError:  # pragma: no cover - the transport is part of the collection
+    agent_transport = None
+
+SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
+HOST = "win-sql-01"
+
+
+@pytest.fixture(name="client")
+def client_fixture(lab):
+    client = LabClient(lab.state())
+    client.reset()
+    yield client
+    client.stop_application(HOST)
+
+
+def wire():
+    if agent_transport is None:
+        return BOOTSTRAP, AGENT_SCRIPT
+    bootstrap = "\n".join(line.strip() for line in agent_transport.BOOTSTRAP.splitlines() if line.strip())
+    return bootstrap, agent_transport.agent_script()
+
+
+def agent(client, op, args=None):
+    """One agent round trip with pywinrm, as the collection's transport sends it; the answer document."""
+    host = client.windows_host(HOST)
+    bootstrap, script = wire()
+    protocol = winrm.Protocol(endpoint=host["endpoint"], transport="basic", username=host["username"],
+                              password=host["password"], message_encryption="never")
+    shell = protocol.open_shell()
+    try:
+        encoded = base64.b64encode(bootstrap.encode("utf-16-le")).decode()
+        command = protocol.run_command(shell, "PowerShell", ["-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand " + encoded])
+        protocol.send_command_input(shell, command, agent_stdin(op, args, script=script), end=True)
+        stdout, stderr, exit_code = protocol.get_command_output(shell, command)
+        protocol.cleanup_command(shell, command)
+    finally:
+        protocol.close_shell(shell)
+    assert exit_code == 0, stderr
+    return json.loads(stdout.decode("utf-8"))
+
+
+def ec2(client):
+    return boto3.client("ec2", region_name=REGION, endpoint_url=client.state["aws_endpoint_url"],
+                        aws_access_key_id=LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=LAB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+
+def session_files(session_plan):
+    """The generated files; run.cmd's exit-code line as cmd.exe needs it (a no-op once the generator writes it so)."""
+    files = generator.session_files(session_plan)
+    files["run.cmd"] = re.sub(r'^echo %ERRORLEVEL%> (".*")(\r?)$', r">\1 echo %ERRORLEVEL%\2", files["run.cmd"], flags=re.MULTILINE)
+    return files
+
+
+def start(client, run_id, backup_type, volumes=("D:", "E:"), hold=120):
+    session_plan = generator.SessionPlan(run_id=run_id, volumes=list(volumes), backup_type=backup_type,
+                                         verify_writer_ids=[SQL_WRITER_ID], hold_timeout_seconds=hold)
+    answer = agent(client, "session_start", {"run_id": run_id, "files": session_files(session_plan), "wait_seconds": 30,
+                                             "run_dir": session_plan.run_dir(), "time_limit_seconds": hold + 600})
+    assert answer["ok"], answer
+    return session_plan, answer["result"]
+
+
+def snapshot_instance(client):
+    """CreateSnapshots of the host's data volumes through the lab's AWS endpoint: {drive: snapshot id}, and the moment
+    the call returned (the snapshots' point in time is fixed then)."""
+    instance = client.instance(HOST)
+    drives = {volume["volume_id"]: volume["drive"] for volume in instance["volumes"]}
+    answer = ec2(client).create_snapshots(InstanceSpecification={"InstanceId": instance["instance_id"], "ExcludeBootVolume": True})
+    returned = datetime.datetime.now(datetime.timezone.utc)
+    return {drives[snapshot["VolumeId"]]: snapshot["SnapshotId"] for snapshot in answer["Snapshots"]}, returned
+
+
+def event_times(client, event):
+    return [datetime.datetime.fromisoformat(entry["time"]) for entry in client.vss_events(HOST, event=event)]
+
+
+def test_full_backup_over_winrm_embeds_a_consistent_shadow_in_each_ebs_snapshot(client):
+    client.start_application(HOST, interval=0.002, checkpoint_every=3, torn_pause=0.003)
+    time.sleep(0.1)
+    session_plan, status = start(client, "ss-e2e-full", "full")
+    assert status["state"] == "created" and status["task_running"]
+    shadows = status["shadows"]
+    text = agent(client, "writers", {"sources": ["vssadmin"]})["result"]["outputs"]["vssadmin"]["text"]
+    assert next(w for w in parse_vssadmin_writers(text) if w["name"] == "SqlServerWriter")["state"] == 5
+    # the application goes on; then leaves its data page half written, as a crash would find it
+    client.stop_application(HOST)
+    client.application_transactions(HOST, 2, mode="lazy")
+    client.application_transactions(HOST, 1, mode="torn")
+    snapshots, taken = snapshot_instance(client)
+    assert client.vss_events(HOST, event="BackupComplete") == []
+    released = agent(client, "session_release", {"run_id": "ss-e2e-full", "decision": "ok", "wait_seconds": 30, "delete_shadows": True})
+    result = released["result"]
+    assert released["ok"] and result["state"] == "completed" and result["exit_code"] == 0
+    assert sorted(result["deleted_shadow_ids"]) == sorted(shadows.values())
+    completes = client.vss_events(HOST, event="BackupComplete")
+    assert [(e["writer"], e["run_id"], e["set_id"]) for e in completes] == [("SqlServerWriter", "ss-e2e-full", status["shadow_set_id"])]
+    assert event_times(client, "BackupComplete")[0] > taken, "BackupComplete only after the EBS snapshots exist"
+    # each volume's snapshot carries its own shadow copy; what a restore sees after reverting to it is consistent
+    assert shadows["vol_d"] in client.snapshot_shadow_ids(snapshots["D:"])
+    assert shadows["vol_e"] in client.snapshot_shadow_ids(snapshots["E:"])
+    reverted = client.check_consistency({"snapshot_id": snapshots["D:"], "shadow_id": shadows["vol_d"]},
+                                        {"snapshot_id": snapshots["E:"], "shadow_id": shadows["vol_e"]})
+    assert reverted["consistent"] and reverted["reasons"] == [] and reverted["applied_lsn"] > 0
+    crash = client.check_consistency({"snapshot_id": snapshots["D:"]}, {"snapshot_id": snapshots["E:"]})
+    assert not crash["consistent"] and crash["torn"] and crash["recoverable"]
+    frozen = client.snapshot_content(snapshots["D:"], shadows["vol_d"])
+    assert "SQLData\\shop.mdf" in frozen["files"] and frozen["shadow_id"] == shadows["vol_d"]
+    # deleting the host's shadows afterwards does not touch what the EBS snapshots hold
+    assert agent(client, "shadows")["result"]["shadows"] == []
+    assert shadows["vol_d"] in client.snapshot_shadow_ids(snapshots["D:"])
+    history = client.writer_history(HOST, "SqlServerWriter")["SqlServerWriter"]
+    assert [entry["event"] for entry in history][-3:] == ["Thaw", "PostSnapshot", "BackupComplete"]
+    cab = agent(client, "file_read", {"path": session_plan.run_dir() + "\\backup.cab"})["result"]
+    assert base64.b64decode(cab["content_base64"]).startswith(b"<?xml")
+
+
+def test_copy_backup_never_sends_backup_complete(client):
+    dummy, status = start(client, "ss-e2e-copy", "copy")
+    status = agent(client, "session_status", {"run_id": "ss-e2e-copy", "wait_seconds": 30})["result"]
+    assert status["state"] == "completed" and not status["task_running"] and len(status["shadows"]) == 2
+    snapshots, dummy = snapshot_instance(client)
+    deleted = agent(client, "shadow_delete", {"shadow_set_id": status["shadow_set_id"]})["result"]["deleted_shadow_ids"]
+    assert sorted(deleted) == sorted(status["shadows"].values())
+    assert client.vss_events(HOST, event="BackupComplete") == []
+    assert [e["writer"] for e in client.vss_events(HOST, event="BackupShutdown")] == ["SqlServerWriter"]
+    assert status["shadows"]["vol_e"] in client.snapshot_shadow_ids(snapshots["E:"])
+    assert next(w for w in client.host_state(HOST)["writers"] if w["name"] == "SqlServerWriter")["state"] == 1
+
+
+def test_abort_over_winrm_leaves_no_writer_waiting_and_no_backup_complete(client):
+    dummy, status = start(client, "ss-e2e-abort", "full")
+    released = agent(client, "session_release", {"run_id": "ss-e2e-abort", "decision": "abort", "wait_seconds": 30,
+                                                 "delete_shadows": True})["result"]
+    assert released["state"] == "failed" and released["decision"] == "abort"
+    assert sorted(released["deleted_shadow_ids"]) == sorted(status["shadows"].values())
+    assert client.vss_events(HOST, event="BackupComplete") == []
+    assert [e["writer"] for e in client.vss_events(HOST, event="Abort")] == ["SqlServerWriter"]
+    assert all(writer["state"] == 1 for writer in client.host_state(HOST)["writers"])
+
+
+def test_a_diff_area_on_another_volume_is_not_in_the_volumes_own_snapshot(client):
+    client.set_shadow_storage(HOST, "E:", "F:")
+    dummy, status = start(client, "ss-e2e-diff", "copy")
+    agent(client, "session_status", {"run_id": "ss-e2e-diff", "wait_seconds": 30})
+    snapshots, dummy = snapshot_instance(client)
+    shadows = status["shadows"]
+    assert shadows["vol_d"] in client.snapshot_shadow_ids(snapshots["D:"])
+    assert shadows["vol_e"] not in client.snapshot_shadow_ids(snapshots["E:"]), "E:'s shadow data lives on F:"
+    assert shadows["vol_e"] in client.snapshot_shadow_ids(snapshots["F:"])
+    with pytest.raises(RuntimeError, match="carries no shadow copy"):
+        client.snapshot_content(snapshots["E:"], shadows["vol_e"])
+
+
+def test_faults_and_events_through_the_control_api(client):
+    client.vss_fault(HOST, "writer_fail_at_freeze", writer="SqlServerWriter", error="retryable")
+    answer = agent(client, "session_start", {"run_id": "ss-fault", "wait_seconds": 30,
+                                             "files": session_files(generator.SessionPlan(run_id="ss-fault", volumes=["D:", "E:"]))})
+    status = agent(client, "session_status", {"run_id": "ss-fault", "wait_seconds": 30})["result"]
+    assert answer["ok"] and status["state"] == "failed" and "Returned HRESULT: 800423F3" in status["log"]
+    failed = client.vss_events(HOST, event="Freeze", writer="SqlServerWriter")
+    assert [(e["state"], e["failed"]) for e in failed] == [(9, True)]
+    assert client.clear_vss_faults(HOST) == []
+    assert client.sessions(HOST)[0]["run_id"] == "ss-fault"
+
+
+def test_reset_stops_every_session_thread(client):
+    start(client, "ss-e2e-reset", "full", hold=300)
+    assert any(thread.name.startswith("lab-task-") for thread in threading.enumerate())
+    client.start_application(HOST)
+    client.reset()
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith(("lab-task-", "lab-sql-application"))]
+    assert agent(client, "session_status", {"run_id": "ss-e2e-reset"})["result"]["state"] == "missing"
