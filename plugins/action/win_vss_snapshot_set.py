@@ -52,6 +52,7 @@ ARGUMENT_SPEC = {
     "writer_error_retries": {"type": "int", "default": 0},
     "writer_error_delay": {"type": "int", "default": vss.WRITER_RETRY_AFTER_SECONDS},
     "cleanup_leftovers": {"type": "bool", "default": True},
+    "leftover_age": {"type": "int"},
     "fetch_metadata": {"type": "path"},
     "block_device_mappings": {"type": "list", "elements": "dict"},
 }
@@ -272,7 +273,8 @@ class ActionModule(ActionBase):
         )
         since = time.monotonic()
         try:
-            outcome = runner.create(plan, args["backup_type"], args["hold_timeout"], cleanup=args["cleanup_leftovers"])
+            outcome = runner.create(plan, args["backup_type"], args["hold_timeout"], cleanup=args["cleanup_leftovers"],
+                                    leftover_age=args["leftover_age"])
         except (vss_session.SessionError, AgentError):
             result.update(attempts=runner.attempts, cleanup_errors=runner.cleanup_errors)
             raise

@@ -175,11 +175,18 @@ options:
     default: 600
   cleanup_leftovers:
     description:
-      - Before starting, remove the sessions of earlier runs older than this run's task time limit plus 600 seconds -
-        stop their task, delete their shadow copies unless they were released V(ok), remove their run directory. Costs
-        no extra round trip. RV(cleaned) lists them.
+      - Before starting, remove the sessions of earlier runs older than O(leftover_age) - stop their task, delete
+        their shadow copies unless they were released V(ok), remove their run directory. Costs no extra round trip.
+        RV(cleaned) lists them.
     type: bool
     default: true
+  leftover_age:
+    description:
+      - Age in seconds from which an earlier run counts as left over (at least 60; the host also spares a run whose
+        task is still running within its time limit).
+      - Defaults to this run's task time limit plus 600 seconds, which never touches a live session of another
+        controller; lower it only when no other controller backs up the host.
+    type: int
   fetch_metadata:
     description:
       - A controller path to save the backup components document (C(backup.cab), the writers' metadata that

@@ -985,12 +985,17 @@ class SessionRunner:
     def task_time_limit(self, hold_timeout: int) -> int:
         return int(hold_timeout + self.session_timeout + TASK_TIME_LIMIT_MARGIN)
 
-    def create(self, plan: Plan, backup_type: str, hold_timeout: int, cleanup: bool = True) -> CreateOutcome:
-        """Starts sessions until one has created its shadow set, a failure is final, or the retries run out."""
+    def create(self, plan: Plan, backup_type: str, hold_timeout: int, cleanup: bool = True,
+               leftover_age: int | None = None) -> CreateOutcome:
+        """Starts sessions until one has created its shadow set, a failure is final, or the retries run out.
+
+        With ``cleanup``, the first start also cleans the runs older than ``leftover_age`` seconds (default: this
+        session's task time limit plus a margin, so that no live session of another controller is touched).
+        """
         used: dict = {}
         cleaned: list = []
         time_limit = self.task_time_limit(hold_timeout)
-        cleanup_age = time_limit + CLEANUP_MARGIN if cleanup else None
+        cleanup_age = (leftover_age or time_limit + CLEANUP_MARGIN) if cleanup else None
         while True:
             session_plan = plan.session_plan(self.run_id_factory(), backup_type, hold_timeout)
             files = diskshadow.session_files(session_plan)
