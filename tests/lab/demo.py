@@ -1,4 +1,4 @@
-"""``make demo``: start the lab, report the fleet's health, snapshot it as sets, show what was created, stop the lab."""
+"""``make demo``: start the lab, report the fleet's health, back it up, show the sets from their tags, stop the lab."""
 
 import json
 import os
@@ -9,6 +9,22 @@ from lab.control import LabClient, start_detached, stop_detached
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK_DIR = os.path.join(REPO_ROOT, "build", "demo")
+LIST_SETS = """
+- name: Read the sets back from their tags
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: List the sets of the lab's instances
+      shadowsnap.ec2.ec2_snapshot_set_info:
+        instance_ids: "{{ instance_ids }}"
+      register: sets
+    - name: Keep them
+      ansible.builtin.copy:
+        content: "{{ {'sets': sets.sets} | to_nice_json }}"
+        dest: "{{ report_path }}"
+        mode: "0644"
+"""
 
 
 def run_playbook(state, playbook, extra_vars, inventory=None):
@@ -57,7 +73,7 @@ def print_fleet_health(report, windows_hosts):
 def main():
     os.makedirs(WORK_DIR, exist_ok=True)
     state_file = os.path.join(WORK_DIR, "state.json")
-    report_path = os.path.join(WORK_DIR, "snapshot_sets.json")
+    report_path = os.path.join(WORK_DIR, "sets.json")
     state = start_detached(state_file, os.path.join(WORK_DIR, "lab.log"))
     try:
         sys.stdout.write("Lab running: AWS endpoint %s, %d Windows instances\n" % (state["aws_endpoint_url"], len(state["instances"])))
@@ -67,8 +83,17 @@ def main():
         run_playbook(state, "shadowsnap.ec2.fleet_health", {"report_path": health_path}, inventory)
         with open(health_path, encoding="utf-8") as handle:
             print_fleet_health(json.load(handle), state["windows_hosts"])
+        backup_path = os.path.join(WORK_DIR, "backup.json")
+        run_playbook(state, "shadowsnap.ec2.backup", {"target_hosts": "windows", "backup_all_data_volumes": True,
+                                                      "backup_report_path": backup_path}, inventory)
+        with open(backup_path, encoding="utf-8") as handle:
+            backup = json.load(handle)
+        sys.stdout.write("\nBackup: %s\n" % ", ".join("%d %s" % (count, status) for status, count in sorted(backup["counts"].items())))
+        list_sets = os.path.join(WORK_DIR, "list_sets.yml")
+        with open(list_sets, "w", encoding="utf-8") as handle:
+            handle.write(LIST_SETS)
         instance_ids = [instance["instance_id"] for instance in state["instances"]]
-        run_playbook(state, "shadowsnap.ec2.snapshot_sets", {"instance_ids": instance_ids, "report_path": report_path})
+        run_playbook(state, list_sets, {"instance_ids": instance_ids, "report_path": report_path})
         with open(report_path, encoding="utf-8") as handle:
             print_sets(json.load(handle), state["instances"])
     finally:
