@@ -82,13 +82,8 @@ def run(lab, playbook, instance_ids, work_dir):
 
 
 def count_snapshots(lab, instance_ids):
-    import boto3  # pylint: disable=import-outside-toplevel
-
-    environment = lab.state["environment"]
-    ec2 = boto3.client("ec2", region_name=lab.state["region"], endpoint_url=lab.state["moto_endpoint_url"],
-                       aws_access_key_id=environment["AWS_ACCESS_KEY_ID"], aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"])
     volume_ids = [v["volume_id"] for i in lab.state["instances"] if i["instance_id"] in instance_ids for v in i["volumes"]]
-    return len(ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": volume_ids}])["Snapshots"])
+    return len(lab.ec2().describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": volume_ids}])["Snapshots"])
 
 
 def summarise(name, elapsed, actions, instances, snapshots):

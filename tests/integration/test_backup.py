@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 
-import boto3
 import pytest
 
 from conftest import ANSIBLE_PLAYBOOK, COLLECTIONS_PATH
@@ -22,16 +21,11 @@ BACKUP = "- ansible.builtin.import_playbook: shadowsnap.ec2.backup\n"
 SQL = "win-sql-01"
 
 
-def ec2(lab):
-    environment = lab.state["environment"]
-    return boto3.client("ec2", region_name=lab.state["region"], endpoint_url=lab.state["moto_endpoint_url"],
-                        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"])
 
 
 def lab_snapshots(lab):
     volume_ids = [v["volume_id"] for instance in lab.state["instances"] for v in instance["volumes"]]
-    found = ec2(lab).describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": volume_ids}])["Snapshots"]
+    found = lab.ec2().describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": volume_ids}])["Snapshots"]
     return [dict(s, tags={t["Key"]: t["Value"] for t in s.get("Tags", [])}) for s in found]
 
 

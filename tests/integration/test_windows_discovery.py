@@ -3,7 +3,6 @@
 import json
 import time
 
-import boto3
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -24,11 +23,6 @@ DISCOVERY = """
 """
 
 
-def ec2(lab):
-    environment = lab.state["environment"]
-    return boto3.client("ec2", region_name=lab.state["region"], endpoint_url=lab.state["moto_endpoint_url"],
-                        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"])
 
 
 @pytest.fixture
@@ -103,7 +97,7 @@ def test_required_writer_failure_fails_the_task_naming_writer_state_and_service(
 @pytest.mark.parametrize("side", ["attached in EC2, not seen by Windows", "seen by Windows, not attached in EC2"])
 def test_cross_check_fails_loudly_on_a_mismatch(lab, ansible_playbook, inventory, side):
     instance = lab.instance("win-web-01")
-    client = ec2(lab)
+    client = lab.ec2()
     if side.startswith("attached"):
         volume = client.create_volume(AvailabilityZone=instance["availability_zone"], Size=10, VolumeType="gp3")
         client.attach_volume(VolumeId=volume["VolumeId"], InstanceId=instance["instance_id"], Device="xvdk")

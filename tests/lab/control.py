@@ -25,6 +25,7 @@ import boto3
 from lab.aws import EbsBehaviour, MotoServer
 from lab.dataplane import BlockStore
 from lab.fault_proxy import FaultProxy
+from lab.ssm import SsmBehaviour
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
 from lab.windows import WindowsFleet, write_inventory
 
@@ -98,11 +99,13 @@ class Lab:
         self.moto = MotoServer(free_port())
         self.proxy = FaultProxy(self.moto.port, control=self.handle_control)
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
+        self.ssm = SsmBehaviour(self.windows)
         self.instances = []
         self._lock = threading.Lock()
 
     def start(self):
         self.ebs.install()
+        self.ssm.install()
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -137,6 +140,7 @@ class Lab:
         with self._lock:
             urllib.request.urlopen(urllib.request.Request(self.moto.url + "/moto-api/reset", method="POST"), timeout=30).close()
             self.ebs.reset()
+            self.ssm.reset()
             self.proxy.plan.clear()
             self.proxy.counter.reset()
             self.blockstore.reset()
@@ -184,6 +188,9 @@ class Lab:
             elif route == ("PUT", "/_lab/ebs"):
                 self.ebs.configure(**request)
                 result = vars(self.ebs.settings)
+            elif route == ("PUT", "/_lab/ssm"):
+                self.ssm.configure(**request)
+                result = self.ssm.describe()
             elif route == ("POST", "/_lab/reset"):
                 topology = request.get("topology")
                 if request.get("fleet"):
@@ -232,6 +239,11 @@ class LabClient:
     def ebs(self, **settings):
         return self._call("PUT", "/ebs", settings)
 
+    def ssm(self, **settings):
+        """AWSEC2-CreateVssSnapshot's emulation (lab.ssm): ``run_seconds`` (InProgress time), ``on_writer_failure``
+        (``fail`` or ``crash_fallback``), ``unmanaged`` (instance ids the SSM agent does not answer for)."""
+        return self._call("PUT", "/ssm", settings)
+
     def reset(self, topology=None, fleet=None):
         payload = {}
         if topology is not None:
@@ -240,6 +252,12 @@ class LabClient:
             payload["fleet"] = fleet
         self.state = self._call("POST", "/reset", payload)
         return self.state
+
+    def ec2(self):
+        """An EC2 client that talks to moto directly: what a test reads back is not counted by the proxy."""
+        return boto3.client("ec2", region_name=self.state["region"], endpoint_url=self.state["moto_endpoint_url"],
+                            aws_access_key_id=LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=LAB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
     def instance(self, name):
         for instance in self.state["instances"]:

@@ -63,6 +63,27 @@ def agent_command(op, args=None, **options):
     return "PowerShell", bootstrap_arguments(), agent_stdin(op, args, **options)
 
 
+def call_agent_over_winrm(host_info, op, args=None, bootstrap=BOOTSTRAP, script=AGENT_SCRIPT):
+    """One agent round trip through the real pywinrm client to a lab endpoint (``Lab.state()["windows_hosts"]`` entry),
+    the way the collection's transport sends it: PowerShell -EncodedCommand <bootstrap>, request + agent on stdin."""
+    import winrm  # pylint: disable=import-outside-toplevel
+
+    protocol = winrm.Protocol(endpoint=host_info["endpoint"], transport="basic", username=host_info["username"],
+                              password=host_info["password"], message_encryption="never")
+    shell = protocol.open_shell()
+    try:
+        encoded = base64.b64encode(bootstrap.encode("utf-16-le")).decode()
+        command = protocol.run_command(shell, "PowerShell", ["-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand " + encoded])
+        protocol.send_command_input(shell, command, agent_stdin(op, args, script=script), end=True)
+        stdout, stderr, exit_code = protocol.get_command_output(shell, command)
+        protocol.cleanup_command(shell, command)
+    finally:
+        protocol.close_shell(shell)
+    if exit_code != 0:
+        raise AssertionError("agent round trip failed: exit %s, stderr %r" % (exit_code, stderr))
+    return json.loads(stdout.decode("utf-8"))
+
+
 def call_agent(host, op, args=None, **options):
     """Run one agent request on a :class:`lab.windows.LabWindowsHost` and return the answer document."""
     result = host.run_command(*agent_command(op, args, **options))

@@ -5,37 +5,25 @@ endpoint, and Ansible's winrm connection with the inventory the lab writes.
 One Lab per process (its EBS behaviour patches moto process-wide): the ``lab`` fixture of tests/unit/lab/conftest.py.
 """
 
-import base64
 import json
 import os
 import subprocess
 import sys
 
-import boto3
 import pytest
 import winrm
 from winrm.exceptions import WinRMTransportError
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
-from lab.control import LAB_CREDENTIALS, REGION, LabClient
+from lab.control import LabClient
 from lab.windows import Journal
-from lab.windows.testing import AGENT_SCRIPT, BOOTSTRAP, agent_stdin
+from lab.windows.testing import call_agent_over_winrm
 
-try:
-    from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
-except ImportError:  # the controller-side transport is not there yet: a stand-in bootstrap and agent header
-    agent_transport = None
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 
-def wire():
-    """The bootstrap as the shell plugin encodes it (lines stripped, blank ones dropped) and the agent script: the
-    collection's own when available, so that the lab answers exactly what the controller sends."""
-    if agent_transport is None:
-        return BOOTSTRAP, AGENT_SCRIPT
-    bootstrap = "\n".join(line.strip() for line in agent_transport.BOOTSTRAP.splitlines() if line.strip())
-    return bootstrap, agent_transport.agent_script()
 
 
 @pytest.fixture(name="client")
@@ -45,28 +33,17 @@ def client_fixture(lab):
     return client
 
 
+def collection_wire():
+    """The bootstrap as the shell plugin encodes it (lines stripped, blank ones dropped) and the collection's agent."""
+    bootstrap = "\n".join(line.strip() for line in agent_transport.BOOTSTRAP.splitlines() if line.strip())
+    return {"bootstrap": bootstrap, "script": agent_transport.agent_script()}
+
+
 def agent_round_trip(host, op, args=None):
-    """One agent request the way the transport sends it: PowerShell -EncodedCommand <bootstrap>, request + agent on stdin."""
-    bootstrap, script = wire()
-    protocol = winrm.Protocol(endpoint=host["endpoint"], transport="basic", username=host["username"],
-                              password=host["password"], message_encryption="never")
-    shell = protocol.open_shell()
-    try:
-        encoded = base64.b64encode(bootstrap.encode("utf-16-le")).decode()
-        command = protocol.run_command(shell, "PowerShell", ["-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand " + encoded])
-        protocol.send_command_input(shell, command, agent_stdin(op, args, script=script), end=True)
-        stdout, stderr, exit_code = protocol.get_command_output(shell, command)
-        protocol.cleanup_command(shell, command)
-    finally:
-        protocol.close_shell(shell)
-    assert exit_code == 0, stderr
-    return json.loads(stdout.decode("utf-8"))
+    """One agent request the way the transport sends it, through the real pywinrm client."""
+    return call_agent_over_winrm(host, op, args, **collection_wire())
 
 
-def ec2(client):
-    return boto3.client("ec2", region_name=REGION, endpoint_url=client.state["aws_endpoint_url"],
-                        aws_access_key_id=LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=LAB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
 
 def test_state_lists_one_endpoint_per_instance_with_inventory_vars(client):
@@ -92,7 +69,7 @@ def test_pywinrm_storage_ties_disks_to_the_instances_ec2_volumes(client, name):
     host = client.windows_host(name)
     answer = agent_round_trip(host, "storage")
     assert answer["ok"] and answer["op"] == "storage"
-    reservations = ec2(client).describe_instances(InstanceIds=[host["instance_id"]])["Reservations"]
+    reservations = client.ec2().describe_instances(InstanceIds=[host["instance_id"]])["Reservations"]
     mapping = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in reservations[0]["Instances"][0]["BlockDeviceMappings"]}
     found = set()
     if client.instance(name)["style"] == "nitro":
@@ -177,7 +154,7 @@ def test_an_ebs_snapshot_captures_the_volume_content_of_that_moment(client, lab)
     devices = {volume["drive"]: volume["volume_id"] for volume in instance["volumes"]}
     assert client.write_transactions("win-sql-01", count=3)["lsns"] == [1, 2, 3]
     client.write_file("win-sql-01", "D:\\exports\\today.csv", "id,total\n1,10\n")
-    snapshots = ec2(client).create_snapshots(InstanceSpecification={"InstanceId": instance["instance_id"]})["Snapshots"]
+    snapshots = client.ec2().create_snapshots(InstanceSpecification={"InstanceId": instance["instance_id"]})["Snapshots"]
     by_volume = {snapshot["VolumeId"]: snapshot["SnapshotId"] for snapshot in snapshots}
     client.write_transactions("win-sql-01", count=2)
     data = lab.blockstore.snapshot(by_volume[devices["D:"]]).files
@@ -194,9 +171,9 @@ def test_separate_snapshots_of_data_and_log_can_tear_the_journal(client, lab):
     instance = client.instance("win-sql-01")
     devices = {volume["drive"]: volume["volume_id"] for volume in instance["volumes"]}
     client.write_transactions("win-sql-01", count=2)
-    log_snapshot = ec2(client).create_snapshot(VolumeId=devices["E:"])["SnapshotId"]
+    log_snapshot = client.ec2().create_snapshot(VolumeId=devices["E:"])["SnapshotId"]
     client.write_transactions("win-sql-01", count=2)
-    data_snapshot = ec2(client).create_snapshot(VolumeId=devices["D:"])["SnapshotId"]
+    data_snapshot = client.ec2().create_snapshot(VolumeId=devices["D:"])["SnapshotId"]
     torn = Journal.read(lab.blockstore.snapshot(data_snapshot).files, lab.blockstore.snapshot(log_snapshot).files)
     assert torn.applied_lsn == 4 and torn.last_log_lsn == 2
 

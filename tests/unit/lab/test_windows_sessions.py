@@ -9,19 +9,16 @@ another volume does not carry its shadow copy in its own snapshot; no session th
 
 import base64
 import datetime
-import json
 import re
 import threading
 import time
 
-import boto3
 import pytest
-import winrm
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
-from lab.control import LAB_CREDENTIALS, REGION, LabClient
-from lab.windows.testing import AGENT_SCRIPT, BOOTSTRAP, agent_stdin
+from lab.control import LabClient
+from lab.windows.testing import call_agent_over_winrm
 
 try:
     from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
@@ -40,36 +37,19 @@ def client_fixture(lab):
     client.stop_application(HOST)
 
 
-def wire():
-    if agent_transport is None:
-        return BOOTSTRAP, AGENT_SCRIPT
+
+
+def collection_wire():
+    """The bootstrap as the shell plugin encodes it (lines stripped, blank ones dropped) and the collection's agent."""
     bootstrap = "\n".join(line.strip() for line in agent_transport.BOOTSTRAP.splitlines() if line.strip())
-    return bootstrap, agent_transport.agent_script()
+    return {"bootstrap": bootstrap, "script": agent_transport.agent_script()}
 
 
 def agent(client, op, args=None):
     """One agent round trip with pywinrm, as the collection's transport sends it; the answer document."""
-    host = client.windows_host(HOST)
-    bootstrap, script = wire()
-    protocol = winrm.Protocol(endpoint=host["endpoint"], transport="basic", username=host["username"],
-                              password=host["password"], message_encryption="never")
-    shell = protocol.open_shell()
-    try:
-        encoded = base64.b64encode(bootstrap.encode("utf-16-le")).decode()
-        command = protocol.run_command(shell, "PowerShell", ["-NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand " + encoded])
-        protocol.send_command_input(shell, command, agent_stdin(op, args, script=script), end=True)
-        stdout, stderr, exit_code = protocol.get_command_output(shell, command)
-        protocol.cleanup_command(shell, command)
-    finally:
-        protocol.close_shell(shell)
-    assert exit_code == 0, stderr
-    return json.loads(stdout.decode("utf-8"))
+    return call_agent_over_winrm(client.windows_host(HOST), op, args, **collection_wire())
 
 
-def ec2(client):
-    return boto3.client("ec2", region_name=REGION, endpoint_url=client.state["aws_endpoint_url"],
-                        aws_access_key_id=LAB_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=LAB_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
 
 def session_files(session_plan):
@@ -93,7 +73,7 @@ def snapshot_instance(client):
     the call returned (the snapshots' point in time is fixed then)."""
     instance = client.instance(HOST)
     drives = {volume["volume_id"]: volume["drive"] for volume in instance["volumes"]}
-    answer = ec2(client).create_snapshots(InstanceSpecification={"InstanceId": instance["instance_id"], "ExcludeBootVolume": True})
+    answer = client.ec2().create_snapshots(InstanceSpecification={"InstanceId": instance["instance_id"], "ExcludeBootVolume": True})
     returned = datetime.datetime.now(datetime.timezone.utc)
     return {drives[snapshot["VolumeId"]]: snapshot["SnapshotId"] for snapshot in answer["Snapshots"]}, returned
 
