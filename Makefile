@@ -58,3 +58,4 @@ demo: venv
 
 bench: venv
 	cd tests && ../$(BIN)/python -m benchmarks.bench_snapshot_sets --instances 10 --volumes 4
+	cd tests && ../$(BIN)/python -m benchmarks.bench_backup

@@ -24,3 +24,10 @@ def ec2_client(module, idempotent=True):
     if idempotent:
         return module.client("ec2", retry_decorator=READ_RETRY)
     return module.client("ec2", config=NO_AUTOMATIC_RETRIES)
+
+
+def ssm_client(module, idempotent=True):
+    """An SSM client with the same policy: ``idempotent=False`` for SendCommand, which must never be repeated blindly."""
+    if idempotent:
+        return module.client("ssm", retry_decorator=READ_RETRY)
+    return module.client("ssm", config=NO_AUTOMATIC_RETRIES)

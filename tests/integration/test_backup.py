@@ -21,8 +21,6 @@ BACKUP = "- ansible.builtin.import_playbook: shadowsnap.ec2.backup\n"
 SQL = "win-sql-01"
 
 
-
-
 def lab_snapshots(lab):
     volume_ids = [v["volume_id"] for instance in lab.state["instances"] for v in instance["volumes"]]
     found = lab.ec2().describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": volume_ids}])["Snapshots"]

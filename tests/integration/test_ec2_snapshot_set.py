@@ -24,8 +24,6 @@ SNAPSHOT_SET_INFO = """
 """
 
 
-
-
 def snapshots_of_set(lab, set_id):
     response = lab.ec2().describe_snapshots(
         OwnerIds=["self"], Filters=[{"Name": "tag:shadowsnap:set-id", "Values": [set_id]}])

@@ -23,8 +23,6 @@ DISCOVERY = """
 """
 
 
-
-
 @pytest.fixture
 def inventory(lab, tmp_path):
     path = tmp_path / "windows.ini"

@@ -24,8 +24,6 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transp
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 
-
-
 @pytest.fixture(name="client")
 def client_fixture(lab):
     client = LabClient(lab.state())
@@ -42,8 +40,6 @@ def collection_wire():
 def agent_round_trip(host, op, args=None):
     """One agent request the way the transport sends it, through the real pywinrm client."""
     return call_agent_over_winrm(host, op, args, **collection_wire())
-
-
 
 
 def test_state_lists_one_endpoint_per_instance_with_inventory_vars(client):

@@ -37,8 +37,6 @@ def client_fixture(lab):
     client.stop_application(HOST)
 
 
-
-
 def collection_wire():
     """The bootstrap as the shell plugin encodes it (lines stripped, blank ones dropped) and the collection's agent."""
     bootstrap = "\n".join(line.strip() for line in agent_transport.BOOTSTRAP.splitlines() if line.strip())
@@ -48,8 +46,6 @@ def collection_wire():
 def agent(client, op, args=None):
     """One agent round trip with pywinrm, as the collection's transport sends it; the answer document."""
     return call_agent_over_winrm(client.windows_host(HOST), op, args, **collection_wire())
-
-
 
 
 def session_files(session_plan):
