@@ -205,3 +205,13 @@ def test_a_controller_that_dies_mid_run_leaves_a_session_that_times_out_and_is_c
     assert run.rc == 0, run.stdout
     assert report["hosts"][0]["consistency"] == "application"
     assert lab.host_state(SQL)["shadows"] == 0, "the next run cleaned the dead run's shadow copies"
+
+
+def test_the_aws_vss_engine_through_the_role(lab, ansible_playbook, inventory, tmp_path):
+    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_engine="aws_vss", backup_set_id="sql-aws-vss")
+    assert run.rc == 0, run.stdout
+    (result,) = report["hosts"]
+    assert (result["status"], result["consistency"]) == ("ok", "application")
+    tags = [s["tags"] for s in lab_snapshots(lab)]
+    assert tags and all(t["shadowsnap:engine"] == "aws_vss" and t["AppConsistent"] == "true" for t in tags)
+    assert lab.vss_events(SQL, event="Freeze")
