@@ -211,10 +211,11 @@ def render(results, options, command, total_seconds):
     ]
     if fleet_p95 > GOAL_HOLD_P95:
         lines += [
-            "Why the fleet misses the hold goal: the role's play uses Ansible's linear",
-            "strategy, so every host's shadow set is created (task 1, %d forks) before the first host's `CreateSnapshots` (task 2,"
+            "Why the fleet misses the hold goal: the EBS snapshot is a separate task from the shadow set. Between the two, each",
+            "host waits for a free worker (%d forks shared by every host's tasks, with the playbook's free strategy) and for its"
             % options.forks,
-            "`throttle: backup_max_concurrent`, a Python module run on the controller per host). Even the shortest window in the",
+            "turn in the snapshot task (`throttle: backup_max_concurrent`), and every task is a Python process on the controller.",
+            "Even the shortest window in the"
             "fleet (%.1f s) spans the rest of the fleet's VSS task plus a turn in the snapshot task. The controller cost is the"
             % min(fleet_copy["hold"]),
             "same in the baseline: one EC2 task for %d hosts takes the crash engine %.1f s (%.1f s per host) on this machine. With"
