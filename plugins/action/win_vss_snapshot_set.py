@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, ebs_disks, vss, vss_session
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, ebs_disks, ec2_instance, vss, vss_session
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_transport import (
     AgentError,
     AgentOperationError,
@@ -55,6 +55,14 @@ ARGUMENT_SPEC = {
     "leftover_age": {"type": "int"},
     "fetch_metadata": {"type": "path"},
     "block_device_mappings": {"type": "list", "elements": "dict"},
+    "ebs_snapshot_set": {"type": "dict", "options": {
+        "set_id": {"type": "str", "required": True},
+        "instance_id": {"type": "str"},
+        "include_boot": {"type": "bool", "default": False},
+        "policy": {"type": "str", "default": "default"},
+        "tags": {"type": "dict", "default": {}},
+    }},
+    **ec2_instance.AWS_ARGUMENT_SPEC,
 }
 REQUIRED_IF = [
     ("state", "completed", ["run_id"]),
@@ -110,7 +118,9 @@ class ActionModule(ActionBase):
     """Creates, releases and deletes VSS shadow copy sets (the shadow engine). Check mode runs the pre-flight only."""
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC) | frozenset(
+        alias for spec in ARGUMENT_SPEC.values() for alias in spec.get("aliases", ())
+    )
     _requires_connection = True
     _supports_check_mode = True
     _supports_async = False
@@ -247,6 +257,11 @@ class ActionModule(ActionBase):
 
     def _present(self, args, transport, result):
         facts, mapping, writers, plan, source, options = self._preflight(args, transport, result)
+        ebs_request = args.get("ebs_snapshot_set")
+        ebs_instance_id = ebs_request and (ebs_request.get("instance_id") or (facts.get("ec2") or {}).get("instance_id"))
+        if ebs_request and not ebs_instance_id:
+            raise TaskFailure("ebs_snapshot_set needs the instance id: the host's IMDS did not answer, so set "
+                              "ebs_snapshot_set.instance_id")
         writers, plan, health = self._writers_ready(args, transport, result, mapping, writers, plan, source, options)
         warnings = plan.warnings + health["warnings"]
         result["storage_problems"] = list(mapping.get("problems") or [])
@@ -291,6 +306,19 @@ class ActionModule(ActionBase):
             entry.update(alias=aliases.get(entry["path"]), shadow_id=outcome.shadows.get(entry["path"]))
         metadata, volume_ids, devices = vss_session.ec2_volume_metadata(result["volumes"], outcome.shadows)
         result.update(ec2_volume_metadata=metadata, ebs_volume_ids=volume_ids, device_names=devices)
+        if ebs_request:
+            since = time.monotonic()
+            request = dict(ebs_request, volume_ids=volume_ids, volume_metadata=metadata, shadow_set_id=outcome.shadow_set_id,
+                           backup_type=args["backup_type"])
+            try:
+                result["ebs_set"] = ec2_instance.create_shadow_snapshot_set(
+                    args, "shadowsnap.ec2.win_vss_snapshot_set", (facts.get("ec2") or {}).get("region"), ebs_instance_id, request)
+            except ec2_instance.Ec2LookupError as exc:
+                runner.abort(outcome.run_id)
+                result.update(session_state="aborted", cleanup_errors=runner.cleanup_errors)
+                raise TaskFailure(f"the EBS snapshot set could not be taken, so the session {outcome.run_id} was aborted and "
+                                  f"its shadow copies deleted: {exc}") from exc
+            self._mark("ebs", since)
         if args["backup_type"] == "full":
             deadline = datetime.now(timezone.utc) + timedelta(seconds=args["hold_timeout"])
             result["release_deadline"] = deadline.isoformat(timespec="seconds")

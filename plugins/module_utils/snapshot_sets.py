@@ -116,6 +116,26 @@ def select_volumes(instance, volumes="all", volume_ids=None, device_names=None, 
     return selected, attached
 
 
+def volume_details(selected, metadata):
+    """Per-volume tag data for the selected volumes; ``metadata`` keys may be volume ids or device names."""
+    known = set()
+    details = {}
+    for volume in selected:
+        entry = {"device": volume["device"], "paths": [], "shadow_id": None}
+        for key in (volume["volume_id"], volume["device"], normalise_device(volume["device"])):
+            if key in metadata:
+                known.add(key)
+                entry["paths"] = list(metadata[key].get("paths") or [])
+                entry["shadow_id"] = metadata[key].get("shadow_id")
+        details[volume["volume_id"]] = entry
+    unknown = sorted(set(metadata) - known)
+    if unknown:
+        raise SnapshotSetError(
+            "volume_metadata names volumes that are not in the set: %s" % ", ".join(unknown)
+        )
+    return details
+
+
 def instance_specification(instance_id, selected, attached):
     """CreateSnapshots' InstanceSpecification that covers exactly ``selected``."""
     chosen = set(volume["volume_id"] for volume in selected)

@@ -261,26 +261,6 @@ def default_set_id(instance_id, now):
     return "%s-%s" % (instance_id, now.strftime("%Y%m%dT%H%M%SZ"))
 
 
-def volume_details(selected, metadata):
-    """Per-volume tag data for the selected volumes; ``metadata`` keys may be volume ids or device names."""
-    known = set()
-    details = {}
-    for volume in selected:
-        entry = {"device": volume["device"], "paths": [], "shadow_id": None}
-        for key in (volume["volume_id"], volume["device"], snapshot_sets.normalise_device(volume["device"])):
-            if key in metadata:
-                known.add(key)
-                entry["paths"] = list(metadata[key].get("paths") or [])
-                entry["shadow_id"] = metadata[key].get("shadow_id")
-        details[volume["volume_id"]] = entry
-    unknown = sorted(set(metadata) - known)
-    if unknown:
-        raise snapshot_sets.SnapshotSetError(
-            "volume_metadata names volumes that are not in the set: %s" % ", ".join(unknown)
-        )
-    return details
-
-
 def wait_for_completion(client, snapshot_ids, timeout):
     waiter = get_waiter(client, "snapshot_completed")
     waiter.wait(
@@ -371,7 +351,7 @@ def main():
         selected, attached = snapshot_sets.select_volumes(
             instance, params["volumes"], params["volume_ids"], params["device_names"], params["include_boot"])
         specification = snapshot_sets.instance_specification(instance_id, selected, attached)
-        details = volume_details(selected, params["volume_metadata"])
+        details = snapshot_sets.volume_details(selected, params["volume_metadata"])
         tags = snapshot_tags.build_set_tags(
             set_id=set_id, instance_id=instance_id, engine=params["engine"], consistency=params["consistency"],
             created_at=now, version=COLLECTION_VERSION, volumes=details, policy=params["policy"],

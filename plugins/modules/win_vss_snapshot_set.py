@@ -200,6 +200,41 @@ options:
         without it Xen volumes are keyed by device name in RV(ec2_volume_metadata).
     type: list
     elements: dict
+  ebs_snapshot_set:
+    description:
+      - With O(state=present), take the EBS snapshot set of the shadow set's volumes from inside this task, right
+        after the shadow set exists, with one C(CreateSnapshots) call tagged with the collection's schema
+        (consistency V(unverified), engine V(shadow), the shadow set id and each volume's shadow id). The shadow set
+        is then held for one API call instead of the time until a later task runs, which matters across a fleet.
+      - Same calls, tags, retries and lost-answer reconciliation as M(shadowsnap.ec2.ec2_snapshot_set); the set is
+        returned in RV(ebs_set). When the snapshot set cannot be taken, the session is aborted (no BackupComplete,
+        shadow copies deleted) and the task fails.
+      - The AWS connection options (O(region), O(profile), O(endpoint_url)...) apply; the Region defaults to the
+        host's own (IMDS).
+    type: dict
+    suboptions:
+      set_id:
+        description: The snapshot set id (idempotent, as in M(shadowsnap.ec2.ec2_snapshot_set)).
+        type: str
+        required: true
+      instance_id:
+        description: The host's instance id, when its IMDS does not answer.
+        type: str
+      include_boot:
+        description: Also snapshot the boot volume (crash-consistent unless it is in the shadow set).
+        type: bool
+        default: false
+      policy:
+        description: The retention policy name recorded on the set.
+        type: str
+        default: default
+      tags:
+        description: User tags added to every snapshot.
+        type: dict
+        default: {}
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
@@ -339,6 +374,12 @@ instance_id:
   returned: O(state=present)
   type: str
   sample: i-0123456789abcdef0
+ebs_set:
+  description:
+    - The EBS snapshot set taken with O(ebs_snapshot_set), in the shape M(shadowsnap.ec2.ec2_snapshot_set) returns
+      (set id, snapshots with volume id, device, paths, shadow id and state, C(volume_snapshot_map), C(start_time)).
+  returned: O(state=present) with O(ebs_snapshot_set)
+  type: dict
 ebs_volume_ids:
   description: The EBS volumes under the set's volumes - pass them to M(shadowsnap.ec2.ec2_snapshot_set) as C(volume_ids).
   returned: O(state=present)

@@ -1,6 +1,7 @@
 # Copyright: Contributors to the shadowsnap.ec2 project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""EC2 look-ups made by controller-side (action) plugins: an instance's EBS attachments.
+"""EC2 calls made by controller-side (action) plugins: an instance's EBS attachments, and the snapshot set that the
+shadow engine takes from inside its session so that the shadow set is held for one API call, not one Ansible task.
 
 Action plugins run on the controller, so they may call EC2 themselves. Nothing here decides how: the connection
 settings (credentials, profile, region, endpoint, CA bundle, botocore config) are resolved by amazon.aws's own
@@ -12,6 +13,8 @@ reading of the block-device mapping are ``module_utils.snapshot_sets``'s, which 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 try:
     import botocore
 except ImportError:  # pragma: no cover - reported by check_sdk() when a look-up is needed
@@ -19,7 +22,9 @@ except ImportError:  # pragma: no cover - reported by check_sdk() when a look-up
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.amazon.aws.plugins.plugin_utils.base import AWSPluginBase
-from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import READ_RETRY
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets, snapshot_tags
+from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import NO_AUTOMATIC_RETRIES, READ_RETRY
+from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.snapshot_sets import (
     SnapshotSetError,
     attached_volumes,
@@ -49,14 +54,17 @@ class _AwsOptions(AWSPluginBase):
         raise Ec2LookupError(message)
 
 
-def ec2_client(options: dict, plugin_name: str, region: str | None = None):
-    """An EC2 client with READ_RETRY (call it with ``aws_retry=True``) from amazon.aws-style options."""
+def ec2_client(options: dict, plugin_name: str, region: str | None = None, idempotent: bool = True):
+    """An EC2 client from amazon.aws-style options: READ_RETRY (call with ``aws_retry=True``), or, for creates
+    (``idempotent=False``), without botocore's automatic retries, as module_utils.aws_client does for modules."""
     if botocore is None:
         raise Ec2LookupError(f"{plugin_name} needs boto3 and botocore on the controller to read the instance from EC2")
     settings = {name: options.get(name) for name in AWS_ARGUMENT_SPEC}
     if region:
         settings["region"] = region
-    return _AwsOptions(settings, plugin_name).client("ec2", retry_decorator=READ_RETRY)
+    if idempotent:
+        return _AwsOptions(settings, plugin_name).client("ec2", retry_decorator=READ_RETRY)
+    return _AwsOptions(settings, plugin_name).client("ec2", config=NO_AUTOMATIC_RETRIES)
 
 
 def instance_attachments(client, instance_id: str) -> tuple[list[dict], dict]:
@@ -75,3 +83,40 @@ def instance_attachments(client, instance_id: str) -> tuple[list[dict], dict]:
         "instance_type": instance.get("InstanceType"),
     }
     return attached_volumes(instance), summary
+
+
+def create_shadow_snapshot_set(options: dict, plugin_name: str, region: str | None, instance_id: str, request: dict) -> dict:
+    """The EBS snapshot set of a shadow set's volumes, taken right after the shadow set exists (tagged ``unverified``).
+
+    ``request``: ``set_id``, ``volume_ids``, ``include_boot``, ``volume_metadata``, ``shadow_set_id``, ``backup_type``,
+    ``policy``, ``tags``. Same API calls, tags, retries and reconciliation as the ec2_snapshot_set module; an existing
+    set with that id is returned as it is. Raises Ec2LookupError with what failed.
+    """
+    client = ec2_client(options, plugin_name, region)
+    set_id = request["set_id"]
+    try:
+        existing = snapshot_sets.find_snapshots(client, set_ids=[set_id])
+        if existing:
+            found = snapshot_sets.group_sets(existing)[0]
+            if found["instance_id"] != instance_id:
+                raise Ec2LookupError(f"set id {set_id} already belongs to instance {found['instance_id']}, not {instance_id}")
+            return dict(found, changed=False, retries=[])
+        instance = describe_instance(client, instance_id)
+        selected, attached = snapshot_sets.select_volumes(instance, volume_ids=request["volume_ids"],
+                                                          include_boot=request.get("include_boot", False))
+        specification = snapshot_sets.instance_specification(instance_id, selected, attached)
+        details = snapshot_sets.volume_details(selected, request.get("volume_metadata") or {})
+        tags = snapshot_tags.build_set_tags(
+            set_id=set_id, instance_id=instance_id, engine="shadow", consistency="unverified",
+            created_at=datetime.now(timezone.utc), version=COLLECTION_VERSION, volumes=details,
+            policy=request.get("policy") or "default", backup_type=request.get("backup_type"),
+            shadow_set_id=request.get("shadow_set_id"), user_tags=request.get("tags") or {},
+        )
+        description = f"shadowsnap.ec2 set {set_id} of {instance_id} (unverified)"
+        created, retries = snapshot_sets.create_snapshot_set(
+            ec2_client(options, plugin_name, region, idempotent=False), client, specification, description, tags, set_id)
+    except (SnapshotSetError, snapshot_tags.TagSchemaError) as exc:
+        raise Ec2LookupError(str(exc)) from exc
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise Ec2LookupError(f"creating the snapshot set {set_id} of {instance_id} failed: {exc}") from exc
+    return dict(snapshot_sets.group_sets(created)[0], changed=True, retries=retries, tags=tags)
