@@ -234,6 +234,7 @@ options:
         default: {}
 extends_documentation_fragment:
   - amazon.aws.common.modules
+  - amazon.aws.region.modules
   - amazon.aws.boto3
 attributes:
   check_mode:
