@@ -259,9 +259,17 @@ class ActionModule(ActionBase):
         facts, mapping, writers, plan, source, options = self._preflight(args, transport, result)
         ebs_request = args.get("ebs_snapshot_set")
         ebs_instance_id = ebs_request and (ebs_request.get("instance_id") or (facts.get("ec2") or {}).get("instance_id"))
-        if ebs_request and not ebs_instance_id:
-            raise TaskFailure("ebs_snapshot_set needs the instance id: the host's IMDS did not answer, so set "
-                              "ebs_snapshot_set.instance_id")
+        ebs_prepared = None
+        if ebs_request:
+            if not ebs_instance_id:
+                raise TaskFailure("ebs_snapshot_set needs the instance id: the host's IMDS did not answer, so set "
+                                  "ebs_snapshot_set.instance_id")
+            try:
+                ebs_prepared = ec2_instance.prepare_shadow_snapshot_set(
+                    args, "shadowsnap.ec2.win_vss_snapshot_set", (facts.get("ec2") or {}).get("region"), ebs_instance_id,
+                    ebs_request["set_id"])
+            except ec2_instance.Ec2LookupError as exc:
+                raise TaskFailure(f"the EBS snapshot set cannot be taken, so no shadow set was made: {exc}") from exc
         writers, plan, health = self._writers_ready(args, transport, result, mapping, writers, plan, source, options)
         warnings = plan.warnings + health["warnings"]
         result["storage_problems"] = list(mapping.get("problems") or [])
@@ -311,8 +319,7 @@ class ActionModule(ActionBase):
             request = dict(ebs_request, volume_ids=volume_ids, volume_metadata=metadata, shadow_set_id=outcome.shadow_set_id,
                            backup_type=args["backup_type"])
             try:
-                result["ebs_set"] = ec2_instance.create_shadow_snapshot_set(
-                    args, "shadowsnap.ec2.win_vss_snapshot_set", (facts.get("ec2") or {}).get("region"), ebs_instance_id, request)
+                result["ebs_set"] = ec2_instance.create_shadow_snapshot_set(ebs_prepared, request)
             except ec2_instance.Ec2LookupError as exc:
                 runner.abort(outcome.run_id)
                 result.update(session_state="aborted", cleanup_errors=runner.cleanup_errors)

@@ -85,23 +85,37 @@ def instance_attachments(client, instance_id: str) -> tuple[list[dict], dict]:
     return attached_volumes(instance), summary
 
 
-def create_shadow_snapshot_set(options: dict, plugin_name: str, region: str | None, instance_id: str, request: dict) -> dict:
-    """The EBS snapshot set of a shadow set's volumes, taken right after the shadow set exists (tagged ``unverified``).
-
-    ``request``: ``set_id``, ``volume_ids``, ``include_boot``, ``volume_metadata``, ``shadow_set_id``, ``backup_type``,
-    ``policy``, ``tags``. Same API calls, tags, retries and reconciliation as the ec2_snapshot_set module; an existing
-    set with that id is returned as it is. Raises Ec2LookupError with what failed.
-    """
+def prepare_shadow_snapshot_set(options: dict, plugin_name: str, region: str | None, instance_id: str, set_id: str) -> dict:
+    """Everything the shadow engine's EBS snapshot set needs that can be asked before the shadow set exists (the
+    instance and its attachments, an existing set with that id), so that only CreateSnapshots is left for after it."""
     client = ec2_client(options, plugin_name, region)
-    set_id = request["set_id"]
     try:
         existing = snapshot_sets.find_snapshots(client, set_ids=[set_id])
-        if existing:
-            found = snapshot_sets.group_sets(existing)[0]
-            if found["instance_id"] != instance_id:
-                raise Ec2LookupError(f"set id {set_id} already belongs to instance {found['instance_id']}, not {instance_id}")
-            return dict(found, changed=False, retries=[])
+        found = snapshot_sets.group_sets(existing)[0] if existing else None
+        if found and found["instance_id"] != instance_id:
+            raise Ec2LookupError(f"set id {set_id} already belongs to instance {found['instance_id']}, not {instance_id}")
         instance = describe_instance(client, instance_id)
+    except SnapshotSetError as exc:
+        raise Ec2LookupError(str(exc)) from exc
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise Ec2LookupError(f"reading instance {instance_id} and set {set_id} from EC2 failed: {exc}") from exc
+    return {"client": client, "create_client": ec2_client(options, plugin_name, region, idempotent=False),
+            "instance": instance, "existing": found, "set_id": set_id}
+
+
+def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
+    """The EBS snapshot set of a shadow set's volumes, taken right after the shadow set exists (tagged ``unverified``).
+
+    ``prepared`` comes from :func:`prepare_shadow_snapshot_set`; ``request``: ``volume_ids``, ``include_boot``,
+    ``volume_metadata``, ``shadow_set_id``, ``backup_type``, ``policy``, ``tags``. Same tags, retries and
+    reconciliation as the ec2_snapshot_set module; an existing set with that id is returned as it is.
+    """
+    if prepared["existing"]:
+        return dict(prepared["existing"], changed=False, retries=[])
+    instance = prepared["instance"]
+    instance_id = instance["InstanceId"]
+    set_id = prepared["set_id"]
+    try:
         selected, attached = snapshot_sets.select_volumes(instance, volume_ids=request["volume_ids"],
                                                           include_boot=request.get("include_boot", False))
         specification = snapshot_sets.instance_specification(instance_id, selected, attached)
@@ -114,7 +128,7 @@ def create_shadow_snapshot_set(options: dict, plugin_name: str, region: str | No
         )
         description = f"shadowsnap.ec2 set {set_id} of {instance_id} (unverified)"
         created, retries = snapshot_sets.create_snapshot_set(
-            ec2_client(options, plugin_name, region, idempotent=False), client, specification, description, tags, set_id)
+            prepared["create_client"], prepared["client"], specification, description, tags, set_id)
     except (SnapshotSetError, snapshot_tags.TagSchemaError) as exc:
         raise Ec2LookupError(str(exc)) from exc
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:

@@ -887,7 +887,7 @@ function Wait-Session {
         if ($settled -or (($Until -eq 'created') -and ($state -eq 'created')) -or ([DateTime]::UtcNow -ge $deadline)) {
             return (Get-SessionStatus $RunId -WithLog)
         }
-        Start-Sleep -Milliseconds 500
+        Start-Sleep -Milliseconds 100
     }
 }
 
