@@ -198,7 +198,7 @@ def render(results, options, command, total_seconds):
         "| shadow-hold window max (s) | " + " | ".join(hold_cell(r, "max") for r in columns) + " |",
         "| EC2 API calls per host | " + " | ".join("%.1f" % r["api_calls_per_host"] for r in columns) + " |",
         "",
-        "Goals (issue 4), judged on the %d-host shadow copy run:" % fleet_copy["hosts"],
+        "Goals, judged on the %d-host shadow copy run:" % fleet_copy["hosts"],
         "",
         "| goal | measured | |",
         "|---|---:|---|",
