@@ -151,6 +151,18 @@ def instance_specification(instance_id, selected, attached):
     return specification
 
 
+def plan_snapshot_set(instance, selection, volume_metadata, **tag_fields):
+    """(InstanceSpecification, per-volume details, tags) of a new set of ``instance``: how every caller plans a set.
+
+    ``selection`` holds select_volumes' keyword arguments; ``tag_fields`` build_set_tags' (but the instance and volumes).
+    """
+    selected, attached = select_volumes(instance, **selection)
+    specification = instance_specification(instance["InstanceId"], selected, attached)
+    details = volume_details(selected, volume_metadata or {})
+    tags = snapshot_tags.build_set_tags(instance_id=instance["InstanceId"], volumes=details, **tag_fields)
+    return specification, details, tags
+
+
 def _set_filters(set_ids=None, instance_ids=None, policy=None, consistency=None):
     filters = [{"Name": "tag-key", "Values": [snapshot_tags.KEY_SET_ID]}]
     for key, values in (

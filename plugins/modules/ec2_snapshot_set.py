@@ -348,13 +348,10 @@ def main():
 
     try:
         instance = snapshot_sets.describe_instance(client, instance_id)
-        selected, attached = snapshot_sets.select_volumes(
-            instance, params["volumes"], params["volume_ids"], params["device_names"], params["include_boot"])
-        specification = snapshot_sets.instance_specification(instance_id, selected, attached)
-        details = snapshot_sets.volume_details(selected, params["volume_metadata"])
-        tags = snapshot_tags.build_set_tags(
-            set_id=set_id, instance_id=instance_id, engine=params["engine"], consistency=params["consistency"],
-            created_at=now, version=COLLECTION_VERSION, volumes=details, policy=params["policy"],
+        selection = dict((name, params[name]) for name in ("volumes", "volume_ids", "device_names", "include_boot"))
+        specification, details, tags = snapshot_sets.plan_snapshot_set(
+            instance, selection, params["volume_metadata"], set_id=set_id, engine=params["engine"],
+            consistency=params["consistency"], created_at=now, version=COLLECTION_VERSION, policy=params["policy"],
             backup_type=params["backup_type"], shadow_set_id=params["shadow_set_id"], user_tags=params["tags"],
         )
     except (snapshot_sets.SnapshotSetError, snapshot_tags.TagSchemaError) as error:

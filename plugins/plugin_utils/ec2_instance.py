@@ -116,15 +116,11 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
     instance_id = instance["InstanceId"]
     set_id = prepared["set_id"]
     try:
-        selected, attached = snapshot_sets.select_volumes(instance, volume_ids=request["volume_ids"],
-                                                          include_boot=request.get("include_boot", False))
-        specification = snapshot_sets.instance_specification(instance_id, selected, attached)
-        details = snapshot_sets.volume_details(selected, request.get("volume_metadata") or {})
-        tags = snapshot_tags.build_set_tags(
-            set_id=set_id, instance_id=instance_id, engine="shadow", consistency="unverified",
-            created_at=datetime.now(timezone.utc), version=COLLECTION_VERSION, volumes=details,
-            policy=request.get("policy") or "default", backup_type=request.get("backup_type"),
-            shadow_set_id=request.get("shadow_set_id"), user_tags=request.get("tags") or {},
+        specification, dummy, tags = snapshot_sets.plan_snapshot_set(
+            instance, {"volume_ids": request["volume_ids"], "include_boot": request.get("include_boot", False)},
+            request.get("volume_metadata"), set_id=set_id, engine="shadow", consistency="unverified",
+            created_at=datetime.now(timezone.utc), version=COLLECTION_VERSION, policy=request.get("policy") or "default",
+            backup_type=request.get("backup_type"), shadow_set_id=request.get("shadow_set_id"), user_tags=request.get("tags") or {},
         )
         description = f"shadowsnap.ec2 set {set_id} of {instance_id} (unverified)"
         created, retries = snapshot_sets.create_snapshot_set(
