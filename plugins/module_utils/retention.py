@@ -88,6 +88,8 @@ def _parse_count(key, value):
 
 
 def _time_zone(name):
+    if isinstance(name, datetime.tzinfo):
+        return name
     if name in (None, "", DEFAULT_TIME_ZONE):
         return datetime.timezone.utc
     try:
