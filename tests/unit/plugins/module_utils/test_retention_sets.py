@@ -132,7 +132,7 @@ def test_the_newest_complete_application_set_is_kept_when_the_rules_would_delete
 
 def test_an_incomplete_or_unverified_set_is_never_the_newest_complete_application_set():
     damaged = described("damaged", days_ago(2))[1:]  # its vol-root member is gone
-    mixed = described("mixed", days_ago(3), extra_tags={"vol-root": {snapshot_tags.KEY_CONSISTENCY: "unverified"}})
+    mixed = described("mixed", days_ago(3), extra_tags={"vol-data": {snapshot_tags.KEY_CONSISTENCY: "unverified"}})
     sets = summaries(described("crash", days_ago(1), consistency="crash"), damaged, mixed, described("good", days_ago(4)))
     result = decisions(plan(sets, {"keep_last": 1}))
     assert result["good"] == ("keep", ["no rule of the policy keeps it", "newest complete application set of i-1"])
