@@ -52,6 +52,8 @@ class RetentionPolicyError(ValueError):
 
 def parse_duration(text):
     """A ``keep_within*`` duration such as ``1y2m3d4h`` (units in any order, each at most once, no sign)."""
+    if text is not None and not isinstance(text, str):
+        raise RetentionPolicyError("duration %r is not a text such as 1y2m3d4h" % (text,))
     text = (text or "").strip()
     parts = {}
     position = 0
@@ -94,7 +96,7 @@ def _time_zone(name):
         return datetime.timezone.utc
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, TypeError, ValueError):
         raise RetentionPolicyError("time zone %r is not an IANA time zone name such as Europe/Berlin" % name)
 
 
@@ -136,7 +138,7 @@ def _go_add_date(moment, years, months, days):
     return moment.replace(year=date.year, month=date.month, day=date.day, fold=0)
 
 
-def within_cutoff(latest, duration, time_zone):
+def _within_cutoff(latest, duration, time_zone):
     """The moment sets must be strictly newer than to be within ``duration`` of ``latest`` (None: all are)."""
     if latest is None:
         return None
@@ -203,10 +205,10 @@ def plan_retention(sets, policy, now=None):
     latest = max(past) if past else None
 
     keep_within = any(rules["keep_within"])
-    keep_within_cutoff = within_cutoff(latest, rules["keep_within"], time_zone)
+    keep_within_cutoff = _within_cutoff(latest, rules["keep_within"], time_zone)
     period_rules = [_PeriodRule(reason, period, remaining=rules[key]) for key, reason, period in _COUNT_RULES if rules[key]]
     period_rules += [
-        _PeriodRule(reason, period, cutoff=within_cutoff(latest, rules[key], time_zone), duration=rules[key])
+        _PeriodRule(reason, period, cutoff=_within_cutoff(latest, rules[key], time_zone), duration=rules[key])
         for key, reason, period in _WITHIN_RULES if any(rules[key])
     ]
 

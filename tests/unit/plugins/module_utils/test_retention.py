@@ -310,7 +310,9 @@ def test_an_empty_policy_is_refused_never_delete_everything(policy):
     ({"keep_within": "-1d"}, "not of the form"),
     ({"keep_within": "1D"}, "not of the form"),
     ({"keep_within_daily": "1d2d"}, "gives the days twice"),
+    ({"keep_within": 7}, "duration 7 is not a text such as 1y2m3d4h"),
     ({"keep_daily": 1, "time_zone": "Mars/Olympus"}, "not an IANA time zone"),
+    ({"keep_daily": 1, "time_zone": 9}, "not an IANA time zone"),
 ])
 def test_malformed_policies_are_refused_with_the_reason(policy, message):
     with pytest.raises(retention.RetentionPolicyError, match=message):
