@@ -31,6 +31,8 @@ KEY_CREATED_AT = PREFIX + "created-at"
 KEY_VERSION = PREFIX + "version"
 KEY_SHADOW_SET_ID = PREFIX + "shadow-set-id"
 VOLUME_KEY_PREFIX = PREFIX + "volume:"
+# Put on any member by an operator (the value says why); retention keeps the whole set while any member carries it.
+KEY_HOLD = PREFIX + "hold"
 
 ENGINES = ("shadow", "aws_vss", "crash")
 BACKUP_TYPES = ("copy", "full")
