@@ -13,7 +13,7 @@ from test_backup import BACKUP, SQL, assert_nothing_left_behind, lab_snapshots
 pytestmark = pytest.mark.integration
 
 FLEET = ["win-sql-01", "win-web-01", "win-xen-01"]
-STATS = {"ANSIBLE_CALLBACK_JSON_SHOW_CUSTOM_STATS": "true", "ANSIBLE_SHOW_CUSTOM_STATS": "true"}
+STATS = {"ANSIBLE_SHOW_CUSTOM_STATS": "true"}
 NO_REGION = {"AWS_REGION": None, "AWS_DEFAULT_REGION": None}
 
 

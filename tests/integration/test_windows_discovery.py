@@ -154,3 +154,20 @@ def test_fleet_health_playbook_reports_every_host(lab, ansible_playbook, invento
     xen = lab.instance("win-xen-01")
     assert report["win-xen-01"]["volumes"]["D"] == [next(v["volume_id"] for v in xen["volumes"] if v["drive"] == "D:")]
     assert all(entry["cross_check"]["ok"] for entry in report.values())
+    assert [host for host, entry in report.items() if not entry["healthy"]] == ["win-sql-01"]
+
+
+def test_fleet_health_fails_the_unhealthy_hosts_when_asked_after_publishing_the_report(lab, ansible_playbook, inventory,
+                                                                                       tmp_path):
+    lab.set_writer_state("win-sql-01", "SqlServerWriter", 9)
+    report_path = tmp_path / "health.json"
+    playbook = "- ansible.builtin.import_playbook: shadowsnap.ec2.fleet_health\n"
+    run = ansible_playbook(lab, playbook, {"report_path": str(report_path), "fail_on_unhealthy": "true"},
+                           inventory=inventory, environment={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
+    assert run.rc != 0
+    stats = json.loads(run.stdout)["global_custom_stats"]
+    assert stats["shadowsnap_fleet_health_counts"] == {"healthy": 2, "unhealthy": 1}
+    assert sorted(entry["host"] for entry in stats["shadowsnap_fleet_health"]) == ["win-sql-01", "win-web-01", "win-xen-01"]
+    failed = run.result("Fail the unhealthy hosts", host="win-sql-01")
+    assert failed["failed"] is True and "SqlServerWriter" in failed["msg"]
+    assert json.loads(report_path.read_text(encoding="utf-8"))["hosts"], "the report was written before failing"
