@@ -12,7 +12,8 @@ import pytest
 from ansible.errors import AnsibleActionFail
 from moto import mock_aws
 
-from ansible_collections.shadowsnap.ec2.plugins.action.win_ebs_disk_info import ActionModule, resolve_identity
+from ansible_collections.shadowsnap.ec2.plugins.action.win_ebs_disk_info import ActionModule
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.host_identity import resolve_identity
 from unit.plugins.action.agent_fakes import FakeAgentHost, FakeConnection, make_action
 
 REGION = "eu-west-1"

@@ -16,7 +16,7 @@ from ansible.errors import AnsibleActionFail
 from ansible_collections.shadowsnap.ec2.plugins.action.win_vss_snapshot_set import ActionModule
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow
 from unit.plugins.action.agent_fakes import FakeAgentHost, FakeConnection, make_action
-from unit.plugins.plugin_utils.test_vss_session import SQL_WRITER, ebs_id, facts, storage, writers_text
+from unit.plugins.plugin_utils.sql_host import SQL_WRITER, ebs_id, facts, storage, writers_text
 
 TASK_VARS = {"inventory_hostname": "win-sql-01"}
 SET_ID = "{5e7a0000-0000-4000-8000-000000000001}"
