@@ -7,6 +7,10 @@ Generated here, on the controller, so that what runs on Windows is plain, review
 shadow engine rests on (persistent context, writer verify, BackupComplete only after release) is tested in Python.
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re

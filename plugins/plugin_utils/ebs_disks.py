@@ -21,6 +21,10 @@ as attached, both ways. Real Windows hands CIM enumerations over as numbers (``B
 ``OperationalStatus`` ``[53264]``); the names (``NVMe``, ``GPT``, ``Online``) are accepted too.
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re

@@ -11,6 +11,10 @@ guidance on writer errors; the writer-to-service table comes from vendor tables 
 product version).
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re

@@ -58,6 +58,10 @@ state number that contradicts its ``VSS_WS_*`` token, a vssadmin listing whose s
 numbers, a shadow copy or storage association block missing what identifies it.
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re

@@ -14,6 +14,7 @@ from unit.plugins.plugin_utils.sql_host import (
     mapping,
     volume_guid,
     writers,
+    writers_text,
 )
 
 
@@ -111,3 +112,50 @@ def test_an_application_writer_that_failed_at_identify_blocks_the_set_until_it_i
                                "('SqlServerWriter' is FAILED_AT_IDENTIFY [6], last error: 0x00000000 (S_OK); restart the "
                                "service SQLWriter when no backup is running (or set restart_failed_writers: true))"]
     assert result.required_writers == [], "required_writers given: only those writers are required"
+
+
+# ------------------------------------------------------------------------------------------ one place for both plugins
+
+
+def test_a_problem_names_the_restart_option_only_for_a_plugin_that_has_one():
+    (failed,) = [writer for writer in writers(states={"SqlServerWriter": 9}) if writer["name"] == "SqlServerWriter"]
+    plain = vss_writers.writer_problem(failed)
+    assert plain == ("'SqlServerWriter' is FAILED_AT_FREEZE [9], last error: 0x00000000 (S_OK); restart the service "
+                     "SQLWriter when no backup is running")
+    assert vss_writers.writer_problem(failed, "restart_failed_writers") == plain + " (or set restart_failed_writers: true)"
+    (waiting,) = [writer for writer in writers(states={"SqlServerWriter": 5}) if writer["name"] == "SqlServerWriter"]
+    assert vss_writers.writer_problem(waiting, "restart_failed_writers").endswith("wait, do not restart anything)")
+
+
+def test_described_volumes_are_the_storage_mappings_volume_keys_whatever_the_tools_case():
+    upper = {"name": "SqlServerWriter", "writer_id": SQL_WRITER[1], "instance_id": SQL_WRITER[2], "state": 1,
+             "components": [{"name": "Sales", "volumes": [{"volume": volume_guid("D").upper().replace("VOLUME", "Volume")},
+                                                           {"volume": "D:\\"}, {"volume": volume_guid("D")}]}]}
+    described = vss_writers.describe_writer(upper)
+    assert described["volumes"] == [volume_guid("D")], "one key per volume, as ebs_disks.map_storage keys them"
+    assert mapping()["volumes"][3]["unique_id"] == volume_guid("D")
+    assert (described["infrastructure"], described["service"], described["failed"], described["waiting"]) == (
+        False, "SQLWriter", False, False)
+
+
+def test_reading_a_writers_answer_says_what_is_wrong():
+    with pytest.raises(vss_writers.WritersError, match="the agent returned no vssadmin text"):
+        vss_writers.read_writers({"outputs": {}}, "vssadmin")
+    with pytest.raises(vss_writers.WritersError, match=r"found none.*COM\+ Event System service \(EventSystem\)"):
+        vss_writers.read_writers({"outputs": {"vssadmin": {"text": "vssadmin 1.1\r\n"}}}, "vssadmin")
+    text = {"outputs": {"diskshadow_detailed": {"text": writers_text()}}}
+    assert [writer["name"] for writer in vss_writers.read_writers(text, "diskshadow_detailed")][:2] == [
+        "SqlServerWriter", "System Writer"]
+
+
+def test_a_listing_requires_writers_by_name_or_id_and_stable():
+    listed = writers(states={"SqlServerWriter": 5})
+    assert vss_writers.listing_problems(listed, [SYSTEM_WRITER[1].upper(), "system  WRITER"], False) == []
+    assert vss_writers.listing_problems(listed, ["sqlserverwriter"], False) == [
+        "required writer 'SqlServerWriter' is WAITING_FOR_BACKUP_COMPLETE [5], last error: 0x00000000 (S_OK) (a backup is "
+        "running or a requester left its session open: wait, do not restart anything)"]
+    assert vss_writers.listing_problems(listed, ["Microsoft Exchange Writer"], False) == [
+        "required writer 'Microsoft Exchange Writer' is not listed (is its service MSExchangeRepl running?)"]
+    summary = vss_writers.listing_summary(listed, ["SqlServerWriter", "Nope"])
+    assert (summary["waiting_writers"], summary["missing_writers"], summary["summary"]["waiting"]) == (
+        ["SqlServerWriter"], ["Nope"], 1)
