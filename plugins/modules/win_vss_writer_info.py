@@ -46,15 +46,16 @@ options:
     default: false
   expected_writers:
     description:
-      - Writer names (as VSS lists them, for example V(SqlServerWriter)) to report in RV(missing_writers) when they are
-        not listed. Names are compared without case and with runs of spaces collapsed.
+      - Writer names (as VSS lists them, for example V(SqlServerWriter)) or writer ids to report in RV(missing_writers)
+        when they are not listed. Names are compared without case and with runs of spaces collapsed.
     type: list
     elements: str
     default: []
   required_writers:
     description:
-      - Writer names that must be listed and healthy; the task fails naming each one that is missing or not
-        V(STABLE), with its state, last error and the service to restart.
+      - Writer names or writer ids that must be listed and healthy; the task fails naming each one that is missing or
+        not V(STABLE), with its state, last error and the service to restart (a V(WAITING_FOR_*) writer waits for
+        another backup - nothing to restart).
     type: list
     elements: str
     default: []
