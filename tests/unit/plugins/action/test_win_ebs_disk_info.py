@@ -123,6 +123,7 @@ def test_the_block_device_mapping_comes_from_ec2_with_one_describe_call(aws_env)
         (data, "xvdf", True),
     ]
     assert result["round_trips"] == 1
+    assert set(result["timings"]) == {"read", "ec2", "total"}
 
     ec2.detach_volume(VolumeId=data, InstanceId=instance_id)
     result, dummy = run(FakeAgentHost(results={"facts": facts(instance_id), "storage": storage(boot, data)}))

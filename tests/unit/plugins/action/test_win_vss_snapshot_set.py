@@ -174,9 +174,9 @@ class AgentFailure(Exception):
         self.error = {"message": message, "hresult": hresult, "command": None, "exit_code": None}
 
 
-def run(host, args=None, check_mode=False):
+def run(host, args=None, check_mode=False, task_vars=None):
     action = make_action(ActionModule, FakeConnection(host), args, check_mode=check_mode)
-    return action.run(task_vars=dict(TASK_VARS))
+    return action.run(task_vars=dict(TASK_VARS, **(task_vars or {})))
 
 
 DATA = {"volumes": ["D:", "L:"], "in_progress_delay": 0}
@@ -500,3 +500,12 @@ def test_an_explicit_region_wins_and_must_agree_with_the_host(ec2_host):
     result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-4", "instance_id": "i-0fffffffffffffff0"}))
     assert result["failed"] is True and f"the host says (IMDSv2) it is {instance_id}" in result["msg"]
     assert server.ops() == ["batch"]
+
+
+def test_without_imds_the_inventory_names_the_instance_and_its_region(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    result = run(host(imds=False), dict(DATA, ebs_snapshot_set={"set_id": "sql-5"}),
+                 task_vars={"instance_id": instance_id, "placement": {"region": "eu-west-1"}})
+    assert not result.get("failed"), result.get("msg")
+    assert result["ebs_set"]["instance_id"] == instance_id, "placement.region, not AWS_REGION (us-east-1)"
+
