@@ -371,7 +371,6 @@ _WRITER_SERVICE_PATTERNS = (
 )
 
 
-
 def writer_name_key(name: str) -> str:
     """A writer name as the collection compares it: without case, runs of spaces collapsed (tools and users differ)."""
     return " ".join(str(name).split()).casefold()

@@ -437,7 +437,6 @@ def test_an_application_writer_without_metadata_fails_the_set_or_is_restarted_or
     assert "writer exclude %s" % SQL_WRITER[1] in result["script"] and result["required_writers"] == []
 
 
-
 # ---------------------------------------------------------------------------------------- the EBS set and its Region
 
 
@@ -508,4 +507,3 @@ def test_without_imds_the_inventory_names_the_instance_and_its_region(ec2_host):
                  task_vars={"instance_id": instance_id, "placement": {"region": "eu-west-1"}})
     assert not result.get("failed"), result.get("msg")
     assert result["ebs_set"]["instance_id"] == instance_id, "placement.region, not AWS_REGION (us-east-1)"
-

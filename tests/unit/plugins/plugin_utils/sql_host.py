@@ -211,4 +211,3 @@ def capture(name: str) -> str:
     while lines and lines[0].startswith("#"):
         lines.pop(0)
     return "".join(lines)
-

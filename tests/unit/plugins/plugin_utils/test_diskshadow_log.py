@@ -59,12 +59,9 @@ def test_an_including_line_with_its_component_bullets_is_not_an_exclusion():
     assert results["SqlServerWriter"]["included_components"] == ["\\WIN-SQL-01\\master", "\\WIN-SQL-01\\Sales"]
 
 
-
 def test_failure_from_a_real_provider_veto():
     failure = diskshadow_log.failure_from_log(capture("diskshadow_create_failed_provider_veto_openzfs406.txt"))
     assert (failure["hresult"], failure["name"], failure["hresult_text"]) == (0x80042306, "VSS_E_PROVIDER_VETO",
                                                                               "0x80042306 (VSS_E_PROVIDER_VETO)")
     assert failure["advice"].startswith("Read the System and Application logs")
     assert diskshadow_log.failure_from_log("-> create\r\nAlias vol_d for shadow ID {x} set as environment variable.") is None
-
-

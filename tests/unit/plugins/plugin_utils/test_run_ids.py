@@ -16,4 +16,3 @@ def test_run_ids_follow_the_contract_and_are_valid_for_diskshadow_py():
     assert re.fullmatch(r"ss-\d{8}T\d{6}-[0-9a-f]{8}", run_ids.new_run_id())
     assert run_ids.new_run_id() != run_ids.new_run_id()
     diskshadow.validate(diskshadow.SessionPlan(run_id=run_ids.new_run_id(), volumes=["D:"]))
-

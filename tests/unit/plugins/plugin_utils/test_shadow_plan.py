@@ -271,5 +271,3 @@ def test_two_windows_volumes_on_one_ebs_volume_share_its_metadata():
     metadata, volume_ids, dummy = shadow_plan.ec2_volume_metadata(result.volumes, {"G:": "{g}", "H:": "{h}"})
     assert metadata == {ebs_id(12): {"paths": ["G:\\", "H:\\"], "shadow_id": "{g}"}}
     assert volume_ids == [ebs_id(12)]
-
-

@@ -274,8 +274,9 @@ def released(state="completed", log="-> create\r\n", **overrides):
 
 def test_a_copy_release_verifies_the_shadows_were_there():
     verdict = shadow_session.judge_release(released(), "ok", "ss-1")
-    assert dataclasses.asdict(verdict) == {"ok": True, "message": None, "changed": True, "verified": True, "backup_type": "copy",
-                       "backup_complete_sent": None, "missing_shadow_ids": (), "state": "completed"}
+    assert dataclasses.asdict(verdict) == {"ok": True, "message": None, "changed": True, "verified": True,
+                                           "backup_type": "copy", "backup_complete_sent": None, "missing_shadow_ids": (),
+                                           "state": "completed"}
 
 
 def test_a_full_release_sends_backup_complete_or_says_it_did_not():
@@ -284,7 +285,7 @@ def test_a_full_release_sends_backup_complete_or_says_it_did_not():
     verdict = shadow_session.judge_release(released("failed", log=log), "ok", "ss-1")
     assert not verdict.ok and verdict.backup_complete_sent is False
     assert verdict.message == ("session ss-1: diskshadow ended with exit code 1 before or at the release; BackupComplete "
-                                  "was not sent (did the hold time out before the release?)")
+                               "was not sent (did the hold time out before the release?)")
     stopped = shadow_session.judge_release(released("failed", log=log, exit_code=None), "ok", "ss-1")
     assert "no exit code (its task ended without writing exit.txt" in stopped.message
     verdict = shadow_session.judge_release(released("created", log=log, deleted_shadow_ids=[]), "ok", "ss-1")
@@ -309,5 +310,3 @@ def test_release_is_idempotent_and_refuses_to_complete_an_aborted_session():
     assert dataclasses.asdict(shadow_session.judge_release(missing, "abort", "ss-1")) == {
         "ok": True, "message": None, "changed": False, "verified": None, "backup_type": "copy", "backup_complete_sent": None,
         "missing_shadow_ids": (), "state": "missing"}
-
-

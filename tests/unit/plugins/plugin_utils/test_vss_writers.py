@@ -128,9 +128,10 @@ def test_a_problem_names_the_restart_option_only_for_a_plugin_that_has_one():
 
 
 def test_described_volumes_are_the_storage_mappings_volume_keys_whatever_the_tools_case():
+    volumes = [{"volume": volume_guid("D").upper().replace("VOLUME", "Volume")}, {"volume": "D:\\"},
+               {"volume": volume_guid("D")}]
     upper = {"name": "SqlServerWriter", "writer_id": SQL_WRITER[1], "instance_id": SQL_WRITER[2], "state": 1,
-             "components": [{"name": "Sales", "volumes": [{"volume": volume_guid("D").upper().replace("VOLUME", "Volume")},
-                                                           {"volume": "D:\\"}, {"volume": volume_guid("D")}]}]}
+             "components": [{"name": "Sales", "volumes": volumes}]}
     described = vss_writers.describe_writer(upper)
     assert described["volumes"] == [volume_guid("D")], "one key per volume, as ebs_disks.map_storage keys them"
     assert mapping()["volumes"][3]["unique_id"] == volume_guid("D")
