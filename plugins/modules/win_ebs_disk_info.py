@@ -36,14 +36,6 @@ options:
       - By default the host tells it (IMDSv2); then this option, when set, must agree.
       - Without IMDS, this option, else the host variable C(instance_id) (as set by the amazon.aws.aws_ec2 inventory).
     type: str
-  region:
-    description:
-      - The AWS Region of the instance, for the DescribeInstances call.
-      - By default the Region the host reports (IMDSv2); when set, it must agree with it.
-      - Without IMDS, this option, else the host variable C(placement.region), else C(AWS_REGION) or
-        C(AWS_DEFAULT_REGION).
-    type: str
-    aliases: [aws_region]
   block_device_mappings:
     description:
       - The instance's block-device mapping, to cross-check against without calling EC2.
@@ -60,19 +52,24 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
+  - shadowsnap.ec2.windows_agent
+  - shadowsnap.ec2.windows_agent.region
   - amazon.aws.common.modules
   - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
-    description: The plugin only reads; it runs in check mode as it does otherwise.
+    details: The plugin only reads; it runs in check mode as it does otherwise.
   diff_mode:
     support: none
-    description: Nothing changes, so there is no diff.
+    details: Nothing changes, so there is no diff.
   platform:
     support: full
     platforms: windows
-    description: Windows Server 2016 and later on Amazon EC2 (Nitro or Xen).
+    details: Windows Server 2016 and later on Amazon EC2 (Nitro or Xen).
 notes:
   - Costs one round trip to the host (more only when a connection failure is retried) and at most one
     DescribeInstances call. RV(round_trips) counts the round trips.
@@ -307,11 +304,24 @@ windows_hostname:
   description: The host's computer name.
   returned: success
   type: str
+hresult:
+  description: The HRESULT the agent reported, when an agent operation failed with one.
+  returned: on an agent failure with an HRESULT
+  type: int
+hresult_name:
+  description: Its symbolic name, such as V(E_ACCESSDENIED).
+  returned: on an agent failure with a known HRESULT
+  type: str
 round_trips:
   description: Commands sent to the host (1, more when a connection failure was retried).
   returned: always
   type: int
   sample: 1
+timings:
+  description: Seconds spent per phase (C(read) for the host, C(ec2) for the block-device mapping) and C(total).
+  returned: always
+  type: dict
+  sample: {"read": 1.2, "total": 1.3}
 elapsed:
   description: Seconds the task took.
   returned: always

@@ -30,14 +30,17 @@ description:
     NTFS and on EBS, that each volume's shadow storage (diff area) is on the volume itself (or in the set) and has
     O(min_diff_area_free) left, that the set splits no disk (a dynamic or Storage Spaces volume, or a second
     partition, sharing an EBS volume is added), that no writer component is cut in two by the set, and that the
-    required writers are listed and stable. Every problem is reported with its fix; nothing changes on the host.
+    required writers are listed and V(STABLE). Every problem is reported with its fix; nothing changes on the host.
+  - A required writer must be V(STABLE) before the freeze. One in a V(WAITING_FOR_*) state (another backup is running,
+    or a requester left its session open) is never restarted; the writers are listed again after
+    O(in_progress_delay), up to O(in_progress_retries) times, and the task fails if it still waits. A failed one fails
+    the task, or has its service restarted with O(restart_failed_writers=true).
   - diskshadow runs detached as SYSTEM through a scheduled task, with C(writer verify) for the required writers, so
     it fails rather than silently dropping one. Every wait is bounded (O(session_timeout), O(hold_timeout), the
     task's execution time limit); a controller that dies leaves a session that ends by itself, and the next run
     cleans it up (O(cleanup_leftovers)).
-  - Runs on the controller and reaches the host through its own connection (C(winrm), C(psrp), or C(ssh) with the
-    PowerShell shell). The account must be an administrator; C(become) is not applied to the agent. No AWS call and
-    no AWS credentials are needed on the host.
+  - No AWS call and no AWS credentials are needed on the host; with O(ebs_snapshot_set) the controller takes the EBS
+    snapshots itself.
   - See the collection's C(docs/engines.md) for the guarantees and limits, and C(docs/troubleshooting.md) for every
     HRESULT and writer state.
 options:
@@ -88,7 +91,10 @@ options:
       - When not given, the application writers (every writer but the operating system's own, such as System Writer,
         Registry Writer, ASR Writer, WMI Writer) with a component on the set are required, per component - a component
         that touches the set must have all its volumes in it; components wholly outside the set are left out of this
-        backup and reported in RV(excluded_components).
+        backup and reported in RV(excluded_components). An application writer that is not healthy and lists no
+        components (V(FAILED_AT_IDENTIFY) - its metadata is missing) is required too, since the volumes it needs are
+        unknown - the set cannot be application-consistent until it identifies again (O(restart_failed_writers)) or
+        is left out with O(exclude_writers).
       - V([]) requires no writer (no C(writer verify)).
     type: list
     elements: str
@@ -153,7 +159,8 @@ options:
   in_progress_retries:
     description:
       - How often to try again when another shadow copy set is being created on the host
-        (C(VSS_E_SNAPSHOT_SET_IN_PROGRESS), or another session of this collection is running).
+        (C(VSS_E_SNAPSHOT_SET_IN_PROGRESS), or another session of this collection is running), and how often to list
+        the writers again while a required writer is in a V(WAITING_FOR_*) state.
     type: int
     default: 10
   in_progress_delay:
@@ -209,8 +216,8 @@ options:
       - Same calls, tags, retries and lost-answer reconciliation as M(shadowsnap.ec2.ec2_snapshot_set); the set is
         returned in RV(ebs_set). When the snapshot set cannot be taken, the session is aborted (no BackupComplete,
         shadow copies deleted) and the task fails.
-      - The AWS connection options (O(region), O(profile), O(endpoint_url)...) apply; the Region defaults to the
-        host's own (IMDS).
+      - The AWS connection options (O(region), O(profile), O(endpoint_url)...) apply; the instance is the one the host
+        reports (IMDSv2), which O(ebs_snapshot_set.instance_id) must agree with, and the Region follows O(region).
     type: dict
     suboptions:
       set_id:
@@ -218,7 +225,8 @@ options:
         type: str
         required: true
       instance_id:
-        description: The host's instance id, when its IMDS does not answer.
+        description:
+          - The host's instance id, when its IMDS does not answer (else the host variable C(instance_id) is used).
         type: str
       include_boot:
         description: Also snapshot the boot volume (crash-consistent unless it is in the shadow set).
@@ -233,25 +241,30 @@ options:
         type: dict
         default: {}
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
+  - shadowsnap.ec2.windows_agent
+  - shadowsnap.ec2.windows_agent.region
   - amazon.aws.common.modules
-  - amazon.aws.region.modules
   - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
-    description:
+    details:
       - O(state=present) runs the pre-flight and returns the plan (volumes, writers, the generated diskshadow script)
         without changing anything; the other states read the session or the shadow copies and say what would change.
   diff_mode:
     support: none
-    description: The plan and the script in check mode take the place of a diff.
+    details: The plan and the script in check mode take the place of a diff.
   platform:
     support: full
     platforms: windows
-    description: Windows Server 2016 and later (diskshadow); client Windows is refused.
+    details: Windows Server 2016 and later (diskshadow); client Windows is refused.
 notes:
   - Round trips to the host - O(state=present) 2 (the pre-flight batch and C(session_start), which also waits for the
-    set); +1 with O(fetch_metadata); +2 when O(restart_failed_writers) restarts a service; +1 per retry and per
+    set); +1 with O(fetch_metadata); +2 when O(restart_failed_writers) restarts a service; +1 per writers listing while
+    a required writer waits for another backup; +1 per retry and per
     status poll when creation takes longer than 120 seconds. O(state=completed), O(state=aborted) and O(state=absent)
     1 each. A whole backup (present + completed) is 3 or 4. RV(round_trips) counts them.
   - The shadow copies are persistent, not client-accessible, in the diff area of each volume - they travel inside the
@@ -434,8 +447,8 @@ volumes:
       description: Its shadow copy id.
       type: str
 writers:
-  description: Per writer that matters to this set - C(name), C(writer_id), C(required), C(rule) (V(writer) or
-    V(component)), C(included) (true, false, or null when unknown), C(reason) (diskshadow's own line when it left the
+  description: Per writer that matters to this set - C(name), C(writer_id), C(required), C(rule) (V(writer),
+    V(component) or V(unidentified)), C(included) (true, false, or null when unknown), C(reason) (diskshadow's own line when it left the
     writer out), C(excluded_components).
   returned: O(state=present) after the pre-flight
   type: list
@@ -483,6 +496,16 @@ release_deadline:
   description: With O(backup_type=full), when the session gives up waiting for O(state=completed) (UTC, ISO 8601).
   returned: O(state=present) with O(backup_type=full)
   type: str
+failed_writers:
+  description: The names of the required writers that were not V(STABLE) when the task gave up.
+  returned: when writers are not ready
+  type: list
+  elements: str
+would_restart_services:
+  description: In check mode, the services O(restart_failed_writers) would restart.
+  returned: in check mode, when a required writer is failed
+  type: list
+  elements: str
 restarted_services:
   description: The services restarted for failed writers.
   returned: when O(restart_failed_writers) restarted one
@@ -548,7 +571,9 @@ round_trips:
   type: int
   sample: 2
 timings:
-  description: Seconds spent per phase (C(preflight), C(restart), C(create), C(fetch), C(release), C(delete), C(total)).
+  description:
+    - Seconds spent per phase (C(preflight), C(restart), C(wait) for waiting writers, C(create), C(ebs), C(fetch),
+      C(release), C(delete), C(total)).
   returned: always
   type: dict
   sample: {"preflight": 4.2, "create": 11.9, "total": 16.3}

@@ -26,8 +26,6 @@ description:
   - A writer is healthy only in state V(STABLE). V(WAITING_FOR_*) states mean a backup is running or a requester
     left its session open; V(FAILED_AT_*) states name the phase that failed.
   - A listing without any writer fails the task - VSS is not usable then (often the COM+ Event System service).
-  - Runs on the controller and reaches the host through its own connection (C(winrm), C(psrp), or C(ssh) with the
-    PowerShell shell). The account must be an administrator; C(become) is not applied to the agent.
 options:
   source:
     description:
@@ -48,15 +46,16 @@ options:
     default: false
   expected_writers:
     description:
-      - Writer names (as VSS lists them, for example V(SqlServerWriter)) to report in RV(missing_writers) when they are
-        not listed. Names are compared without case and with runs of spaces collapsed.
+      - Writer names (as VSS lists them, for example V(SqlServerWriter)) or writer ids to report in RV(missing_writers)
+        when they are not listed. Names are compared without case and with runs of spaces collapsed.
     type: list
     elements: str
     default: []
   required_writers:
     description:
-      - Writer names that must be listed and healthy; the task fails naming each one that is missing or not
-        V(STABLE), with its state, last error and the service to restart.
+      - Writer names or writer ids that must be listed and healthy; the task fails naming each one that is missing or
+        not V(STABLE), with its state, last error and the service to restart (a V(WAITING_FOR_*) writer waits for
+        another backup - nothing to restart).
     type: list
     elements: str
     default: []
@@ -66,20 +65,24 @@ options:
         restart (waiting writers are reported as such - nothing to restart).
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
+  - shadowsnap.ec2.windows_agent
 attributes:
   check_mode:
     support: full
-    description: The plugin only reads; it runs in check mode as it does otherwise.
+    details: The plugin only reads; it runs in check mode as it does otherwise.
   diff_mode:
     support: none
-    description: Nothing changes, so there is no diff.
+    details: Nothing changes, so there is no diff.
   platform:
     support: full
     platforms: windows
-    description: Windows Server 2016 and later (and client Windows with O(source=vssadmin)).
+    details: Windows Server 2016 and later (and client Windows with O(source=vssadmin)).
 notes:
-  - Costs one round trip to the host (more only when a connection failure is retried - reads are retried up to three
-    times with a jittered back-off, resetting the connection). RV(round_trips) counts them.
+  - Costs one round trip to the host (more only when a connection failure is retried). RV(round_trips) counts them.
   - The writer-to-service table comes from vendor documentation; verify it for your product versions.
   - The lists of failed, waiting and missing writers are RV(failed_writers), RV(waiting_writers) and
     RV(missing_writers) - C(failed) is the task's own result key.
@@ -238,6 +241,11 @@ round_trips:
   returned: always
   type: int
   sample: 1
+timings:
+  description: Seconds spent per phase (C(read)) and C(total).
+  returned: always
+  type: dict
+  sample: {"read": 1.2, "total": 1.3}
 elapsed:
   description: Seconds the task took.
   returned: always

@@ -29,6 +29,10 @@ Usage from an action plugin::
     transport.round_trips                                                   # commands sent so far
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import json

@@ -7,10 +7,17 @@ Generated here, on the controller, so that what runs on Windows is plain, review
 shadow engine rests on (persistent context, writer verify, BackupComplete only after release) is tested in Python.
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import normalise_guid
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.run_ids import is_run_id
 
 MAX_VOLUMES_PER_SET = 64
 BACKUP_TYPES = ("copy", "full")
@@ -22,11 +29,11 @@ LOG_FILE = "diskshadow.log"
 SCRIPT_FILE = "snapshot.dsh"
 METADATA_FILE = "backup.cab"
 SHADOW_SET_VARIABLE = "VSS_SHADOW_SET"
+# Seconds a full backup's hold.cmd waits for the release before diskshadow quits without BackupComplete.
+DEFAULT_HOLD_TIMEOUT = 600
 
-_GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
 _DRIVE = re.compile(r"^[A-Za-z]:\\?$")
 _MOUNT_POINT = re.compile(r"^[A-Za-z]:\\[^\"%<>|?*\r\n ]+\\?$")
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class SessionPlanError(ValueError):
@@ -42,7 +49,7 @@ class SessionPlan:
     backup_type: str = "copy"
     verify_writer_ids: list = field(default_factory=list)
     exclude_writer_ids: list = field(default_factory=list)
-    hold_timeout_seconds: int = 600
+    hold_timeout_seconds: int = DEFAULT_HOLD_TIMEOUT
 
     def run_dir(self):
         return RUN_ROOT + "\\" + self.run_id
@@ -80,7 +87,7 @@ def volume_aliases(volumes):
 
 def validate(plan):
     """Normalised volumes of the plan; SessionPlanError for anything diskshadow would misread."""
-    if not _RUN_ID.match(plan.run_id or ""):
+    if not is_run_id(plan.run_id):
         raise SessionPlanError("run id %r must be letters, digits, '.', '_' or '-' (at most 64)" % plan.run_id)
     if plan.backup_type not in BACKUP_TYPES:
         raise SessionPlanError("backup type must be copy or full, not %r" % plan.backup_type)
@@ -95,18 +102,14 @@ def validate(plan):
     if len(volumes) > MAX_VOLUMES_PER_SET:
         raise SessionPlanError("a shadow set holds at most %d volumes, not %d" % (MAX_VOLUMES_PER_SET, len(volumes)))
     for writer_id in list(plan.verify_writer_ids) + list(plan.exclude_writer_ids):
-        if not _GUID.match(writer_id or ""):
+        if normalise_guid(writer_id) is None:
             raise SessionPlanError("writer id %r is not a GUID" % writer_id)
-    both = set(w.strip("{}").lower() for w in plan.verify_writer_ids) & set(w.strip("{}").lower() for w in plan.exclude_writer_ids)
+    both = {normalise_guid(w) for w in plan.verify_writer_ids} & {normalise_guid(w) for w in plan.exclude_writer_ids}
     if both:
         raise SessionPlanError("writers cannot be both required and excluded: %s" % ", ".join(sorted(both)))
     if plan.hold_timeout_seconds < 1:
         raise SessionPlanError("the hold timeout must be at least one second")
     return volumes
-
-
-def _braced(guid):
-    return "{%s}" % guid.strip("{}").lower()
 
 
 def diskshadow_script(plan):
@@ -119,8 +122,8 @@ def diskshadow_script(plan):
         "set verbose on",
         "set metadata %s\\%s" % (run_dir, METADATA_FILE),
     ]
-    lines += ["writer verify %s" % _braced(writer_id) for writer_id in plan.verify_writer_ids]
-    lines += ["writer exclude %s" % _braced(writer_id) for writer_id in plan.exclude_writer_ids]
+    lines += ["writer verify %s" % normalise_guid(writer_id) for writer_id in plan.verify_writer_ids]
+    lines += ["writer exclude %s" % normalise_guid(writer_id) for writer_id in plan.exclude_writer_ids]
     if plan.backup_type == "full":
         lines.append("begin backup")
     lines += ["add volume %s alias %s" % (volume, aliases[volume]) for volume in volumes]
@@ -197,13 +200,13 @@ def parse_created_record(text, plan):
         name, separator, value = line.strip().partition("=")
         if separator:
             values[name.strip()] = value.strip()
-    set_id = values.get(SHADOW_SET_VARIABLE, "")
-    if not _GUID.match(set_id):
-        raise SessionPlanError("created.txt holds no shadow set id (got %r)" % set_id)
+    set_id = normalise_guid(values.get(SHADOW_SET_VARIABLE))
+    if set_id is None:
+        raise SessionPlanError("created.txt holds no shadow set id (got %r)" % values.get(SHADOW_SET_VARIABLE, ""))
     shadows = {}
     for volume, alias in volume_aliases(validate(plan)).items():
-        shadow_id = values.get(alias, "")
-        if not _GUID.match(shadow_id):
+        shadow_id = normalise_guid(values.get(alias))
+        if shadow_id is None:
             raise SessionPlanError("created.txt holds no shadow id for %s (alias %s)" % (volume, alias))
-        shadows[volume] = _braced(shadow_id)
-    return _braced(set_id), shadows
+        shadows[volume] = shadow_id
+    return set_id, shadows

@@ -21,10 +21,16 @@ as attached, both ways. Real Windows hands CIM enumerations over as numbers (``B
 ``OperationalStatus`` ``[53264]``); the names (``NVMe``, ``GPT``, ``Online``) are accepted too.
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re
 from typing import Any, Iterable
+
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import volume_key
 
 # Win32_ShadowStorage.MaxSpace when the storage is not limited (vssadmin prints UNBOUNDED).
 UNBOUNDED_SHADOW_STORAGE = 0xFFFFFFFFFFFFFFFF
@@ -47,9 +53,6 @@ DRIVE_TYPES = {0: "Unknown", 1: "Invalid Root Path", 2: "Removable", 3: "Fixed",
 XEN_INSTANCE_STORE_FIRST_TARGET = 78
 
 _VOLUME_SERIAL_RE = re.compile(r"^vol-?(?P<hex>[0-9a-f]{17}|[0-9a-f]{8})(?:_[0-9a-f]*)?$", re.IGNORECASE)
-_VOLUME_GUID_RE = re.compile(
-    r"^\\\\\?\\Volume(?P<guid>\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\})\\?$", re.IGNORECASE
-)
 _DRIVE_ROOT_RE = re.compile(r"^(?P<letter>[A-Za-z]):\\?$")
 
 
@@ -94,14 +97,6 @@ def device_key(name: Any) -> str:
     if match:
         return "xvd" + match.group(1)
     return text
-
-
-def volume_key(path: Any) -> str | None:
-    r"""``\\?\Volume{guid}\`` with the GUID in lower case (as vss_parse returns it), None if ``path`` is not one."""
-    if not isinstance(path, str):
-        return None
-    match = _VOLUME_GUID_RE.match(path.strip())
-    return f"\\\\?\\Volume{match.group('guid').lower()}\\" if match else None
 
 
 def attachments_from_block_device_mappings(mappings: Iterable[dict] | None) -> list[dict]:

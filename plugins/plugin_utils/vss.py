@@ -11,6 +11,10 @@ guidance on writer errors; the writer-to-service table comes from vendor tables 
 product version).
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re
@@ -101,6 +105,10 @@ SNAPSHOT_SET_RETRY_AFTER_SECONDS = 60
 
 # Ten retries a minute apart outlast another requester's set creation with room to spare.
 SNAPSHOT_SET_MAX_RETRIES = 10
+
+# Another shadow copy set is being created on this host; the agent answers it too when another session of the
+# collection runs (the agent script spells it as $InProgressHResult).
+VSS_E_SNAPSHOT_SET_IN_PROGRESS = 0x80042316
 
 # HRESULT (as an unsigned 32-bit int) -> what it means and what to do.
 HRESULTS = {
@@ -205,7 +213,7 @@ HRESULTS = {
         "A writer returned an unexpected error.",
         "Find the writer in error (list writers), read its event log and restart its service.",
     ),
-    0x80042316: HResultInfo(
+    VSS_E_SNAPSHOT_SET_IN_PROGRESS: HResultInfo(
         "VSS_E_SNAPSHOT_SET_IN_PROGRESS",
         "Another shadow copy set is being created on this host; VSS creates one at a time.",
         "Retry later, once the other backup has created its set.",
@@ -362,16 +370,19 @@ _WRITER_SERVICE_PATTERNS = (
     (re.compile(r"^ADAM (?P<instance>.+) Writer$", re.IGNORECASE), "ADAM_{instance}"),
 )
 
-_WRITER_SERVICES_BY_KEY = {" ".join(name.split()).casefold(): service for name, service in WRITER_SERVICES.items()}
+
+def writer_name_key(name: str) -> str:
+    """A writer name as the collection compares it: without case, runs of spaces collapsed (tools and users differ)."""
+    return " ".join(str(name).split()).casefold()
+
+
+_WRITER_SERVICES_BY_KEY = {writer_name_key(name): service for name, service in WRITER_SERVICES.items()}
 
 
 def writer_service(writer_name: str) -> str | None:
-    """The service to restart for a failed writer, or None when the writer is not in the table.
-
-    Names are matched case-insensitively with runs of spaces collapsed, as they appear in different tools.
-    """
+    """The service to restart for a failed writer, or None when the writer is not in the table (see writer_name_key)."""
     normalized = " ".join(writer_name.split())
-    service = _WRITER_SERVICES_BY_KEY.get(normalized.casefold())
+    service = _WRITER_SERVICES_BY_KEY.get(writer_name_key(writer_name))
     if service:
         return service
     for pattern, template in _WRITER_SERVICE_PATTERNS:

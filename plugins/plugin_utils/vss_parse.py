@@ -58,14 +58,20 @@ state number that contradicts its ``VSS_WS_*`` token, a vssadmin listing whose s
 numbers, a shadow copy or storage association block missing what identifies it.
 """
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
 from __future__ import annotations
 
 import re
 
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import GUID_PATTERN, normalise_guid, volume_name
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss import (
     VSS_WRITER_STATE,
     WRITER_STATE_STABLE,
     hresult_name,
+    writer_name_key,
     writer_state_healthy,
     writer_state_name,
 )
@@ -77,12 +83,11 @@ class VssParseError(ValueError):
 
 _SNIPPET_CHARS = 240
 
-_GUID = r"\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}"
-_GUID_RE = re.compile(_GUID)
+_GUID_RE = re.compile(GUID_PATTERN)
 # The end of a line that an 80-column console cut inside a GUID: an open brace followed only by GUID characters.
 _WRAPPED_GUID_RE = re.compile(r"\{[0-9A-Fa-f-]{0,35}$")
 _GUID_CONTINUATION_RE = re.compile(r"^[0-9A-Fa-f-]{0,36}\}")
-_VOLUME_RE = re.compile(r"\\\\\?\\Volume(?P<guid>" + _GUID + r")\\(?:\s*\[(?P<display>[^\]]*)\])?")
+_VOLUME_RE = re.compile(r"\\\\\?\\Volume(?P<guid>" + GUID_PATTERN + r")\\(?:\s*\[(?P<display>[^\]]*)\])?")
 _PROMPT_RE = re.compile(r"^\s*(?:(?:\[PS\]\s*)?(?:PS\s+)?[A-Za-z]:\\[^>]*>|DISKSHADOW>|->\s|>>)", re.IGNORECASE)
 
 # ASCII quotes, and the typographic ones that blog engines and German output use (U+2018, U+201C, U+201E; U+2019, U+201D).
@@ -136,7 +141,7 @@ _SHADOW_ATTRIBUTES = frozenset(
 )
 
 # vssadmin shadowstorage: ``(C:)\\?\Volume{...}\``; the parenthesised part is absent for unlettered volumes.
-_STORAGE_VOLUME_RE = re.compile(r"(?:\((?P<display>[^)]*)\))?\s*\\\\\?\\Volume(?P<guid>" + _GUID + r")\\")
+_STORAGE_VOLUME_RE = re.compile(r"(?:\((?P<display>[^)]*)\))?\s*\\\\\?\\Volume(?P<guid>" + GUID_PATTERN + r")\\")
 _STORAGE_SIZES = ("used", "allocated", "maximum")
 
 
@@ -166,15 +171,6 @@ def _lines(text: str) -> list[str]:
 
 def _is_block_end(line: str) -> bool:
     return not line.strip() or bool(_PROMPT_RE.match(line))
-
-
-def _guid(text: str) -> str:
-    return text.lower()
-
-
-def _volume_name(guid: str) -> str:
-    r"""``\\?\Volume{guid}\`` with the GUID in lower case, as Get-Volume and Get-Partition print it."""
-    return f"\\\\?\\Volume{_guid(guid)}\\"
 
 
 def _after_label(line: str) -> str:
@@ -243,7 +239,7 @@ def parse_vssadmin_writers(text: str) -> list[dict]:
             state_match = _VSSADMIN_STATE_RE.search(line)
             found = _GUID_RE.findall(line)
             if found:
-                guids.extend(_guid(guid) for guid in found)
+                guids.extend(normalise_guid(guid) for guid in found)
             elif state_match and state is None:
                 state = int(state_match.group("state"))
                 word = state_match.group("word").casefold()
@@ -273,7 +269,7 @@ def _diskshadow_writer_name(header: str) -> str:
 
 def _same_name(printed: str, name: str) -> bool:
     """Component headers repeat the writer name; dependency lines name another writer by id and must not match."""
-    return " ".join(printed.split()).casefold() == " ".join(name.split()).casefold()
+    return writer_name_key(printed) == writer_name_key(name)
 
 
 def _component(full_path: str) -> dict:
@@ -286,7 +282,7 @@ def _read_component_line(component: dict, line: str) -> None:
     if volume:
         display = volume.group("display")
         component["volumes"].append(
-            {"volume": _volume_name(volume.group("guid")), "display_name": display.strip() if display else None}
+            {"volume": volume_name(volume.group("guid")), "display_name": display.strip() if display else None}
         )
         return
     path = _BULLET_PATH_RE.match(line)
@@ -310,7 +306,7 @@ def _diskshadow_block(name: str, block: list[str]) -> dict:
         if components:
             _read_component_line(components[-1], line)
             continue
-        guids.extend(_guid(guid) for guid in _GUID_RE.findall(line))
+        guids.extend(normalise_guid(guid) for guid in _GUID_RE.findall(line))
         state_match = _DISKSHADOW_STATE_RE.search(line)
         if state_match:
             state = int(state_match.group("state"))
@@ -408,7 +404,7 @@ def _shadow_attributes(line: str) -> list[str] | None:
 def _shadow(header: str, block: list[str]) -> dict:
     alias = _ALIAS_RE.search(header)
     shadow = {
-        "shadow_id": _guid(_GUID_RE.search(header).group(0)),
+        "shadow_id": normalise_guid(_GUID_RE.search(header).group(0)),
         "shadow_set_id": None,
         "alias": alias.group("alias") if alias else None,
         "original_volume": None,
@@ -423,16 +419,16 @@ def _shadow(header: str, block: list[str]) -> dict:
         guids = _GUID_RE.findall(line)
         if volume:
             if shadow["original_volume"] is None:
-                shadow["original_volume"] = _volume_name(volume.group("guid"))
+                shadow["original_volume"] = volume_name(volume.group("guid"))
                 display = volume.group("display")
                 shadow["original_volume_display"] = display.strip() if display else None
         elif device:
             shadow["device_object"] = device.group(0)
         elif guids:
             if shadow["shadow_set_id"] is None:
-                shadow["shadow_set_id"] = _guid(guids[0])
+                shadow["shadow_set_id"] = normalise_guid(guids[0])
             elif shadow["provider_id"] is None:
-                shadow["provider_id"] = _guid(guids[0])
+                shadow["provider_id"] = normalise_guid(guids[0])
         elif shadow["attributes"] is None:
             shadow["attributes"] = _shadow_attributes(line)
     missing = [key for key in ("shadow_set_id", "original_volume", "device_object") if shadow[key] is None]
@@ -462,7 +458,7 @@ def _storage_volume(line: str) -> tuple[str, str | None] | None:
     if not match:
         return None
     display = match.group("display")
-    return _volume_name(match.group("guid")), display.strip() if display else None
+    return volume_name(match.group("guid")), display.strip() if display else None
 
 
 def parse_vssadmin_shadowstorage(text: str) -> list[dict]:

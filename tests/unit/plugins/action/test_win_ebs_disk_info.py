@@ -12,7 +12,8 @@ import pytest
 from ansible.errors import AnsibleActionFail
 from moto import mock_aws
 
-from ansible_collections.shadowsnap.ec2.plugins.action.win_ebs_disk_info import ActionModule, resolve_identity
+from ansible_collections.shadowsnap.ec2.plugins.action.win_ebs_disk_info import ActionModule
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.host_identity import resolve_identity
 from unit.plugins.action.agent_fakes import FakeAgentHost, FakeConnection, make_action
 
 REGION = "eu-west-1"
@@ -122,6 +123,7 @@ def test_the_block_device_mapping_comes_from_ec2_with_one_describe_call(aws_env)
         (data, "xvdf", True),
     ]
     assert result["round_trips"] == 1
+    assert set(result["timings"]) == {"read", "ec2", "total"}
 
     ec2.detach_volume(VolumeId=data, InstanceId=instance_id)
     result, dummy = run(FakeAgentHost(results={"facts": facts(instance_id), "storage": storage(boot, data)}))

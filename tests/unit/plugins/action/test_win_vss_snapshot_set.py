@@ -10,13 +10,15 @@ import base64
 import hashlib
 import re
 
+import boto3
 import pytest
 from ansible.errors import AnsibleActionFail
+from moto import mock_aws
 
 from ansible_collections.shadowsnap.ec2.plugins.action.win_vss_snapshot_set import ActionModule
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow
 from unit.plugins.action.agent_fakes import FakeAgentHost, FakeConnection, make_action
-from unit.plugins.plugin_utils.test_vss_session import SQL_WRITER, ebs_id, facts, storage, writers_text
+from unit.plugins.plugin_utils.sql_host import SQL_WRITER, ebs_id, facts, storage, writers_text
 
 TASK_VARS = {"inventory_hostname": "win-sql-01"}
 SET_ID = "{5e7a0000-0000-4000-8000-000000000001}"
@@ -48,8 +50,11 @@ class WindowsServer(FakeAgentHost):
     that ends in failure.
     """
 
-    def __init__(self, start=("created",), writer_states=None, host_facts=None, cab=CAB, restart_heals=True):
+    def __init__(self, start=("created",), writer_states=None, host_facts=None, cab=CAB, restart_heals=True,
+                 settle_after=None, drop_components=()):
         self.writer_states = dict(writer_states or {})
+        self.settle_after = settle_after
+        self.drop_components = tuple(drop_components)
         super().__init__(results={"facts": host_facts or facts(), "storage": storage(), "shadows": {"shadows": []}})
         self.start = list(start)
         self.runs = {}
@@ -73,7 +78,12 @@ class WindowsServer(FakeAgentHost):
 
     def op_writers(self, args):
         (source,) = args["sources"]
-        output = {"command": "diskshadow.exe /s x.dsh", "exit_code": 0, "text": writers_text(states=self.writer_states)}
+        text = writers_text(states=self.writer_states, drop_components=self.drop_components)
+        output = {"command": "diskshadow.exe /s x.dsh", "exit_code": 0, "text": text}
+        if self.settle_after is not None:
+            self.settle_after -= 1
+            if self.settle_after <= 0:
+                self.writer_states = {}
         return {"oem_code_page": 437, "outputs": {source: output}}
 
     def op_shadows(self, args):
@@ -149,7 +159,7 @@ class WindowsServer(FakeAgentHost):
     def op_service_restart(self, args):
         self.restarted += args["names"]
         if self.restart_heals:
-            self.writer_states = {}
+            self.writer_states, self.drop_components = {}, ()
         return {"services": [{"name": name, "display_name": name, "previous_status": "Running", "status": "Running",
                               "restarted_dependents": [], "elapsed_ms": 900} for name in args["names"]]}
 
@@ -164,9 +174,9 @@ class AgentFailure(Exception):
         self.error = {"message": message, "hresult": hresult, "command": None, "exit_code": None}
 
 
-def run(host, args=None, check_mode=False):
+def run(host, args=None, check_mode=False, task_vars=None):
     action = make_action(ActionModule, FakeConnection(host), args, check_mode=check_mode)
-    return action.run(task_vars=dict(TASK_VARS))
+    return action.run(task_vars=dict(TASK_VARS, **(task_vars or {})))
 
 
 DATA = {"volumes": ["D:", "L:"], "in_progress_delay": 0}
@@ -388,3 +398,112 @@ def test_options_are_validated():
     assert result["failed"] and result["msg"] == "win-sql-01: session_timeout must be 1 or more, not 0"
     result = run(WindowsServer(), dict(DATA, in_progress_retries=-1))
     assert result["failed"] and result["msg"] == "win-sql-01: in_progress_retries must be 0 or more, not -1"
+
+
+def test_a_required_writer_waiting_for_another_backup_is_listed_again_never_restarted():
+    host = WindowsServer(writer_states={"SqlServerWriter": 5}, settle_after=1)
+    result = run(host, dict(DATA, restart_failed_writers=True))
+    assert not result.get("failed"), result.get("msg")
+    assert host.ops() == ["batch", "writers", "session_start"], "listed again once the other backup ended, not restarted"
+    assert host.restarted == [] and "wait" in result["timings"]
+
+    host = WindowsServer(writer_states={"SqlServerWriter": 5})
+    result = run(host, dict(DATA, in_progress_retries=2, restart_failed_writers=True))
+    assert result["failed"] is True and result["failed_writers"] == ["SqlServerWriter"]
+    assert result["msg"] == (
+        "win-sql-01: VSS writers not ready after waiting 2 x 0 s: required writer 'SqlServerWriter' is "
+        "WAITING_FOR_BACKUP_COMPLETE [5], last error: 0x00000000 (S_OK) (a backup is running or a requester left its "
+        "session open: wait, do not restart anything)")
+    assert host.ops() == ["batch", "writers", "writers"] and host.restarted == []
+    assert "session_start" not in host.ops(), "no shadow set while a required writer is not STABLE"
+
+
+def test_an_application_writer_without_metadata_fails_the_set_or_is_restarted_or_excluded():
+    failed = {"SqlServerWriter": 6}
+    result = run(WindowsServer(writer_states=failed, drop_components=["SqlServerWriter"]), DATA)
+    assert result["failed"] is True and result["failed_writers"] == ["SqlServerWriter"]
+    assert "FAILED_AT_IDENTIFY [6]" in result["msg"] and "the set cannot be application-consistent for it" in result["msg"]
+
+    host = WindowsServer(writer_states=failed, drop_components=["SqlServerWriter"])
+    result = run(host, dict(DATA, restart_failed_writers=True))
+    assert not result.get("failed"), result.get("msg")
+    assert host.ops() == ["batch", "service_restart", "writers", "session_start"] and host.restarted == ["SQLWriter"]
+    assert [(item["name"], item["required"], item["rule"]) for item in result["writers"] if item["required"]] == [
+        ("SqlServerWriter", True, "component")], "identified again: required per component, as any application writer"
+
+    host = WindowsServer(writer_states=failed, drop_components=["SqlServerWriter"])
+    result = run(host, dict(DATA, exclude_writers=["SqlServerWriter"]))
+    assert not result.get("failed"), result.get("msg")
+    assert "writer exclude %s" % SQL_WRITER[1] in result["script"] and result["required_writers"] == []
+
+
+# ---------------------------------------------------------------------------------------- the EBS set and its Region
+
+
+@pytest.fixture(name="ec2_host")
+def ec2_host_fixture(monkeypatch):
+    """A moto instance in eu-west-1 whose attached volumes are D: and L: of the test host; the machine's Region and
+    credentials are kept out (AWS_REGION says us-east-1, where the instance is not)."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                 "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="eu-west-1")
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                     Placement={"AvailabilityZone": "eu-west-1a"})["Instances"][0]
+        data = [ec2.create_volume(Size=10, AvailabilityZone="eu-west-1a")["VolumeId"] for dummy in range(2)]
+        for device, volume_id in zip(("xvdf", "xvdg"), data):
+            ec2.attach_volume(VolumeId=volume_id, InstanceId=instance["InstanceId"], Device=device)
+        answers = storage()
+        for disk, volume_id in zip(answers["disks"][1:3], data):
+            disk["SerialNumber"] = volume_id.replace("-", "") + "_00000001."
+
+        def host(imds=True):
+            server = WindowsServer(host_facts=facts(ec2={"instance_id": instance["InstanceId"], "region": "eu-west-1",
+                                                         "availability_zone": "eu-west-1a"} if imds else None))
+            server.results["storage"] = answers
+            return server
+        yield host, ec2, instance["InstanceId"], data
+
+
+def test_the_ebs_set_is_taken_in_the_hosts_region_not_the_environments(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-1"}))
+    assert not result.get("failed"), result.get("msg")
+    assert sorted(snapshot["volume_id"] for snapshot in result["ebs_set"]["snapshots"]) == sorted(data)
+    assert "ebs" in result["timings"]
+
+
+def test_an_explicit_region_wins_and_must_agree_with_the_host(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host(imds=False)
+    result = run(server, dict(DATA, region="eu-west-1", ebs_snapshot_set={"set_id": "sql-2", "instance_id": instance_id}))
+    assert not result.get("failed"), result.get("msg")
+    assert result["ebs_set"]["instance_id"] == instance_id
+
+    server = host()
+    result = run(server, dict(DATA, aws_region="us-west-2", ebs_snapshot_set={"set_id": "sql-3"}))
+    assert result["failed"] is True
+    assert result["msg"] == ("win-sql-01: the EBS snapshot set cannot be taken, so no shadow set was made: the host says "
+                             "(IMDSv2) it runs in eu-west-1, the task says region=us-west-2")
+    assert server.ops() == ["batch"], "refused before any shadow set"
+
+    server = host()
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-4", "instance_id": "i-0fffffffffffffff0"}))
+    assert result["failed"] is True and f"the host says (IMDSv2) it is {instance_id}" in result["msg"]
+    assert server.ops() == ["batch"]
+
+
+def test_without_imds_the_inventory_names_the_instance_and_its_region(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    result = run(host(imds=False), dict(DATA, ebs_snapshot_set={"set_id": "sql-5"}),
+                 task_vars={"instance_id": instance_id, "placement": {"region": "eu-west-1"}})
+    assert not result.get("failed"), result.get("msg")
+    assert result["ebs_set"]["instance_id"] == instance_id, "placement.region, not AWS_REGION (us-east-1)"

@@ -62,6 +62,7 @@ def test_a_healthy_japanese_listing_in_one_round_trip():
     assert (system["state"], system["state_name"], system["healthy"], system["service"]) == (1, "STABLE", True, "CryptSvc")
     assert system["failed_phase"] is None
     assert isinstance(result["elapsed"], float)
+    assert set(result["timings"]) == {"read", "total"} and result["elapsed"] == result["timings"]["total"]
 
 
 def test_a_failed_writer_is_reported_and_only_fails_the_task_when_asked():
@@ -143,6 +144,7 @@ def test_an_agent_error_fails_with_the_hresult_name():
     assert (result["hresult"], result["hresult_name"]) == (0x80042318, "VSS_E_WRITER_INFRASTRUCTURE")
     assert "win-sql-01: agent op 'writers' failed" in result["msg"]
     assert result["round_trips"] == 1
+    assert set(result["timings"]) == {"read", "total"}, "a failed task has its timings too"
 
 
 def test_check_mode_reads_as_usual():

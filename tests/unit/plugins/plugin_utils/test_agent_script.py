@@ -24,6 +24,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transp
 REPO = pathlib.Path(__file__).resolve().parents[4]
 AGENT = REPO / "plugins" / "plugin_utils" / "agent" / "shadowsnap_agent.ps1"
 PROTOCOL_DOC = REPO / "docs" / "agent-protocol.md"
+SESSION_DOC = REPO / "docs" / "vss-session.md"
 
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 
@@ -219,3 +220,58 @@ def test_the_bootstrap_parses_and_survives_the_shell_plugins_line_stripping():
 
 def test_a_broken_bootstrap_is_caught():
     assert syntax_errors(agent_transport.BOOTSTRAP.replace("catch {", "catch ", 1))
+
+
+# ------------------------------------------------------------------------------------------------ session ops
+
+
+def session_dispatch(source: str) -> dict:
+    """op -> the function its branch of Invoke-SessionOp calls."""
+    data = source.encode("ascii")
+    tree = PARSER.parse(data)
+    function = next(node for node in nodes(tree.root_node) if node.type == "function_statement"
+                    and "Invoke-SessionOp" in [data[c.start_byte:c.end_byte].decode() for c in node.children])
+    handlers = {}
+    for node in nodes(function):
+        if node.type not in ("if_statement", "elseif_clause"):
+            continue
+        condition = next(child for child in node.children if child.type == "pipeline")
+        match = re.fullmatch(r"\$Op\s+-eq\s+'(\w+)'", data[condition.start_byte:condition.end_byte].decode().strip())
+        block = next(child for child in node.children if child.type == "statement_block")
+        commands = [data[item.start_byte:item.end_byte].decode() for item in nodes(block) if item.type == "command_name"]
+        if match:
+            handlers[match.group(1)] = commands[0]
+    return handlers
+
+
+def documented_session_ops() -> list[str]:
+    doc = SESSION_DOC.read_text(encoding="utf-8")
+    section = doc.split("## Agent operations", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+
+
+def test_the_agent_answers_every_session_op_of_the_contract_with_a_function_it_defines():
+    source = AGENT.read_text(encoding="ascii")
+    tree = PARSER.parse(source.encode("ascii"))
+    assert not any(node.type == "ERROR" or node.is_missing for node in nodes(tree.root_node))
+    defined = set(re.findall(r"^function ([\w-]+) \{", source, flags=re.MULTILINE))
+    handlers = session_dispatch(source)
+    ops = documented_session_ops()
+    assert ops == ["session_start", "session_status", "session_release", "shadow_delete", "session_cleanup",
+                   "service_restart", "file_read"]
+    assert sorted(handlers) == sorted(ops)
+    assert all(handlers[op] in defined for op in ops), handlers
+    listed = re.search(r"^\$SessionOps = @\(([^)]*)\)", source, flags=re.MULTILINE).group(1)
+    assert sorted(re.findall(r"'(\w+)'", listed)) == sorted(ops)
+    assert "elseif ($SessionOps -contains $Op) {" in source
+
+
+def test_the_agent_runs_diskshadow_as_system_with_a_time_limit_and_refuses_a_second_session():
+    source = AGENT.read_text(encoding="ascii")
+    assert "New-ScheduledTaskPrincipal -UserId $system -LogonType ServiceAccount -RunLevel Highest" in source
+    assert "'S-1-5-18').Translate([System.Security.Principal.NTAccount])" in source
+    assert "New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Seconds $TimeLimitSeconds)" in source
+    assert "$InProgressHResult = '0x80042316'" in source and "-HResult $InProgressHResult" in source
+    assert "[System.Text.Encoding]::GetEncoding([int](Get-OemCodePage))" in source, "the log is decoded with the OEM code page"
+    assert "'delete shadows set ' + (ConvertTo-BracedGuid $SetId)" in source
+    assert "$MaxWaitSeconds = 900" in source and "$FileReadMaxLimit = 134217728" in source

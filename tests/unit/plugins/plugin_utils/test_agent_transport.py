@@ -424,3 +424,11 @@ def test_the_ssh_connection_sends_the_encoded_bootstrap_as_the_remote_command_an
     assert remote_command == agent_transport.build_command(shell_loader.get("powershell"))
     assert sent["in_data"].startswith(b'{"args":{},"op":"facts","protocol":1}\n# shadowsnap-agent protocol=1\n')
     assert sent["sudoable"] is False
+
+
+def test_status_and_file_reads_are_retried_but_never_batched():
+    assert agent_transport.is_read_request("session_status") and agent_transport.is_read_request("file_read")
+    for op in ("session_start", "session_release", "shadow_delete", "session_cleanup", "service_restart"):
+        assert not agent_transport.is_read_request(op), op
+    with pytest.raises(ValueError, match="read ops only"):
+        agent_transport.build_batch_request([("facts", None), ("session_status", {"run_id": "ss-1"})])

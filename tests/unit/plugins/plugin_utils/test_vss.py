@@ -4,9 +4,13 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import vss
+
+TROUBLESHOOTING_DOC = pathlib.Path(__file__).resolve().parents[4] / "docs" / "troubleshooting.md"
 
 # VSS_WRITER_STATE as listed in the reference (vss.h order).
 EXPECTED_STATES = [
@@ -266,3 +270,36 @@ def test_exchange_writer_service_depends_on_the_version():
 
 def test_all_writers_missing_points_at_the_com_event_system():
     assert vss.SERVICE_WHEN_ALL_WRITERS_MISSING == "EventSystem"
+
+
+def hresult_table() -> str:
+    """The HRESULT table of docs/troubleshooting.md, generated from vss.py (paste it there when vss.py changes)."""
+    rows = ["| HRESULT | name | what it means | what to do | retried by `win_vss_snapshot_set` |", "|---|---|---|---|---|"]
+    for code, info in vss.HRESULTS.items():
+        if code == vss.VSS_E_SNAPSHOT_SET_IN_PROGRESS:
+            retry = (f"yes: `in_progress_retries` (default {vss.SNAPSHOT_SET_MAX_RETRIES}) after `in_progress_delay` "
+                     f"(default {vss.SNAPSHOT_SET_RETRY_AFTER_SECONDS} s)")
+        elif info.retryable:
+            retry = (f"when asked: `writer_error_retries` (default 0; Microsoft: up to {info.max_retries}) after "
+                     f"`writer_error_delay` (default {info.retry_after_seconds} s)")
+        else:
+            retry = "no"
+        rows.append(f"| 0x{code:08X} | `{info.name}` | {info.meaning} | {info.advice} | {retry} |")
+    return "\n".join(rows)
+
+
+def service_table() -> str:
+    """The writer-to-service table of docs/troubleshooting.md, generated from vss.py."""
+    rows = ["| writer | service to restart |", "|---|---|"]
+    rows += [f"| {writer} | `{service}` |" for writer, service in vss.WRITER_SERVICES.items()]
+    return "\n".join(rows)
+
+
+def test_the_troubleshooting_guide_carries_the_tables_generated_from_vss_py():
+    text = TROUBLESHOOTING_DOC.read_text(encoding="utf-8")
+    assert hresult_table() in text, "regenerate the HRESULT table of docs/troubleshooting.md with hresult_table()"
+    assert service_table() in text, "regenerate the writer table of docs/troubleshooting.md with service_table()"
+    for code, info in vss.HRESULTS.items():
+        assert f"| 0x{code:08X} | `{info.name}` |" in text, info.name
+    for state, name in vss.VSS_WRITER_STATE.items():
+        assert f"| {state} | `{name}` |" in text, name
