@@ -19,7 +19,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_transport imp
     AgentOperationError,
     AgentTransport,
 )
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.ec2_instance import (
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import (
     AWS_ARGUMENT_SPEC,
     Ec2LookupError,
     ec2_client,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, ebs_disks, ec2_instance, vss, vss_session
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import action_ec2, diskshadow, ebs_disks, vss, vss_session
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_transport import (
     AgentError,
     AgentOperationError,
@@ -62,7 +62,7 @@ ARGUMENT_SPEC = {
         "policy": {"type": "str", "default": "default"},
         "tags": {"type": "dict", "default": {}},
     }},
-    **ec2_instance.AWS_ARGUMENT_SPEC,
+    **action_ec2.AWS_ARGUMENT_SPEC,
 }
 REQUIRED_IF = [
     ("state", "completed", ["run_id"]),
@@ -265,10 +265,10 @@ class ActionModule(ActionBase):
                 raise TaskFailure("ebs_snapshot_set needs the instance id: the host's IMDS did not answer, so set "
                                   "ebs_snapshot_set.instance_id")
             try:
-                ebs_prepared = ec2_instance.prepare_shadow_snapshot_set(
+                ebs_prepared = action_ec2.prepare_shadow_snapshot_set(
                     args, "shadowsnap.ec2.win_vss_snapshot_set", (facts.get("ec2") or {}).get("region"), ebs_instance_id,
                     ebs_request["set_id"])
-            except ec2_instance.Ec2LookupError as exc:
+            except action_ec2.Ec2LookupError as exc:
                 raise TaskFailure(f"the EBS snapshot set cannot be taken, so no shadow set was made: {exc}") from exc
         writers, plan, health = self._writers_ready(args, transport, result, mapping, writers, plan, source, options)
         warnings = plan.warnings + health["warnings"]
@@ -319,8 +319,8 @@ class ActionModule(ActionBase):
             request = dict(ebs_request, volume_ids=volume_ids, volume_metadata=metadata, shadow_set_id=outcome.shadow_set_id,
                            backup_type=args["backup_type"])
             try:
-                result["ebs_set"] = ec2_instance.create_shadow_snapshot_set(ebs_prepared, request)
-            except ec2_instance.Ec2LookupError as exc:
+                result["ebs_set"] = action_ec2.create_shadow_snapshot_set(ebs_prepared, request)
+            except action_ec2.Ec2LookupError as exc:
                 runner.abort(outcome.run_id)
                 result.update(session_state="aborted", cleanup_errors=runner.cleanup_errors)
                 raise TaskFailure(f"the EBS snapshot set could not be taken, so the session {outcome.run_id} was aborted and "
