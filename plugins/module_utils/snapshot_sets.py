@@ -319,18 +319,20 @@ def _look_for_lost_set(read_client, set_id, code, retries, sleep):
     """The snapshots of the set when a lost CreateSnapshots answer did create it, else [].
 
     Looks RECONCILE_LOOKUPS times, each after a longer wait, because a new set may not be listed at once; a set
-    listed with members missing was created, so it is looked for again and, at the end, returned as it is.
+    listed with members missing was created, so it is looked for again and, at the end, returned as it is. Adds one
+    entry to ``retries`` for the error (waits and lookups), and ``reconciled`` when the set was found.
     """
+    entry = {"error": code, "wait_seconds": 0.0, "lookups": 0}
+    retries.append(entry)
     found = []
-    reason = code
     for lookup in range(RECONCILE_LOOKUPS):
         wait = RECONCILE_FIRST_WAIT * (2 ** lookup) * random.uniform(1.0, 1.25)
-        retries.append({"error": reason, "wait_seconds": round(wait, 2)})
         sleep(wait)
+        entry["wait_seconds"] = round(entry["wait_seconds"] + wait, 2)
+        entry["lookups"] = lookup + 1
         found = find_snapshots(read_client, set_ids=[set_id])
         if found and not group_sets(found)[0]["missing_volume_ids"]:
             break
-        reason = "set_incomplete" if found else "set_not_listed"
     if found:
         retries.append({"error": "reconciled", "wait_seconds": 0})
     return found

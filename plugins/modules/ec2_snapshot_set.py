@@ -237,11 +237,15 @@ tags:
   returned: always
   type: dict
 retries:
-  description: Errors met while creating the set and the waits taken before trying again.
+  description:
+    - Errors met while creating the set and the waits taken before trying again.
+    - After a server error or a lost connection, C(lookups) is how many times the set was looked for by its id and
+      C(wait_seconds) the sum of the waits before them; an entry V(reconciled) follows when the set was found.
   returned: always
   type: list
   elements: dict
-  sample: [{"error": "RequestLimitExceeded", "wait_seconds": 1.3}]
+  sample: [{"error": "RequestLimitExceeded", "wait_seconds": 1.3}, {"error": "InternalError", "wait_seconds": 2.2, "lookups": 1},
+           {"error": "reconciled", "wait_seconds": 0}]
 timings:
   description: Seconds spent checking the instance, creating the set and waiting for completion.
   returned: always
