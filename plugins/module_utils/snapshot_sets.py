@@ -41,7 +41,7 @@ RECONCILE_FIRST_WAIT = 2.0
 # How long a creation keeps retrying by default, in seconds.
 CREATE_TIMEOUT = 900.0
 # A placeholder as long as the longest EC2 volume id, for tag checks made before the volumes are known.
-_PLACEHOLDER_VOLUME = "vol-%017x"
+PLACEHOLDER_VOLUME = "vol-%017x"
 
 
 class SnapshotSetError(Exception):
@@ -165,10 +165,10 @@ def check_tags_before_calls(instance_id, selection, volume_metadata, **tag_field
     :func:`plan_snapshot_set` would refuse too. ``tag_fields`` as for plan_snapshot_set.
     """
     named = max(len(set(selection.get("volume_ids") or ())), len(set(selection.get("device_names") or ())), 1)
-    placeholders = dict((_PLACEHOLDER_VOLUME % number, {"device": ""}) for number in range(named))
+    placeholders = dict((PLACEHOLDER_VOLUME % number, {"device": ""}) for number in range(named))
     snapshot_tags.build_set_tags(instance_id=instance_id, volumes=placeholders, **tag_fields)
     for entry in (volume_metadata or {}).values():
-        snapshot_tags.check_tag_limits({snapshot_tags.volume_key(_PLACEHOLDER_VOLUME % 0): snapshot_tags.encode_volume(
+        snapshot_tags.check_tag_limits({snapshot_tags.volume_key(PLACEHOLDER_VOLUME % 0): snapshot_tags.encode_volume(
             "", (entry or {}).get("paths"), (entry or {}).get("shadow_id"))})
 
 

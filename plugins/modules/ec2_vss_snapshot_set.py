@@ -353,7 +353,7 @@ def ensure_vss_set(module, set_id, now):
     reserved = sorted(set(params["tags"]) & set(RESERVED_AWS_TAGS))
     if reserved:
         raise VssCommandError("tags %s are reserved by AWSEC2-CreateVssSnapshot and cannot be given" % ", ".join(reserved))
-    check_tag_budget(set_id, instance_id, now, {"vol-%017x" % 0: {"device": ""}}, params)
+    check_tag_budget(set_id, instance_id, now, {snapshot_sets.PLACEHOLDER_VOLUME % 0: {"device": ""}}, params)
     client = ec2_client(module)
     ssm = ssm_client(module)
 

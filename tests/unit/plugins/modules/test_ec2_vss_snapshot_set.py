@@ -1,6 +1,8 @@
 """The aws_vss engine's decisions: AWS's verdict, the AwsVssConfig set id, the document's parameters, the command
 waiter and SendCommand's retries (SSM stubbed with botocore's own Stubber)."""
 
+import datetime
+
 import boto3
 import botocore.waiter
 import pytest
@@ -111,3 +113,24 @@ def test_send_command_is_retried_only_when_throttled(stubbed_ssm):
     with pytest.raises(AnsibleAWSError, match="InternalServerError"):
         ssm_api.send_command(ssm, module.DOCUMENT_NAME, INSTANCE, {}, "x")
     stubber.assert_no_pending_responses()
+
+
+class Module:
+    """Stands in for amazon.aws's AnsibleAWSModule: params, check mode, and the client it would build."""
+
+    check_mode = False
+
+    def __init__(self, client, **params):
+        self.params = dict(instance_id=INSTANCE, set_id="s-1", exclude_boot_volume=False, copy_only=True,
+                           no_writers=False, policy="default", execution_timeout=None, wait_timeout=60, **params)
+        self._client = client
+
+    def client(self, service, **kwargs):
+        return self._client
+
+
+def test_tags_over_budget_even_with_one_volume_fail_before_any_call(stubbed_ssm):
+    ssm, stubber, clock = stubbed_ssm
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    with pytest.raises(module.VssCommandError, match="the set needs 51 tags per snapshot"):
+        module.ensure_vss_set(Module(ssm, tags={"Tag%02d" % n: "x" for n in range(37)}), "s-1", now)
