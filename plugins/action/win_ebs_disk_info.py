@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import ebs_disks
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_action import AgentAction, TaskFailure
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.ec2_instance import (
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import (
     AWS_ARGUMENT_SPEC,
     Ec2LookupError,
     ec2_client,

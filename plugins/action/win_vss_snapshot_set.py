@@ -18,9 +18,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import (
+    action_ec2,
     diskshadow,
     ebs_disks,
-    ec2_instance,
     shadow_plan,
     shadow_session,
     vss,
@@ -97,7 +97,7 @@ class ActionModule(AgentAction):
             "policy": {"type": "str", "default": "default"},
             "tags": {"type": "dict", "default": {}},
         }},
-        **ec2_instance.AWS_ARGUMENT_SPEC,
+        **action_ec2.AWS_ARGUMENT_SPEC,
     }
     ARGUMENT_RULES = {"required_if": [
         ("state", "completed", ["run_id"]),
@@ -236,9 +236,9 @@ class ActionModule(AgentAction):
             if ebs_request:
                 identity = self._ebs_identity(args, facts, task_vars)
                 try:
-                    ebs_prepared = ec2_instance.prepare_shadow_snapshot_set(
+                    ebs_prepared = action_ec2.prepare_shadow_snapshot_set(
                         args, PLUGIN_NAME, identity["region"], identity["instance_id"], ebs_request["set_id"])
-                except ec2_instance.Ec2LookupError as exc:
+                except action_ec2.Ec2LookupError as exc:
                     raise TaskFailure(f"the EBS snapshot set cannot be taken, so no shadow set was made: {exc}") from exc
         writers, plan, health = self._writers_ready(args, transport, result, mapping, writers, plan, source, options)
         warnings = plan.warnings + health.warnings
@@ -288,8 +288,8 @@ class ActionModule(AgentAction):
                            backup_type=args["backup_type"])
             try:
                 with self.phase("ebs"):
-                    result["ebs_set"] = ec2_instance.create_shadow_snapshot_set(ebs_prepared, request)
-            except ec2_instance.Ec2LookupError as exc:
+                    result["ebs_set"] = action_ec2.create_shadow_snapshot_set(ebs_prepared, request)
+            except action_ec2.Ec2LookupError as exc:
                 runner.abort(outcome.run_id)
                 result.update(session_state="aborted", cleanup_errors=runner.cleanup_errors)
                 raise TaskFailure(f"the EBS snapshot set could not be taken, so the session {outcome.run_id} was aborted and "

@@ -3,13 +3,22 @@
 # Copyright: Contributors to the shadowsnap.ec2 project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""AWS client set-up for the collection's modules: the one place that decides how calls are retried."""
+"""AWS clients and retry policies of the collection: the one place that decides how calls are retried.
+
+Modules and action plugins get their clients here. ``connection`` is whatever amazon.aws resolves connection settings
+with: an ``AnsibleAWSModule`` in a module, an ``AWSPluginBase`` in an action plugin (module_utils must not import
+controller code, so the plugin side hands its own in). The API functions of ``ec2_api`` and ``ssm_api`` carry the
+retry policies below as decorators.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+# Answers that say the request was refused before it was carried out.
+THROTTLING_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException")
 
 # EC2 answers RequestLimitExceeded when a token bucket is empty; buckets refill at 5-20 tokens a second.
 READ_RETRY = AWSRetry.jittered_backoff(retries=10, delay=1, max_delay=30)
@@ -19,15 +28,28 @@ READ_RETRY = AWSRetry.jittered_backoff(retries=10, delay=1, max_delay=30)
 NO_AUTOMATIC_RETRIES = {"retries": {"total_max_attempts": 1}}
 
 
-def ec2_client(module, idempotent=True):
+class ThrottlingRetry(AWSRetry):
+    """AWSRetry for calls that must not run twice: only a throttled request, which was not carried out, is retried."""
+
+    @staticmethod
+    def found(response_code, catch_extra_error_codes=None):
+        return response_code in THROTTLING_CODES or response_code in (catch_extra_error_codes or ())
+
+
+THROTTLING_RETRY = ThrottlingRetry.jittered_backoff(retries=10, delay=1, max_delay=30)
+
+
+def _client(connection, service, idempotent):
+    if idempotent:
+        return connection.client(service)
+    return connection.client(service, config=NO_AUTOMATIC_RETRIES)
+
+
+def ec2_client(connection, idempotent=True):
     """An EC2 client; ``idempotent=False`` for calls that create things and must never be repeated blindly."""
-    if idempotent:
-        return module.client("ec2", retry_decorator=READ_RETRY)
-    return module.client("ec2", config=NO_AUTOMATIC_RETRIES)
+    return _client(connection, "ec2", idempotent)
 
 
-def ssm_client(module, idempotent=True):
+def ssm_client(connection, idempotent=True):
     """An SSM client with the same policy: ``idempotent=False`` for SendCommand, which must never be repeated blindly."""
-    if idempotent:
-        return module.client("ssm", retry_decorator=READ_RETRY)
-    return module.client("ssm", config=NO_AUTOMATIC_RETRIES)
+    return _client(connection, "ssm", idempotent)

@@ -5,8 +5,10 @@
 
 """Snapshot sets on EC2: which volumes of an instance a set covers, creating one, and finding and grouping sets.
 
-Shared by ec2_snapshot_set, ec2_snapshot_set_info and (later) restore and retention, so that every one of them
-agrees on what a set is and whether it is complete.
+Shared by ec2_snapshot_set, ec2_snapshot_set_info, ec2_vss_snapshot_set and the action plugins (later restore and
+retention), so that every one of them agrees on what a set is, which set an id names and whether it is complete.
+AWS errors come out of ``ec2_api`` as ``AnsibleEC2Error``; a request that cannot be carried out as asked raises
+:class:`SnapshotSetError`.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,17 +23,25 @@ try:
 except ImportError:
     pass  # Handled by AnsibleAWSModule
 
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.ec2 import AnsibleEC2Error
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
-from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import READ_RETRY
+from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import THROTTLING_CODES
 
 MAX_EXCLUDED_DATA_VOLUMES = 40
 # EC2: wait at least 15 s between snapshots of the same volume.
 PER_VOLUME_RATE_DELAY = 15.0
-THROTTLING_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException")
 SERVER_ERROR_CODES = ("InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
-DESCRIBE_PAGE_SIZE = 500
+CAPACITY_CODES = ("SnapshotCreationPerVolumeRateExceeded", "ConcurrentSnapshotLimitExceeded")
+# After a lost CreateSnapshots answer: EC2's Describe calls are eventually consistent, so the set is looked for
+# several times with growing waits, the first one at least this long (EC2: "starting with a couple of seconds").
+RECONCILE_LOOKUPS = 4
+RECONCILE_FIRST_WAIT = 2.0
+# How long a creation keeps retrying by default, in seconds.
+CREATE_TIMEOUT = 900.0
+# A placeholder as long as the longest EC2 volume id, for tag checks made before the volumes are known.
+PLACEHOLDER_VOLUME = "vol-%017x"
 
 
 class SnapshotSetError(Exception):
@@ -46,11 +56,7 @@ def normalise_device(name):
 
 def describe_instance(client, instance_id):
     """The instance, or SnapshotSetError when it does not exist or cannot have its volumes snapshotted."""
-    try:
-        reservations = client.describe_instances(InstanceIds=[instance_id], aws_retry=True)["Reservations"]
-    except is_boto3_error_code(["InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"]):
-        raise SnapshotSetError("instance %s does not exist in this account and Region" % instance_id)
-    instances = [instance for reservation in reservations for instance in reservation["Instances"]]
+    instances = ec2_api.describe_instances(client, [instance_id])
     if not instances:
         raise SnapshotSetError("instance %s does not exist in this account and Region" % instance_id)
     instance = instances[0]
@@ -151,6 +157,21 @@ def instance_specification(instance_id, selected, attached):
     return specification
 
 
+def check_tags_before_calls(instance_id, selection, volume_metadata, **tag_fields):
+    """Whatever of the tag schema and budget can be checked before any API call; TagSchemaError otherwise.
+
+    The exact budget needs the member volumes, which only DescribeInstances tells; this check counts the members the
+    selection names (at least one) and each ``volume_metadata`` value on its own, so it refuses only requests that
+    :func:`plan_snapshot_set` would refuse too. ``tag_fields`` as for plan_snapshot_set.
+    """
+    named = max(len(set(selection.get("volume_ids") or ())), len(set(selection.get("device_names") or ())), 1)
+    placeholders = dict((PLACEHOLDER_VOLUME % number, {"device": ""}) for number in range(named))
+    snapshot_tags.build_set_tags(instance_id=instance_id, volumes=placeholders, **tag_fields)
+    for entry in (volume_metadata or {}).values():
+        snapshot_tags.check_tag_limits({snapshot_tags.volume_key(PLACEHOLDER_VOLUME % 0): snapshot_tags.encode_volume(
+            "", (entry or {}).get("paths"), (entry or {}).get("shadow_id"))})
+
+
 def plan_snapshot_set(instance, selection, volume_metadata, **tag_fields):
     """(InstanceSpecification, per-volume details, tags) of a new set of ``instance``: how every caller plans a set.
 
@@ -178,14 +199,22 @@ def _set_filters(set_ids=None, instance_ids=None, policy=None, consistency=None)
 
 def find_snapshots(client, set_ids=None, instance_ids=None, policy=None, consistency=None):
     """Snapshots of this account that carry the schema, filtered server-side by tags, paginated."""
-    return _describe_snapshot_pages(client, _set_filters(set_ids, instance_ids, policy, consistency))
+    return ec2_api.describe_snapshots(client, _set_filters(set_ids, instance_ids, policy, consistency))
 
 
-@READ_RETRY
-def _describe_snapshot_pages(client, filters):
-    paginator = client.get_paginator("describe_snapshots")
-    pages = paginator.paginate(OwnerIds=["self"], Filters=filters, PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE})
-    return pages.build_full_result()["Snapshots"]
+def find_existing_set(client, set_id, instance_id=None):
+    """The set with this id (as :func:`group_sets` describes it), or None when no snapshot carries the id.
+
+    With ``instance_id``, a set of another instance raises SnapshotSetError: the id is taken.
+    """
+    snapshots = find_snapshots(client, set_ids=[set_id])
+    if not snapshots:
+        return None
+    found = group_sets(snapshots)[0]
+    if instance_id and found["instance_id"] != instance_id:
+        raise SnapshotSetError("set id %s already belongs to instance %s, not %s; choose another set_id"
+                               % (set_id, found["instance_id"], instance_id))
+    return found
 
 
 def describe_member(snapshot):
@@ -270,44 +299,78 @@ def _retry_delay(code, attempt):
     return random.uniform(0, min(30.0, 2.0 * (2 ** attempt)))
 
 
+def _failure(error):
+    """(error code, whether the request may have been carried out) of a failed CreateSnapshots, or None when
+    trying again cannot help."""
+    cause = error.exception
+    if isinstance(cause, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+        return type(cause).__name__, True
+    if not isinstance(cause, botocore.exceptions.ClientError):
+        return None
+    code = cause.response.get("Error", {}).get("Code", "")
+    if code in SERVER_ERROR_CODES:
+        return code, True
+    if code in THROTTLING_CODES or code in CAPACITY_CODES:
+        return code, False
+    return None
+
+
+def _look_for_lost_set(read_client, set_id, code, retries, sleep):
+    """The snapshots of the set when a lost CreateSnapshots answer did create it, else [].
+
+    Looks RECONCILE_LOOKUPS times, each after a longer wait, because a new set may not be listed at once; a set
+    listed with members missing was created, so it is looked for again and, at the end, returned as it is. Adds one
+    entry to ``retries`` for the error (waits and lookups), and ``reconciled`` when the set was found.
+    """
+    entry = {"error": code, "wait_seconds": 0.0, "lookups": 0}
+    retries.append(entry)
+    found = []
+    for lookup in range(RECONCILE_LOOKUPS):
+        wait = RECONCILE_FIRST_WAIT * (2 ** lookup) * random.uniform(1.0, 1.25)
+        sleep(wait)
+        entry["wait_seconds"] = round(entry["wait_seconds"] + wait, 2)
+        entry["lookups"] = lookup + 1
+        found = find_snapshots(read_client, set_ids=[set_id])
+        if found and not group_sets(found)[0]["missing_volume_ids"]:
+            break
+    if found:
+        retries.append({"error": "reconciled", "wait_seconds": 0})
+    return found
+
+
 def create_snapshot_set(create_client, read_client, specification, description, tags, set_id,
-                        max_attempts=8, timeout=900.0, sleep=time.sleep, clock=time.monotonic):
+                        max_attempts=8, timeout=CREATE_TIMEOUT, sleep=time.sleep, clock=time.monotonic):
     """One CreateSnapshots call for the set, retried the way EC2 documents, never duplicated.
 
     Throttling is retried with jittered backoff, SnapshotCreationPerVolumeRateExceeded after at least 15 s, and
     ConcurrentSnapshotLimitExceeded with growing waits while earlier snapshots complete. After a server error or a
-    lost connection the request may have been carried out, so the set is looked up by its id before any new attempt.
-    Returns (snapshots, retries) where retries lists the error codes met and the waits taken.
+    lost connection the request may have been carried out, so the set is looked up by its id (repeatedly, see
+    :func:`_look_for_lost_set`) before any new attempt, and also after the last one. Returns (snapshots, retries)
+    where retries lists the error codes met and the waits taken; raises the last AnsibleEC2Error.
     """
-    tag_specifications = [{"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}]
     started = clock()
     retries = []
-    for attempt in range(max_attempts):
+    attempt = 0
+    while True:
         try:
-            response = create_client.create_snapshots(
-                InstanceSpecification=specification, Description=description, TagSpecifications=tag_specifications,
-            )
-            return response["Snapshots"], retries
-        except botocore.exceptions.ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            retryable = code in THROTTLING_CODES or code in SERVER_ERROR_CODES or code in (
-                "SnapshotCreationPerVolumeRateExceeded", "ConcurrentSnapshotLimitExceeded")
-            if not retryable:
+            return ec2_api.create_snapshots(create_client, specification, description, tags), retries
+        except AnsibleEC2Error as error:
+            failure = _failure(error)
+            if failure is None:
                 raise
-            maybe_done = code in SERVER_ERROR_CODES
             last_error = error
-        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as error:
-            code = type(error).__name__
-            maybe_done = True
-            last_error = error
-        delay = _retry_delay(code, attempt)
-        if attempt + 1 >= max_attempts or clock() - started + delay > timeout:
-            raise last_error
-        retries.append({"error": code, "wait_seconds": round(delay, 2)})
-        sleep(delay)
+        code, maybe_done = failure
+        last_attempt = attempt + 1 >= max_attempts
         if maybe_done:
-            existing = find_snapshots(read_client, set_ids=[set_id])
+            existing = _look_for_lost_set(read_client, set_id, code, retries, sleep)
             if existing:
-                retries.append({"error": "reconciled", "wait_seconds": 0})
                 return existing, retries
-    raise last_error
+            if last_attempt or clock() - started > timeout:
+                raise last_error
+        else:
+            delay = _retry_delay(code, attempt)
+            if last_attempt or clock() - started + delay > timeout:
+                raise last_error
+            retries.append({"error": code, "wait_seconds": round(delay, 2)})
+            sleep(delay)
+        attempt += 1

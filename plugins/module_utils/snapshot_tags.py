@@ -8,7 +8,8 @@
 Every snapshot of a set carries the set-level tags and one ``shadowsnap:volume:<volume-id>`` tag per member volume.
 A snapshot finds its own per-volume data through its VolumeId, and every member knows the whole membership, so a
 reader can tell a complete set from one that lost a snapshot -- from the tags alone, after the instance is gone.
-All tags go on in the CreateSnapshots call itself; no CreateTags round trip is needed.
+A set created by the collection's own CreateSnapshots call gets all its tags in that call; CreateTags is used only
+where the snapshots exist first (settling an ``unverified`` set, tagging what AWS's VSS document created).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -44,6 +45,7 @@ MAX_TAG_KEY_LENGTH = 128
 MAX_TAG_VALUE_LENGTH = 256
 
 CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DEFAULT_SET_ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 _VOLUME_FIELDS = ("device", "paths", "shadow")
 _ESCAPED = {"%": "%25", ";": "%3B", "|": "%7C", "=": "%3D"}
@@ -66,6 +68,12 @@ def _unescape(text):
 
 def format_created_at(moment):
     return moment.astimezone(datetime.timezone.utc).strftime(CREATED_AT_FORMAT)
+
+
+def default_set_id(instance_id, moment):
+    """The set id when the caller gives none: ``<instance-id>-<UTC time to the second>``, e.g.
+    ``i-0123456789abcdef0-20261125T013700Z`` (the one rule; docs/tag-schema.md)."""
+    return "%s-%s" % (instance_id, moment.astimezone(datetime.timezone.utc).strftime(DEFAULT_SET_ID_TIME_FORMAT))
 
 
 def parse_created_at(text):

@@ -16,22 +16,28 @@ version_added: 0.1.0
 description:
   - Creates EBS snapshots of one instance's volumes with a single C(CreateSnapshots) call, so the snapshots share one
     point in time (crash-consistent across the volumes) and form one set.
-  - Every snapshot carries the collection's tag schema from the moment it is created, with no C(CreateTags) round
-    trips - the set id, instance id, engine, consistency, policy, creation time, collection version, the user's tags, and one
-    tag per member volume with its device name, Windows paths and VSS shadow id. See the tag schema document in the
-    collection's C(docs/) folder.
+  - Every snapshot of a new set carries the collection's tag schema from the moment it is created - the tags go in the
+    C(CreateSnapshots) call itself, with no C(CreateTags) call - the set id, instance id, engine, consistency, policy,
+    creation time, collection version, the user's tags, and one tag per member volume with its device name, Windows
+    paths and VSS shadow id. See the tag schema document in the collection's C(docs/) folder.
   - Returns as soon as the point in time is fixed (snapshots in state V(pending) are fine); O(wait=true) waits for
-    V(completed).
+    V(completed), for a new set and for an existing one found by O(set_id) alike.
   - Idempotent on O(set_id) - when snapshots with that set id exist, nothing is created and the existing set is
     returned.
   - An existing set whose consistency is V(unverified) is settled to the O(consistency) asked for (V(application)
     or V(crash)) with one C(CreateTags) call for all its members; this is how the backup flow records a verified
     set. A settled set never changes again, and a crash-engine set never becomes V(application).
+  - Before any API call the module checks the tags it can - user tag keys, the set-level tags, the tag count with the
+    volumes O(volume_ids) or O(device_names) name (at least one), and the length of each O(volume_metadata) value. The
+    exact count, which depends on how many volumes the instance has, is checked after C(DescribeInstances) and before
+    C(CreateSnapshots).
   - Before creating anything the module checks the instance and its attachments - a missing or terminated instance, a
     volume that is not attached, an unknown device name or an attachment that is not settled fail with a clear message.
   - Retries as EC2 documents - jittered backoff on throttling, at least 15 seconds after
-    C(SnapshotCreationPerVolumeRateExceeded), growing waits on C(ConcurrentSnapshotLimitExceeded); after a server
-    error the set is looked up by its id before a new attempt, so a lost answer never creates a second set.
+    C(SnapshotCreationPerVolumeRateExceeded), growing waits on C(ConcurrentSnapshotLimitExceeded). After a server
+    error or a lost connection the request may have been carried out - and EC2's Describe calls are eventually
+    consistent - so the set is looked up by its id several times, with growing waits of at least 2 seconds, before a
+    new attempt and also after the last one; a set found that way is returned and never created a second time.
 options:
   instance_id:
     description:
@@ -112,7 +118,11 @@ options:
     type: str
   wait:
     description:
-      - Wait until every snapshot of the set is V(completed).
+      - Wait until every snapshot of the set is V(completed), also when the set already exists. A member in state
+        V(error), a member missing from the set, or O(wait_timeout) fail the task.
+      - An existing set is waited for before it is settled, so a set whose snapshots failed is never tagged
+        V(application).
+      - Not in check mode.
     type: bool
     default: false
   wait_timeout:
@@ -227,11 +237,15 @@ tags:
   returned: always
   type: dict
 retries:
-  description: Errors met while creating the set and the waits taken before trying again.
+  description:
+    - Errors met while creating the set and the waits taken before trying again.
+    - After a server error or a lost connection, C(lookups) is how many times the set was looked for by its id and
+      C(wait_seconds) the sum of the waits before them; an entry V(reconciled) follows when the set was found.
   returned: always
   type: list
   elements: dict
-  sample: [{"error": "RequestLimitExceeded", "wait_seconds": 1.3}]
+  sample: [{"error": "RequestLimitExceeded", "wait_seconds": 1.3}, {"error": "InternalError", "wait_seconds": 2.2, "lookups": 1},
+           {"error": "reconciled", "wait_seconds": 0}]
 timings:
   description: Seconds spent checking the instance, creating the set and waiting for completion.
   returned: always
@@ -242,34 +256,16 @@ timings:
 import datetime
 import time
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.waiters import get_waiter
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ec2_client
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
 
-WAITER_DELAY = 5
 
-
-def default_set_id(instance_id, now):
-    return "%s-%s" % (instance_id, now.strftime("%Y%m%dT%H%M%SZ"))
-
-
-def wait_for_completion(client, snapshot_ids, timeout):
-    waiter = get_waiter(client, "snapshot_completed")
-    waiter.wait(
-        SnapshotIds=snapshot_ids,
-        WaiterConfig={"Delay": WAITER_DELAY, "MaxAttempts": max(1, timeout // WAITER_DELAY)},
-    )
-
-
-def settle_consistency(module, client, found, desired):
+def settle_consistency(client, found, desired, check_mode):
     """Settle an ``unverified`` set as ``application`` or ``crash`` (one CreateTags call for all its members).
 
     A set's consistency is settled once: a crash set never becomes application-consistent, and a settled set is not
@@ -279,20 +275,30 @@ def settle_consistency(module, client, found, desired):
     if desired == current:
         return False
     if current != "unverified" or desired == "unverified":
-        module.fail_json(msg="set %s is %s-consistent; only an unverified set can be settled (asked: %s)"
-                         % (found["set_id"], current, desired), set_id=found["set_id"])
+        raise snapshot_sets.SnapshotSetError("set %s is %s-consistent; only an unverified set can be settled (asked: %s)"
+                                             % (found["set_id"], current, desired))
     if desired == "application" and found["engine"] == "crash":
-        module.fail_json(msg="set %s was made by the crash engine and cannot be application-consistent" % found["set_id"])
-    if not module.check_mode:
-        try:
-            client.create_tags(Resources=[member["snapshot_id"] for member in found["snapshots"]],
-                               Tags=[{"Key": snapshot_tags.KEY_CONSISTENCY, "Value": desired}], aws_retry=True)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            module.fail_json_aws(error, msg="Failed to settle the consistency of set %s" % found["set_id"])
+        raise snapshot_sets.SnapshotSetError("set %s was made by the crash engine and cannot be application-consistent"
+                                             % found["set_id"])
+    if not check_mode:
+        ec2_api.create_tags(client, [member["snapshot_id"] for member in found["snapshots"]],
+                            {snapshot_tags.KEY_CONSISTENCY: desired})
     found["consistency"] = desired
     for member in found["snapshots"]:
         member["tags"][snapshot_tags.KEY_CONSISTENCY] = desired
     return True
+
+
+def wait_for_set(client, found, timeout):
+    """The set read again once every member is ``completed``; a member in error, a missing member or the timeout
+    fail."""
+    ec2_api.wait_for_snapshots(client, [member["snapshot_id"] for member in found["snapshots"]], timeout)
+    completed = snapshot_sets.find_existing_set(client, found["set_id"])
+    if completed is None or completed["missing_volume_ids"]:
+        missing = completed["missing_volume_ids"] if completed else [m["volume_id"] for m in found["snapshots"]]
+        raise snapshot_sets.SnapshotSetError("set %s is incomplete: volumes %s have no snapshot"
+                                             % (found["set_id"], ", ".join(missing)))
+    return completed
 
 
 def planned_result(instance_id, set_id, details, tags):
@@ -303,6 +309,54 @@ def planned_result(instance_id, set_id, details, tags):
     ]
     return {"changed": True, "set_id": set_id, "instance_id": instance_id, "status": "planned", "start_time": "",
             "snapshots": snapshots, "volume_snapshot_map": {}, "tags": tags, "retries": []}
+
+
+def ensure_snapshot_set(module, set_id, now):
+    """The task's result: the existing set with this id (waited for, settled), or a new one."""
+    params = module.params
+    began = time.monotonic()
+    timings = {}
+    instance_id = params["instance_id"]
+    selection = dict((name, params[name]) for name in ("volumes", "volume_ids", "device_names", "include_boot"))
+    tag_fields = dict(set_id=set_id, engine=params["engine"], consistency=params["consistency"], created_at=now,
+                      version=COLLECTION_VERSION, policy=params["policy"], backup_type=params["backup_type"],
+                      shadow_set_id=params["shadow_set_id"], user_tags=params["tags"])
+    snapshot_sets.check_tags_before_calls(instance_id, selection, params["volume_metadata"], **tag_fields)
+    client = ec2_client(module)
+    wait = params["wait"] and not module.check_mode
+
+    found = snapshot_sets.find_existing_set(client, set_id, instance_id)
+    if found:
+        wait_began = time.monotonic()
+        if wait:
+            found = wait_for_set(client, found, params["wait_timeout"])
+        timings["wait"] = round(time.monotonic() - wait_began, 3)
+        changed = settle_consistency(client, found, params["consistency"], module.check_mode)
+        timings["total"] = round(time.monotonic() - began, 3)
+        return dict(found, changed=changed, retries=[], timings=timings, tags=found["snapshots"][0]["tags"])
+
+    instance = snapshot_sets.describe_instance(client, instance_id)
+    specification, details, tags = snapshot_sets.plan_snapshot_set(instance, selection, params["volume_metadata"],
+                                                                   **tag_fields)
+    timings["preflight"] = round(time.monotonic() - began, 3)
+    if module.check_mode:
+        timings["total"] = timings["preflight"]
+        return dict(planned_result(instance_id, set_id, details, tags), timings=timings)
+
+    description = params["description"] or "shadowsnap.ec2 set %s of %s (%s)" % (set_id, instance_id, params["consistency"])
+    create_began = time.monotonic()
+    created, retries = snapshot_sets.create_snapshot_set(
+        ec2_client(module, idempotent=False), client, specification, description, tags, set_id,
+        timeout=params["wait_timeout"],
+    )
+    timings["create"] = round(time.monotonic() - create_began, 3)
+    result = snapshot_sets.group_sets(created)[0]
+    wait_began = time.monotonic()
+    if wait:
+        result = wait_for_set(client, result, params["wait_timeout"])
+    timings["wait"] = round(time.monotonic() - wait_began, 3)
+    timings["total"] = round(time.monotonic() - began, 3)
+    return dict(result, changed=True, retries=retries, timings=timings, tags=tags)
 
 
 def main():
@@ -325,71 +379,16 @@ def main():
         wait_timeout=dict(type="int", default=900),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    began = time.monotonic()
-    timings = {}
-    client = ec2_client(module)
-    instance_id = params["instance_id"]
+    instance_id = module.params["instance_id"]
     now = datetime.datetime.now(datetime.timezone.utc)
-    set_id = params["set_id"] or default_set_id(instance_id, now)
-
+    set_id = module.params["set_id"] or snapshot_tags.default_set_id(instance_id, now)
     try:
-        existing = snapshot_sets.find_snapshots(client, set_ids=[set_id])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to look for an existing set %s" % set_id)
-    if existing:
-        found = snapshot_sets.group_sets(existing)[0]
-        if found["instance_id"] != instance_id:
-            module.fail_json(msg="set id %s already belongs to instance %s, not %s; choose another set_id"
-                             % (set_id, found["instance_id"], instance_id))
-        changed = settle_consistency(module, client, found, params["consistency"])
-        timings["total"] = round(time.monotonic() - began, 3)
-        module.exit_json(changed=changed, retries=[], timings=timings, tags=found["snapshots"][0]["tags"], **found)
-
-    try:
-        instance = snapshot_sets.describe_instance(client, instance_id)
-        selection = dict((name, params[name]) for name in ("volumes", "volume_ids", "device_names", "include_boot"))
-        specification, details, tags = snapshot_sets.plan_snapshot_set(
-            instance, selection, params["volume_metadata"], set_id=set_id, engine=params["engine"],
-            consistency=params["consistency"], created_at=now, version=COLLECTION_VERSION, policy=params["policy"],
-            backup_type=params["backup_type"], shadow_set_id=params["shadow_set_id"], user_tags=params["tags"],
-        )
+        result = ensure_snapshot_set(module, set_id, now)
     except (snapshot_sets.SnapshotSetError, snapshot_tags.TagSchemaError) as error:
         module.fail_json(msg=str(error), set_id=set_id, instance_id=instance_id)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to describe instance %s" % instance_id)
-    timings["preflight"] = round(time.monotonic() - began, 3)
-
-    if module.check_mode:
-        result = planned_result(instance_id, set_id, details, tags)
-        timings["total"] = timings["preflight"]
-        module.exit_json(timings=timings, **result)
-
-    description = params["description"] or "shadowsnap.ec2 set %s of %s (%s)" % (set_id, instance_id, params["consistency"])
-    create_began = time.monotonic()
-    try:
-        created, retries = snapshot_sets.create_snapshot_set(
-            ec2_client(module, idempotent=False), client, specification, description, tags, set_id,
-            timeout=params["wait_timeout"],
-        )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to create the snapshot set %s of %s" % (set_id, instance_id))
-    timings["create"] = round(time.monotonic() - create_began, 3)
-
-    wait_began = time.monotonic()
-    if params["wait"]:
-        try:
-            wait_for_completion(client, [s["SnapshotId"] for s in created], params["wait_timeout"])
-            created = snapshot_sets.find_snapshots(client, set_ids=[set_id])
-        except botocore.exceptions.WaiterError as error:
-            module.fail_json_aws(error, msg="The snapshots of set %s did not complete within %d s"
-                                 % (set_id, params["wait_timeout"]), set_id=set_id)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            module.fail_json_aws(error, msg="Failed waiting for set %s" % set_id, set_id=set_id)
-    timings["wait"] = round(time.monotonic() - wait_began, 3)
-    timings["total"] = round(time.monotonic() - began, 3)
-    result = snapshot_sets.group_sets(created)[0]
-    module.exit_json(changed=True, retries=retries, timings=timings, tags=tags, **result)
+    except AnsibleAWSError as error:
+        module.fail_json_aws_error(error)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

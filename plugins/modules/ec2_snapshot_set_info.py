@@ -146,11 +146,7 @@ sets:
 import datetime
 import re
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
@@ -186,14 +182,13 @@ def main():
                 module.fail_json(msg="%s must be a number with an optional unit s, m, h, d or w (for example 7d), not %r"
                                  % (name, params[name]))
 
-    client = ec2_client(module)
     try:
         snapshots = snapshot_sets.find_snapshots(
-            client, set_ids=params["set_ids"], instance_ids=params["instance_ids"],
+            ec2_client(module), set_ids=params["set_ids"], instance_ids=params["instance_ids"],
             policy=params["policy"], consistency=params["consistency"],
         )
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to describe snapshot sets")
+    except AnsibleAWSError as error:
+        module.fail_json_aws_error(error)
 
     now = datetime.datetime.now(datetime.timezone.utc)
     sets = []

@@ -17,14 +17,19 @@ description:
   - The C(aws_vss) engine. Runs the AWS-owned SSM document C(AWSEC2-CreateVssSnapshot) on one instance from the
     controller; AWS's requester and provider on the instance (AwsVssComponents) freeze the VSS writers and call
     C(CreateSnapshots) inside the 10 second window VSS allows.
-  - Waits for the command (bounded, jittered polling of C(GetCommandInvocation)), finds the snapshots the document
-    created, and adds the collection's tag schema to all of them with one C(CreateTags) call.
+  - Waits for the command (a waiter polling C(GetCommandInvocation) every 2 seconds, bounded by O(wait_timeout)), finds
+    the snapshots the document created, and adds the collection's tag schema to all of them with one C(CreateTags)
+    call - the document creates the snapshots on the instance, so their schema tags cannot go on at creation.
   - The set is tagged V(application) only when every snapshot carries AWS's verdict C(AppConsistent=true) and
     O(no_writers) is false; anything else is tagged V(crash), reported, and warned about. Nothing is claimed that AWS
     did not report.
   - The snapshots are found by the snapshot-set id in their C(AwsVssConfig) tag when it holds one, else by the
     command's time window and the instance's volumes (C(AwsVssConfig) present, no schema tags yet).
   - Idempotent on O(set_id) - when snapshots with that set id exist, no command is sent and the set is returned.
+  - Reserved tags and the tag count with one volume are checked before any API call; the exact count, which depends on
+    how many volumes the instance has, after C(DescribeInstances) and before the command is sent.
+  - C(SendCommand) is retried only when it was throttled - a command whose answer was lost may be running, and a
+    second one would take a second VSS snapshot set.
 options:
   instance_id:
     description:
@@ -169,21 +174,16 @@ timings:
 """
 
 import datetime
-import random
 import re
 import time
 
-try:
-    import botocore
-except ImportError:
-    pass  # Handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
-from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import READ_RETRY
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import ssm_api
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ec2_client
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ssm_client
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
@@ -193,7 +193,6 @@ RESERVED_AWS_TAGS = ("Device", "AppConsistent", "AwsVssConfig")
 # The document adds Name (empty unless given) and its three reserved tags to every snapshot.
 DOCUMENT_TAG_COUNT = 4
 UNSUPPORTED_TYPES = ("t2.nano", "t2.micro", "t3.nano", "t3.micro", "t3a.nano", "t3a.micro")
-TERMINAL_STATUSES = ("Success", "Failed", "Cancelled", "TimedOut")
 # Clock skew between the controller, SSM and EC2 tolerated when the command's time window is used.
 WINDOW_SLACK = datetime.timedelta(seconds=60)
 SET_ID_PATTERN = re.compile(r"snapshot.?set.?id\W+(\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -201,7 +200,11 @@ SET_ID_PATTERN = re.compile(r"snapshot.?set.?id\W+(\{?[0-9a-fA-F]{8}-[0-9a-fA-F]
 
 
 class VssCommandError(Exception):
-    """The command or its snapshots cannot give a set; the message says why."""
+    """The command or its snapshots cannot give a set; the message says why, ``fields`` go into the result."""
+
+    def __init__(self, message, **fields):
+        super().__init__(message)
+        self.fields = fields
 
 
 def vss_set_id(config):
@@ -230,40 +233,38 @@ def verdict(members, no_writers):
 
 
 def check_managed(ssm, instance_id):
-    response = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}], aws_retry=True)
-    items = [item for item in response.get("InstanceInformationList", []) if item.get("InstanceId") == instance_id]
-    if not items:
+    information = ssm_api.describe_instance_information(ssm, instance_id)
+    if not information:
         raise VssCommandError("instance %s is not a managed instance of Systems Manager in this Region (is the SSM agent "
                               "running, and does its instance profile allow Systems Manager?)" % instance_id)
-    if items[0].get("PingStatus") != "Online":
-        raise VssCommandError("the SSM agent of %s is %s, not Online" % (instance_id, items[0].get("PingStatus")))
-    if items[0].get("PlatformType") not in (None, "Windows"):
-        raise VssCommandError("instance %s runs %s; AWSEC2-CreateVssSnapshot needs Windows" % (instance_id, items[0]["PlatformType"]))
+    if information.get("PingStatus") != "Online":
+        raise VssCommandError("the SSM agent of %s is %s, not Online" % (instance_id, information.get("PingStatus")))
+    if information.get("PlatformType") not in (None, "Windows"):
+        raise VssCommandError("instance %s runs %s; AWSEC2-CreateVssSnapshot needs Windows"
+                              % (instance_id, information["PlatformType"]))
 
 
-def wait_for_command(ssm, command_id, instance_id, timeout, sleep=time.sleep, clock=time.monotonic):
-    """Poll GetCommandInvocation (growing, jittered delays) until a terminal status or ``timeout`` seconds."""
-    deadline = clock() + timeout
-    delay = 1.0
-    while True:
-        sleep(min(delay, max(0.0, deadline - clock())) * random.uniform(0.8, 1.0))
-        try:
-            invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id, aws_retry=True)
-        except is_boto3_error_code("InvocationDoesNotExist"):
-            invocation = {"Status": "Pending"}
-        if invocation.get("Status") in TERMINAL_STATUSES:
-            return invocation
-        if clock() >= deadline:
-            raise VssCommandError("command %s on %s is still %s after %d s (it may still create snapshots; look for "
-                                  "them by their AwsVssConfig tag)" % (command_id, instance_id, invocation.get("Status"), timeout))
-        delay = min(delay * 1.5, 15.0)
+def check_tag_budget(set_id, instance_id, now, volumes, params):
+    """The schema tags plus the document's own must fit EC2's limit on every snapshot."""
+    budget = snapshot_tags.build_set_tags(
+        set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency="application", created_at=now,
+        version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"], backup_type="full",
+        user_tags=params["tags"])
+    if len(budget) + DOCUMENT_TAG_COUNT > snapshot_tags.MAX_TAGS_PER_SNAPSHOT:
+        raise VssCommandError("the set needs %d tags per snapshot (%d of them written by AWSEC2-CreateVssSnapshot); "
+                              "EC2 allows %d. Pass fewer user tags."
+                              % (len(budget) + DOCUMENT_TAG_COUNT, DOCUMENT_TAG_COUNT, snapshot_tags.MAX_TAGS_PER_SNAPSHOT))
 
 
-@READ_RETRY
-def _describe_pages(client, filters):
-    paginator = client.get_paginator("describe_snapshots")
-    pages = paginator.paginate(OwnerIds=["self"], Filters=filters, PaginationConfig={"PageSize": snapshot_sets.DESCRIBE_PAGE_SIZE})
-    return pages.build_full_result()["Snapshots"]
+def wait_for_command(ssm, command_id, instance_id, timeout):
+    """The command's invocation once it reached a terminal status; VssCommandError after ``timeout`` seconds."""
+    invocation = ssm_api.wait_for_command(ssm, command_id, instance_id, timeout) or {}
+    if invocation.get("Status") not in ssm_api.TERMINAL_STATUSES:
+        raise VssCommandError("command %s on %s is still %s after %d s (it may still create snapshots; look for "
+                              "them by their AwsVssConfig tag)"
+                              % (command_id, instance_id, invocation.get("Status") or "not listed", timeout),
+                              command_id=command_id)
+    return invocation
 
 
 def find_document_snapshots(client, volume_ids, requested_at):
@@ -276,7 +277,7 @@ def find_document_snapshots(client, volume_ids, requested_at):
     filters = [{"Name": "volume-id", "Values": list(volume_ids)}, {"Name": "tag-key", "Values": ["AwsVssConfig"]}]
     since = requested_at - WINDOW_SLACK
     candidates = []
-    for snapshot in _describe_pages(client, filters):
+    for snapshot in ec2_api.describe_snapshots(client, filters):
         tags = boto3_tag_list_to_ansible_dict(snapshot.get("Tags", []))
         start = snapshot.get("StartTime")
         if snapshot_tags.KEY_SET_ID in tags or (start is not None and start < since):
@@ -301,17 +302,108 @@ def planned_result(instance_id, set_id, volumes):
             "snapshots": snapshots, "volume_snapshot_map": {}, "tags": {}}
 
 
-def existing_result(module, found, members, instance_id, no_writers, timings):
-    if found["instance_id"] != instance_id:
-        module.fail_json(msg="set id %s already belongs to instance %s, not %s; choose another set_id"
-                         % (found["set_id"], found["instance_id"], instance_id))
+def existing_result(found, no_writers, timings):
+    members = found["snapshots"]
     app_consistent = verdict([member["tags"] for member in members], no_writers)[0]
-    module.exit_json(changed=False, command_id="", app_consistent=app_consistent,
-                     aws_vss_config=members[0]["tags"].get("AwsVssConfig", ""), timings=timings,
-                     tags=dict((k, v) for k, v in members[0]["tags"].items() if k.startswith(snapshot_tags.PREFIX)), **found)
+    return dict(found, changed=False, command_id="", app_consistent=app_consistent,
+                aws_vss_config=members[0]["tags"].get("AwsVssConfig", ""), timings=timings,
+                tags=dict((k, v) for k, v in members[0]["tags"].items() if k.startswith(snapshot_tags.PREFIX)))
 
 
-def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-branches
+def tag_command_snapshots(module, client, command_id, requested_at, selected, attached, set_id, now):
+    """(result fields, warnings) once the document succeeded: its snapshots found and given the schema tags."""
+    params = module.params
+    instance_id = params["instance_id"]
+    vss_set, members = find_document_snapshots(client, [v["volume_id"] for v in attached], requested_at)
+    found_volumes = set(snapshot["VolumeId"] for snapshot, tags in members)
+    expected = set(v["volume_id"] for v in selected)
+    if found_volumes != expected or len(members) != len(expected):
+        raise VssCommandError(
+            "command %s succeeded but the snapshots found (%s) do not match the volumes it snapshots (%s); nothing "
+            "was tagged" % (command_id, ", ".join(sorted(s["SnapshotId"] + " of " + s["VolumeId"] for s, t in members))
+                            or "none", ", ".join(sorted(expected))), command_id=command_id)
+    app_consistent, consistency = verdict([tags for snapshot, tags in members], params["no_writers"])
+    devices = dict((v["volume_id"], v["device"]) for v in selected)
+    volumes = dict((snapshot["VolumeId"], {"device": tags.get("Device") or devices[snapshot["VolumeId"]]})
+                   for snapshot, tags in members)
+    set_tags = snapshot_tags.build_set_tags(
+        set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency=consistency, created_at=now,
+        version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"],
+        backup_type="copy" if params["copy_only"] else "full", user_tags=params["tags"])
+    ec2_api.create_tags(client, [snapshot["SnapshotId"] for snapshot, tags in members], set_tags)
+    tagged = snapshot_sets.find_snapshots(client, set_ids=[set_id])
+    warnings = []
+    if params["no_writers"]:
+        warnings.append("set %s was taken with no_writers: the application writers were left out, so it is tagged "
+                        "crash whatever AWS's AppConsistent tag says" % set_id)
+    elif not app_consistent:
+        warnings.append("AWS did not report set %s as application-consistent (AppConsistent is not true on every "
+                        "snapshot); it is tagged crash" % set_id)
+    result = dict(snapshot_sets.group_sets(tagged)[0], app_consistent=app_consistent, vss_set_id=vss_set,
+                  aws_vss_config=members[0][1].get("AwsVssConfig", ""), tags=set_tags)
+    return result, warnings
+
+
+def ensure_vss_set(module, set_id, now):
+    """(the task's result, warnings): the existing set with this id, or the set a new command created."""
+    params = module.params
+    began = time.monotonic()
+    timings = {}
+    instance_id = params["instance_id"]
+    reserved = sorted(set(params["tags"]) & set(RESERVED_AWS_TAGS))
+    if reserved:
+        raise VssCommandError("tags %s are reserved by AWSEC2-CreateVssSnapshot and cannot be given" % ", ".join(reserved))
+    check_tag_budget(set_id, instance_id, now, {snapshot_sets.PLACEHOLDER_VOLUME % 0: {"device": ""}}, params)
+    client = ec2_client(module)
+    ssm = ssm_client(module)
+
+    found = snapshot_sets.find_existing_set(client, set_id, instance_id)
+    if found:
+        timings["total"] = round(time.monotonic() - began, 3)
+        return existing_result(found, params["no_writers"], timings), []
+
+    instance = snapshot_sets.describe_instance(client, instance_id)
+    if instance.get("InstanceType") in UNSUPPORTED_TYPES:
+        raise VssCommandError("instance type %s of %s is not supported by AWS VSS (t2, t3 and t3a nano and micro are "
+                              "not); use the shadow engine" % (instance["InstanceType"], instance_id))
+    selected, attached = snapshot_sets.select_volumes(instance, "data" if params["exclude_boot_volume"] else "all")
+    check_managed(ssm, instance_id)
+    check_tag_budget(set_id, instance_id, now, dict((v["volume_id"], {"device": v["device"]}) for v in selected), params)
+    timings["preflight"] = round(time.monotonic() - began, 3)
+    if module.check_mode:
+        timings["total"] = timings["preflight"]
+        return dict(planned_result(instance_id, set_id, selected), timings=timings), []
+
+    description = "shadowsnap.ec2 set %s of %s (aws_vss)" % (set_id, instance_id)
+    parameters = document_parameters(params["exclude_boot_volume"], params["copy_only"], params["no_writers"],
+                                     params["execution_timeout"], description)
+    command_began = time.monotonic()
+    command = ssm_api.send_command(ssm_client(module, idempotent=False), DOCUMENT_NAME, instance_id, parameters,
+                                   ("shadowsnap.ec2 %s" % set_id)[:100])
+    command_id = command["CommandId"]
+    try:
+        invocation = wait_for_command(ssm, command_id, instance_id, params["wait_timeout"])
+        timings["command"] = round(time.monotonic() - command_began, 3)
+        invocation_status = {"status": invocation.get("Status"), "status_details": invocation.get("StatusDetails"),
+                             "output": invocation.get("StandardOutputContent", ""),
+                             "error_output": invocation.get("StandardErrorContent", "")}
+        if invocation["Status"] != "Success":
+            raise VssCommandError("%s failed on %s: %s (%s). Output: %s" % (
+                DOCUMENT_NAME, instance_id, invocation["Status"], invocation.get("StatusDetails"),
+                (invocation.get("StandardOutputContent") or invocation.get("StandardErrorContent") or "").strip()),
+                command_id=command_id, invocation_status=invocation_status)
+        tag_began = time.monotonic()
+        result, warnings = tag_command_snapshots(module, client, command_id, command.get("RequestedDateTime") or now,
+                                                 selected, attached, set_id, now)
+    except AnsibleAWSError as error:
+        raise VssCommandError("%s; command %s was sent, so its snapshots may exist without the schema tags (find them by "
+                              "their AwsVssConfig tag)" % (error, command_id), command_id=command_id) from error
+    timings["tag"] = round(time.monotonic() - tag_began, 3)
+    timings["total"] = round(time.monotonic() - began, 3)
+    return dict(result, changed=True, command_id=command_id, invocation_status=invocation_status, timings=timings), warnings
+
+
+def main():
     argument_spec = dict(
         instance_id=dict(type="str", required=True),
         set_id=dict(type="str"),
@@ -324,118 +416,20 @@ def main():  # pylint: disable=too-many-locals,too-many-statements,too-many-bran
         wait_timeout=dict(type="int", default=900),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    began = time.monotonic()
-    timings = {}
-    client = ec2_client(module)
-    ssm = ssm_client(module)
-    instance_id = params["instance_id"]
+    instance_id = module.params["instance_id"]
     now = datetime.datetime.now(datetime.timezone.utc)
-    set_id = params["set_id"] or "%s-%s" % (instance_id, now.strftime("%Y%m%dT%H%M%SZ"))
-    reserved = sorted(set(params["tags"]) & set(RESERVED_AWS_TAGS))
-    if reserved:
-        module.fail_json(msg="tags %s are reserved by AWSEC2-CreateVssSnapshot and cannot be given" % ", ".join(reserved))
-
+    set_id = module.params["set_id"] or snapshot_tags.default_set_id(instance_id, now)
     try:
-        existing = snapshot_sets.find_snapshots(client, set_ids=[set_id])
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to look for an existing set %s" % set_id)
-    if existing:
-        found = snapshot_sets.group_sets(existing)[0]
-        timings["total"] = round(time.monotonic() - began, 3)
-        existing_result(module, found, found["snapshots"], instance_id, params["no_writers"], timings)
-
-    try:
-        instance = snapshot_sets.describe_instance(client, instance_id)
-        if instance.get("InstanceType") in UNSUPPORTED_TYPES:
-            raise VssCommandError("instance type %s of %s is not supported by AWS VSS (t2, t3 and t3a nano and micro "
-                                  "are not); use the shadow engine" % (instance["InstanceType"], instance_id))
-        selected, attached = snapshot_sets.select_volumes(instance, "data" if params["exclude_boot_volume"] else "all")
-        check_managed(ssm, instance_id)
-        placeholder = dict((v["volume_id"], {"device": v["device"]}) for v in selected)
-        budget = snapshot_tags.build_set_tags(
-            set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency="application", created_at=now,
-            version=COLLECTION_VERSION, volumes=placeholder, policy=params["policy"], backup_type="full",
-            user_tags=params["tags"])
-        if len(budget) + DOCUMENT_TAG_COUNT > snapshot_tags.MAX_TAGS_PER_SNAPSHOT:
-            raise VssCommandError("the set needs %d tags per snapshot (%d of them written by AWSEC2-CreateVssSnapshot); "
-                                  "EC2 allows %d. Pass fewer user tags."
-                                  % (len(budget) + DOCUMENT_TAG_COUNT, DOCUMENT_TAG_COUNT, snapshot_tags.MAX_TAGS_PER_SNAPSHOT))
-    except (snapshot_sets.SnapshotSetError, snapshot_tags.TagSchemaError, VssCommandError) as error:
-        module.fail_json(msg=str(error), set_id=set_id, instance_id=instance_id)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to check instance %s" % instance_id)
-    timings["preflight"] = round(time.monotonic() - began, 3)
-
-    if module.check_mode:
-        timings["total"] = timings["preflight"]
-        module.exit_json(timings=timings, **planned_result(instance_id, set_id, selected))
-
-    description = "shadowsnap.ec2 set %s of %s (aws_vss)" % (set_id, instance_id)
-    parameters = document_parameters(params["exclude_boot_volume"], params["copy_only"], params["no_writers"],
-                                     params["execution_timeout"], description)
-    command_began = time.monotonic()
-    try:
-        command = ssm_client(module, idempotent=False).send_command(
-            DocumentName=DOCUMENT_NAME, InstanceIds=[instance_id], Parameters=parameters,
-            Comment=("shadowsnap.ec2 %s" % set_id)[:100])["Command"]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to send %s to %s" % (DOCUMENT_NAME, instance_id), set_id=set_id)
-    command_id = command["CommandId"]
-    requested_at = command.get("RequestedDateTime") or now
-    try:
-        invocation = wait_for_command(ssm, command_id, instance_id, params["wait_timeout"])
+        result, warnings = ensure_vss_set(module, set_id, now)
     except VssCommandError as error:
-        module.fail_json(msg=str(error), set_id=set_id, command_id=command_id)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed waiting for command %s" % command_id, set_id=set_id, command_id=command_id)
-    timings["command"] = round(time.monotonic() - command_began, 3)
-    invocation_status = {"status": invocation.get("Status"), "status_details": invocation.get("StatusDetails"),
-                         "output": invocation.get("StandardOutputContent", ""),
-                         "error_output": invocation.get("StandardErrorContent", "")}
-    if invocation["Status"] != "Success":
-        module.fail_json(msg="%s failed on %s: %s (%s). Output: %s" % (
-            DOCUMENT_NAME, instance_id, invocation["Status"], invocation.get("StatusDetails"),
-            (invocation.get("StandardOutputContent") or invocation.get("StandardErrorContent") or "").strip()),
-            set_id=set_id, command_id=command_id, invocation_status=invocation_status)
-
-    tag_began = time.monotonic()
-    try:
-        vss_set, members = find_document_snapshots(client, [v["volume_id"] for v in attached], requested_at)
-        found_volumes = set(snapshot["VolumeId"] for snapshot, tags in members)
-        expected = set(v["volume_id"] for v in selected)
-        if found_volumes != expected or len(members) != len(expected):
-            raise VssCommandError(
-                "command %s succeeded but the snapshots found (%s) do not match the volumes it snapshots (%s); nothing "
-                "was tagged" % (command_id, ", ".join(sorted(s["SnapshotId"] + " of " + s["VolumeId"] for s, t in members))
-                                or "none", ", ".join(sorted(expected))))
-        app_consistent, consistency = verdict([tags for snapshot, tags in members], params["no_writers"])
-        volumes = dict((snapshot["VolumeId"], {"device": tags.get("Device") or placeholder[snapshot["VolumeId"]]["device"]})
-                       for snapshot, tags in members)
-        set_tags = snapshot_tags.build_set_tags(
-            set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency=consistency, created_at=now,
-            version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"],
-            backup_type="copy" if params["copy_only"] else "full", user_tags=params["tags"])
-        client.create_tags(Resources=sorted(snapshot["SnapshotId"] for snapshot, tags in members),
-                           Tags=[{"Key": k, "Value": v} for k, v in sorted(set_tags.items())], aws_retry=True)
-        tagged = snapshot_sets.find_snapshots(client, set_ids=[set_id])
-    except (VssCommandError, snapshot_tags.TagSchemaError) as error:
-        module.fail_json(msg=str(error), set_id=set_id, command_id=command_id, invocation_status=invocation_status)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-        module.fail_json_aws(error, msg="Failed to tag the snapshots of command %s" % command_id, set_id=set_id,
-                             command_id=command_id)
-    timings["tag"] = round(time.monotonic() - tag_began, 3)
-    timings["total"] = round(time.monotonic() - began, 3)
-    if params["no_writers"]:
-        module.warn("set %s was taken with no_writers: the application writers were left out, so it is tagged crash "
-                    "whatever AWS's AppConsistent tag says" % set_id)
-    elif not app_consistent:
-        module.warn("AWS did not report set %s as application-consistent (AppConsistent is not true on every "
-                    "snapshot); it is tagged crash" % set_id)
-    result = snapshot_sets.group_sets(tagged)[0]
-    module.exit_json(changed=True, command_id=command_id, app_consistent=app_consistent, vss_set_id=vss_set,
-                     aws_vss_config=members[0][1].get("AwsVssConfig", ""), invocation_status=invocation_status,
-                     timings=timings, tags=set_tags, **result)
+        module.fail_json(msg=str(error), set_id=set_id, instance_id=instance_id, **error.fields)
+    except (snapshot_sets.SnapshotSetError, snapshot_tags.TagSchemaError) as error:
+        module.fail_json(msg=str(error), set_id=set_id, instance_id=instance_id)
+    except AnsibleAWSError as error:
+        module.fail_json_aws_error(error)
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

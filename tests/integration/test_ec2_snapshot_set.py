@@ -360,3 +360,27 @@ def test_a_crash_engine_set_is_never_settled_as_application(lab, ansible_playboo
     assert refused["failed"] is True
     snapshots = snapshots_of_set(lab, "web-crash")
     assert snapshots and all({t["Key"]: t["Value"] for t in s["Tags"]}["shadowsnap:consistency"] == "crash" for s in snapshots)
+
+
+def test_a_rerun_with_wait_waits_for_the_existing_set(lab, ansible_playbook):
+    lab.ebs(pending_seconds=4)
+    instance = lab.instance("win-web-01")
+    first, created = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id="web-rewait")
+    assert first.rc == 0 and created["status"] == "pending"
+    again, existing = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id="web-rewait", wait=True)
+    assert again.rc == 0, again.stdout
+    assert existing["changed"] is False
+    assert existing["status"] == "completed"
+    assert {s["state"] for s in existing["snapshots"]} == {"completed"}
+    assert existing["timings"]["wait"] > 0
+    assert action_counts(lab, "CreateSnapshots")["attempts"] == 1
+
+
+def test_the_tag_budget_is_checked_before_any_api_call(lab, ansible_playbook):
+    instance = lab.instance("win-sql-01")
+    tags = {"Tag%02d" % n: "x" for n in range(41)}
+    run, result = run_set(ansible_playbook, lab, expect_failure=True, instance_id=instance["instance_id"],
+                          set_id="sql-budget", device_names=["xvdb", "xvdc"], tags=tags)
+    assert result["failed"] is True
+    assert "EC2 allows 50" in result["msg"]
+    assert sum(entry["attempts"] for entry in lab.counts()["actions"].values()) == 0

@@ -69,3 +69,8 @@ def test_created_at_parses_back_and_tolerates_garbage():
 def test_collection_version_matches_galaxy_yml():
     with open("galaxy.yml", encoding="utf-8") as handle:
         assert yaml.safe_load(handle)["version"] == COLLECTION_VERSION
+
+
+def test_the_default_set_id_is_the_instance_id_and_the_utc_time_to_the_second():
+    local = datetime.datetime(2026, 11, 25, 2, 37, 0, 999999, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    assert snapshot_tags.default_set_id("i-0123456789abcdef0", local) == "i-0123456789abcdef0-20261125T013700Z"
