@@ -278,6 +278,7 @@ def summarise_set(set_id, members):
         "created_at": first["created_at"],
         "collection_version": first["version"],
         "shadow_set_id": first["shadow_set_id"],
+        "fallback_from": first["fallback_from"],
         "user_tags": first["user_tags"],
         "status": status,
         "complete": status == "completed",

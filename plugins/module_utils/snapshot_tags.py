@@ -31,6 +31,7 @@ KEY_POLICY = PREFIX + "policy"
 KEY_CREATED_AT = PREFIX + "created-at"
 KEY_VERSION = PREFIX + "version"
 KEY_SHADOW_SET_ID = PREFIX + "shadow-set-id"
+KEY_FALLBACK_FROM = PREFIX + "fallback-from"
 VOLUME_KEY_PREFIX = PREFIX + "volume:"
 # Put on any member by an operator (the value says why); retention keeps the whole set while any member carries it.
 KEY_HOLD = PREFIX + "hold"
@@ -111,7 +112,7 @@ def volume_key(volume_id):
 
 
 def build_set_tags(set_id, instance_id, engine, consistency, created_at, version, volumes,
-                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None):
+                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None, fallback_from=None):
     """All tags of every snapshot in a set.
 
     ``volumes`` maps each member volume id to a dict with ``device`` and optionally ``paths`` and ``shadow_id``.
@@ -123,6 +124,9 @@ def build_set_tags(set_id, instance_id, engine, consistency, created_at, version
         raise TagSchemaError("consistency must be one of %s, not %r" % (", ".join(CONSISTENCIES), consistency))
     if engine == "crash" and consistency != "crash":
         raise TagSchemaError("the crash engine cannot produce %s-consistent snapshots" % consistency)
+    if fallback_from is not None and (fallback_from not in ENGINES or fallback_from == "crash" or engine != "crash"):
+        raise TagSchemaError("a crash engine set can stand in for a failed shadow or aws_vss backup, not %r for %r"
+                             % (engine, fallback_from))
     if backup_type is not None and backup_type not in BACKUP_TYPES:
         raise TagSchemaError("backup type must be one of %s, not %r" % (", ".join(BACKUP_TYPES), backup_type))
     tags = {}
@@ -147,6 +151,8 @@ def build_set_tags(set_id, instance_id, engine, consistency, created_at, version
         tags[KEY_BACKUP_TYPE] = backup_type
     if shadow_set_id:
         tags[KEY_SHADOW_SET_ID] = shadow_set_id
+    if fallback_from:
+        tags[KEY_FALLBACK_FROM] = fallback_from
     for volume_id, details in sorted(volumes.items()):
         tags[volume_key(volume_id)] = encode_volume(details.get("device"), details.get("paths"), details.get("shadow_id"))
     check_tag_limits(tags)
@@ -190,6 +196,7 @@ def decode_snapshot(tags, volume_id):
         "created_at": tags.get(KEY_CREATED_AT),
         "version": tags.get(KEY_VERSION),
         "shadow_set_id": tags.get(KEY_SHADOW_SET_ID),
+        "fallback_from": tags.get(KEY_FALLBACK_FROM),
         "device": volume["device"],
         "paths": volume["paths"],
         "shadow_id": volume["shadow_id"],

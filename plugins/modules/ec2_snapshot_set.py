@@ -102,6 +102,19 @@ options:
     description:
       - The VSS shadow copy set id the snapshots embed (shadow engine).
     type: str
+  fallback_from:
+    description:
+      - This crash-consistent set stands in for a failed VSS backup of this engine. It is recorded in the tags
+        (C(shadowsnap:fallback-from)) and the task warns, so a fallback is never silent.
+      - Only with O(engine=crash).
+    type: str
+    choices: [shadow, aws_vss]
+    version_added: 0.2.0
+  fallback_reason:
+    description:
+      - Why the VSS backup failed, for the warning of O(fallback_from) (not recorded in the tags).
+    type: str
+    version_added: 0.2.0
   policy:
     description:
       - The name of the retention policy the set belongs to; retention only ever acts on sets of its policy.
@@ -320,7 +333,8 @@ def ensure_snapshot_set(module, set_id, now):
     selection = dict((name, params[name]) for name in ("volumes", "volume_ids", "device_names", "include_boot"))
     tag_fields = dict(set_id=set_id, engine=params["engine"], consistency=params["consistency"], created_at=now,
                       version=COLLECTION_VERSION, policy=params["policy"], backup_type=params["backup_type"],
-                      shadow_set_id=params["shadow_set_id"], user_tags=params["tags"])
+                      shadow_set_id=params["shadow_set_id"], user_tags=params["tags"],
+                      fallback_from=params["fallback_from"])
     snapshot_sets.check_tags_before_calls(instance_id, selection, params["volume_metadata"], **tag_fields)
     client = ec2_client(module)
     wait = params["wait"] and not module.check_mode
@@ -372,6 +386,8 @@ def main():
         consistency=dict(type="str", choices=list(snapshot_tags.CONSISTENCIES), default="crash"),
         backup_type=dict(type="str", choices=list(snapshot_tags.BACKUP_TYPES)),
         shadow_set_id=dict(type="str"),
+        fallback_from=dict(type="str", choices=["shadow", "aws_vss"]),
+        fallback_reason=dict(type="str"),
         policy=dict(type="str", default="default"),
         tags=dict(type="dict", default={}),
         description=dict(type="str"),
@@ -388,6 +404,9 @@ def main():
         module.fail_json(msg=str(error), set_id=set_id, instance_id=instance_id)
     except AnsibleAWSError as error:
         module.fail_json_aws_error(error)
+    if module.params["fallback_from"]:
+        module.warn("set %s of %s is crash-consistent only: it stands in for a failed %s backup (%s)"
+                    % (set_id, instance_id, module.params["fallback_from"], module.params["fallback_reason"] or "no reason given"))
     module.exit_json(**result)
 
 

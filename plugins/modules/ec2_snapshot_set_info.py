@@ -110,6 +110,10 @@ sets:
     shadow_set_id:
       description: The VSS shadow copy set id embedded in the snapshots, when recorded.
       type: str
+    fallback_from:
+      description: For a crash-consistent set taken because a VSS backup failed, the engine that failed; else null.
+      type: str
+      version_added: 0.2.0
     status:
       description: V(completed), V(pending), V(error) or V(incomplete).
       type: str

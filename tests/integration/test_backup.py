@@ -123,9 +123,11 @@ def test_the_crash_fallback_is_opt_in_and_never_silent(lab, ansible_playbook, in
     (result,) = report["hosts"]
     assert (result["status"], result["consistency"], result["fallback"]) == ("fallback", "crash", True)
     assert report["counts"]["fallback"] == 1
-    assert "crash-consistent set instead" in run.stdout
+    (warning,) = run.result("shadowsnap.ec2.backup : Snapshot the volumes crash-consistently", host=SQL)["warnings"]
+    assert "crash-consistent only" in warning and "failed shadow backup" in warning and "SqlServerWriter" in warning
     tags = [s["tags"] for s in lab_snapshots(lab)]
-    assert tags and all(t["shadowsnap:consistency"] == "crash" and t["shadowsnap:engine"] == "crash" for t in tags)
+    assert tags and all(t["shadowsnap:consistency"] == "crash" and t["shadowsnap:engine"] == "crash"
+                        and t["shadowsnap:fallback-from"] == "shadow" for t in tags)
     assert_failed_cleanly(lab)
 
 

@@ -50,6 +50,8 @@ def test_a_snapshot_whose_volume_is_not_in_the_membership_decodes_without_volume
     ({"engine": "vss"}, "engine must be one of"),
     ({"consistency": "perfect"}, "consistency must be one of"),
     ({"backup_type": "incremental"}, "backup type must be one of"),
+    ({"fallback_from": "shadow"}, "can stand in for a failed shadow or aws_vss backup"),
+    ({"engine": "crash", "consistency": "crash", "fallback_from": "crash"}, "not 'crash' for 'crash'"),
     ({"user_tags": {"shadowsnap:set-id": "x"}}, "reserved prefix"),
     ({"user_tags": {"aws:backup": "x"}}, "AWS reserves"),
     ({"user_tags": {"T%d" % n: "v" for n in range(42)}}, "EC2 allows 50"),
@@ -58,6 +60,13 @@ def test_a_snapshot_whose_volume_is_not_in_the_membership_decodes_without_volume
 def test_values_outside_the_schema_or_ec2_limits_are_refused(overrides, message):
     with pytest.raises(snapshot_tags.TagSchemaError, match=message):
         build(**overrides)
+
+
+def test_a_fallback_set_records_the_engine_that_failed():
+    tags = build(engine="crash", consistency="crash", fallback_from="aws_vss")
+    assert tags["shadowsnap:fallback-from"] == "aws_vss"
+    assert snapshot_tags.decode_snapshot(tags, "vol-a")["fallback_from"] == "aws_vss"
+    assert snapshot_tags.decode_snapshot(build(), "vol-a")["fallback_from"] is None
 
 
 def test_created_at_parses_back_and_tolerates_garbage():
