@@ -77,7 +77,7 @@ def test_without_a_region_the_backup_fails_before_anything_exists(lab, ansible_p
 def test_the_region_input_reaches_every_aws_call(lab, ansible_playbook, inventory, tmp_path, option):
     region = lab.state["environment"]["AWS_REGION"]
     variables = {option: region, "backup_type": "full"}
-    run, report, _ = run_backup(lab, ansible_playbook, inventory, tmp_path, environment=NO_REGION, **variables)
+    run, report, _stats = run_backup(lab, ansible_playbook, inventory, tmp_path, environment=NO_REGION, **variables)
     assert run.rc == 0, run.stdout
     assert (report["hosts"][0]["status"], report["hosts"][0]["consistency"]) == ("ok", "application")
     assert {s["tags"]["shadowsnap:consistency"] for s in lab_snapshots(lab)} == {"application"}
@@ -89,7 +89,7 @@ def test_survey_answers_are_strings_and_behave_as_their_values(lab, ansible_play
               "backup_keep_shadows": "false", "backup_restart_failed_writers": "false", "backup_hold_timeout": "600",
               "backup_max_concurrent": "10", "backup_leftover_age": "0", "backup_settle_after": "900",
               "backup_fail_on_fallback": "false", "backup_set_id": "survey-" + engine}
-    run, report, _ = run_backup(lab, ansible_playbook, inventory, tmp_path, **survey)
+    run, report, _stats = run_backup(lab, ansible_playbook, inventory, tmp_path, **survey)
     assert run.rc == 0, run.stdout
     assert report["hosts"][0]["status"] == "ok"
     boot = next(v["volume_id"] for v in lab.instance(SQL)["volumes"] if v["drive"] == "C:")
@@ -98,11 +98,11 @@ def test_survey_answers_are_strings_and_behave_as_their_values(lab, ansible_play
 
 
 def test_a_set_id_that_exists_is_reported_and_nothing_new_is_made(lab, ansible_playbook, inventory, tmp_path):
-    first, report, _ = run_backup(lab, ansible_playbook, inventory, tmp_path, backup_set_id="nightly-1", backup_type="full")
+    first, report, _stats = run_backup(lab, ansible_playbook, inventory, tmp_path, backup_set_id="nightly-1", backup_type="full")
     assert first.rc == 0, first.stdout
     snapshots = sorted(s["SnapshotId"] for s in lab_snapshots(lab))
     freezes = len(lab.vss_events(SQL, event="Freeze"))
-    again, report, _ = run_backup(lab, ansible_playbook, inventory, tmp_path, backup_set_id="nightly-1", backup_type="full")
+    again, report, _stats = run_backup(lab, ansible_playbook, inventory, tmp_path, backup_set_id="nightly-1", backup_type="full")
     assert again.rc == 0, again.stdout
     (result,) = report["hosts"]
     assert (result["status"], result["consistency"], result["existing"]) == ("ok", "application", True)
@@ -131,7 +131,7 @@ def test_a_set_an_earlier_run_left_unverified_is_settled_crash_by_the_next_run(l
     ec2.create_tags(Resources=[s["SnapshotId"] for s in lab_snapshots(lab)],
                     Tags=[{"Key": "shadowsnap:created-at", "Value": old}])
 
-    run, report, _ = run_backup(lab, ansible_playbook, inventory, tmp_path, backup_set_id="next-run")
+    run, report, _stats = run_backup(lab, ansible_playbook, inventory, tmp_path, backup_set_id="next-run")
     assert run.rc == 0, run.stdout
     (result,) = report["hosts"]
     assert result["settled_leftovers"] == ["lost-run"] and result["settle_errors"] == []
