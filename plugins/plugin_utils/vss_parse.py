@@ -57,7 +57,7 @@ None if not printed). No shadow copies is an empty list.
 labels (``2.06 GB (1%)``, ``UNBOUNDED``). No association is an empty list.
 
 Output that cannot be trusted raises ``VssParseError`` (a ValueError): no writer at all (zero writers is a
-failure for every caller, never "healthy"), a writer block without its two GUIDs or its state, a diskshadow
+failure for every caller, never "healthy"), a writer block without exactly two GUIDs or its state, a diskshadow
 state number that contradicts its ``VSS_WS_*`` token, a vssadmin listing whose state words contradict the
 numbers, a shadow copy or storage association block missing what identifies it.
 """
