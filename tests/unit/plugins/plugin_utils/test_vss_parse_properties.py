@@ -94,8 +94,9 @@ def relaid(draw, text: str) -> str:
     for line in lines:
         end = shared_end or draw(st.sampled_from(LINE_ENDS))
         laid.append(line + draw(st.sampled_from(TRAILING)) + end)
-        blanks = 1 if doubled else draw(st.integers(min_value=0, max_value=2))
-        laid.extend(draw(st.sampled_from(BLANK_LINES)) + end for _ in range(blanks))
+        count = 1 if doubled else draw(st.integers(min_value=0, max_value=2))
+        blanks = draw(st.lists(st.sampled_from(BLANK_LINES), min_size=count, max_size=count))
+        laid.extend(blank + end for blank in blanks)
     prefix = draw(st.sampled_from(["", "\ufeff"]))
     return prefix + "".join(laid)
 
@@ -107,11 +108,11 @@ STRAY_LINE = st.text(alphabet=st.sampled_from(list("{}[]:'\"*-+>\\ \t0123456789a
 def damaged(draw, text: str) -> str:
     """The text with lines lost, repeated, swapped or replaced by stray text, perhaps cut anywhere."""
     lines = text.split("\n")
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+    changes = draw(st.lists(st.sampled_from(["drop", "repeat", "swap", "stray"]), min_size=1, max_size=4))
+    for action in changes:
         if not lines:
             break
         index = draw(st.integers(min_value=0, max_value=len(lines) - 1))
-        action = draw(st.sampled_from(["drop", "repeat", "swap", "stray"]))
         if action == "drop":
             del lines[index]
         elif action == "repeat":
