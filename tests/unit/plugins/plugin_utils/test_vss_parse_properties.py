@@ -95,8 +95,7 @@ def relaid(draw, text: str) -> str:
         end = shared_end or draw(st.sampled_from(LINE_ENDS))
         laid.append(line + draw(st.sampled_from(TRAILING)) + end)
         count = 1 if doubled else draw(st.integers(min_value=0, max_value=2))
-        blanks = draw(st.lists(st.sampled_from(BLANK_LINES), min_size=count, max_size=count))
-        laid.extend(blank + end for blank in blanks)
+        laid.extend([draw(st.sampled_from(BLANK_LINES)) + end] * count)
     prefix = draw(st.sampled_from(["", "\ufeff"]))
     return prefix + "".join(laid)
 
