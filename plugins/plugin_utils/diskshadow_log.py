@@ -5,7 +5,8 @@ r"""What the log of a session's diskshadow run says: full backup or not, the fai
 The log is diskshadow's verbose output for the script diskshadow.py generates (``set verbose on``), in the console's
 language. As in vss_parse.py, nothing here reads a label word: the anchors are the echoed script commands
 (``-> create``, ``-> begin backup``, never translated), hex HRESULTs, quoted writer names and component paths
-(``"\TasksStore"``), volume names and ``+`` bullets.
+(``"\TasksStore"``), volume names and ``+`` bullets. Blank lines and the kind of line end do not matter: doubled
+line ends (CR CR LF) put a blank line after every line.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -21,7 +22,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import GUID_P
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_diskshadow_failure
 
 _CREATE_ECHO_RE = re.compile(r"^\s*->\s*create\s*$", re.IGNORECASE)
-_BEGIN_BACKUP_ECHO_RE = re.compile(r"^\s*->\s*begin\s+backup\s*$", re.IGNORECASE | re.MULTILINE)
+_BEGIN_BACKUP_ECHO_RE = re.compile(r"^\s*->\s*begin\s+backup\s*$", re.IGNORECASE)
 _ECHO_RE = re.compile(r"^\s*->\s")
 _BULLET_LINE_RE = re.compile(r"^\s*\+\s+(?P<rest>\S.*)$")
 # Quotes of translated diskshadow messages: ASCII, typographic, guillemets and Japanese corner brackets. Not the single
@@ -32,7 +33,7 @@ _LOG_VOLUME_RE = re.compile(r"\\\\\?\\Volume" + GUID_PATTERN + r"\\|(?<![\w\\])[
 
 def is_full_backup_log(log: str | None) -> bool:
     """Whether diskshadow ran ``begin backup`` (its script echo ``-> begin backup`` is never translated)."""
-    return bool(_BEGIN_BACKUP_ECHO_RE.search(log or ""))
+    return any(_BEGIN_BACKUP_ECHO_RE.match(line) for line in (log or "").splitlines())
 
 
 def failure_from_log(log: str | None) -> dict | None:
@@ -49,7 +50,8 @@ def failure_from_log(log: str | None) -> dict | None:
 
 
 def _create_section(log: str) -> list[str]:
-    lines = (log or "").splitlines()
+    """The non-blank lines diskshadow printed for ``create``, up to the next echoed command."""
+    lines = [line for line in (log or "").splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if _CREATE_ECHO_RE.match(line):
             section = []

@@ -6,10 +6,14 @@ vssadmin and diskshadow translate their labels, state words and error words (``ç
 ``Ã‰tat : [1] Stable``), so nothing here reads a label. The anchors are what no locale changes: the quoted
 writer name, the ``{GUID}`` values in order (writer id, then instance id), the bracketed state number ``[N]``, the
 ``VSS_WS_*`` and ``VSS_E_*`` tokens diskshadow prints, hex HRESULTs, ``\\?\Volume{GUID}\`` names and the
-block layout (a blank line, a prompt or a new name line ends a block). Indentation, CRLF line ends,
+block layout. Blank lines separate nothing: CR CR LF line ends, reflowed console output and mail double them, so
+blocks are found by what they hold. A vssadmin writer block is its quoted name line, its ``{GUID}`` lines, its
+``[N]`` state line and the line after the state (the last error); a prompt or a new name line ends it earlier.
+A diskshadow block goes on over blank lines only with its ``- `` bullet lines; after blank lines, any other line
+ends it, as a prompt does. Indentation, line ends (``\r\n``, ``\r\r\n``, ``\n``, ``\r``), trailing blanks,
 prompt lines (``C:\>vssadmin list writers``, ``DISKSHADOW> list writers status``, ``-> CREATE``), banners
 and copyright lines do not matter. A line that an 80-column console wrapped inside a ``{GUID}`` is joined
-back to the next line before parsing.
+back to its continuation before parsing.
 
 All ids are returned as ``{guid}`` in lower case, so ids from different tools compare equal.
 
@@ -53,7 +57,7 @@ None if not printed). No shadow copies is an empty list.
 labels (``2.06 GB (1%)``, ``UNBOUNDED``). No association is an empty list.
 
 Output that cannot be trusted raises ``VssParseError`` (a ValueError): no writer at all (zero writers is a
-failure for every caller, never "healthy"), a writer block without its two GUIDs or its state, a diskshadow
+failure for every caller, never "healthy"), a writer block without exactly two GUIDs or its state, a diskshadow
 state number that contradicts its ``VSS_WS_*`` token, a vssadmin listing whose state words contradict the
 numbers, a shadow copy or storage association block missing what identifies it.
 """
@@ -87,6 +91,7 @@ _GUID_RE = re.compile(GUID_PATTERN)
 # The end of a line that an 80-column console cut inside a GUID: an open brace followed only by GUID characters.
 _WRAPPED_GUID_RE = re.compile(r"\{[0-9A-Fa-f-]{0,35}$")
 _GUID_CONTINUATION_RE = re.compile(r"^[0-9A-Fa-f-]{0,36}\}")
+_DASH_BULLET_RE = re.compile(r"^\s*-\s")
 _VOLUME_RE = re.compile(r"\\\\\?\\Volume(?P<guid>" + GUID_PATTERN + r")\\(?:\s*\[(?P<display>[^\]]*)\])?")
 _PROMPT_RE = re.compile(r"^\s*(?:(?:\[PS\]\s*)?(?:PS\s+)?[A-Za-z]:\\[^>]*>|DISKSHADOW>|->\s|>>)", re.IGNORECASE)
 
@@ -159,18 +164,36 @@ def _no_writers_error(tool: str, block: str, text: str) -> VssParseError:
 
 
 def _lines(text: str) -> list[str]:
-    """Lines without line ends; a line that a console wrapped inside a ``{GUID}`` is joined to the next one."""
+    """Lines without line ends or trailing blanks; a line that a console wrapped inside a ``{GUID}`` is joined to its
+    continuation, also over the blank lines that doubled line ends put between them."""
     lines: list[str] = []
+    last_text: int | None = None
     for line in text.lstrip("\ufeff").splitlines():
-        if lines and _WRAPPED_GUID_RE.search(lines[-1]) and _GUID_CONTINUATION_RE.match(line):
-            lines[-1] += line.rstrip()
-        else:
-            lines.append(line.rstrip())
+        line = line.rstrip()
+        if last_text is not None and _WRAPPED_GUID_RE.search(lines[last_text]) and _GUID_CONTINUATION_RE.match(line):
+            lines[last_text] += line
+            del lines[last_text + 1:]
+            continue
+        lines.append(line)
+        if line:
+            last_text = len(lines) - 1
     return lines
 
 
-def _is_block_end(line: str) -> bool:
-    return not line.strip() or bool(_PROMPT_RE.match(line))
+def _text_lines(lines: list[str]) -> list[tuple[str, bool]]:
+    """The non-blank lines, each with whether blank lines came before it."""
+    found = []
+    after_blank = False
+    for line in lines:
+        if line.strip():
+            found.append((line, after_blank))
+        after_blank = not line.strip()
+    return found
+
+
+def _continues_diskshadow_block(line: str, after_blank: bool) -> bool:
+    """A prompt ends a diskshadow block; after blank lines only its ``- `` bullet lines go on with it."""
+    return not _PROMPT_RE.match(line) and (not after_blank or bool(_DASH_BULLET_RE.match(line)))
 
 
 def _after_label(line: str) -> str:
@@ -190,20 +213,34 @@ def _writer(name: str, writer_id: str, instance_id: str, state: int, last_error:
     }
 
 
+def _is_vssadmin_state_line(line: str) -> bool:
+    return bool(_VSSADMIN_STATE_RE.search(line)) and not _GUID_RE.search(line)
+
+
 def _vssadmin_blocks(lines: list[str]) -> list[tuple[str, list[str]]]:
-    """(writer name, the lines after the name line) per writer block."""
+    """(writer name, the lines after the name line) per writer block.
+
+    A block runs from its name line to the line after its state line (the last error), or to a prompt or the next
+    name line when it is shorter; blank lines neither end nor open one."""
     blocks: list[tuple[str, list[str]]] = []
     current: list[str] | None = None
+    state_read = False
     for line in lines:
-        if _is_block_end(line):
-            current = None
+        if not line.strip():
             continue
         name_match = _VSSADMIN_NAME_RE.search(line)
         if name_match and not _GUID_RE.search(line):
             current = []
             blocks.append((name_match.group("name").strip(), current))
+            state_read = False
+        elif _PROMPT_RE.match(line):
+            current = None
         elif current is not None:
             current.append(line)
+            if state_read:
+                current = None
+            else:
+                state_read = _is_vssadmin_state_line(line)
         elif _VSSADMIN_STATE_RE.search(line):
             raise VssParseError(
                 f"state line outside any writer block (its writer name line is missing or garbled): {line.strip()!r}"
@@ -236,18 +273,17 @@ def parse_vssadmin_writers(text: str) -> list[dict]:
         state: int | None = None
         last_error: str | None = None
         for line in block:
-            state_match = _VSSADMIN_STATE_RE.search(line)
-            found = _GUID_RE.findall(line)
-            if found:
-                guids.extend(normalise_guid(guid) for guid in found)
-            elif state_match and state is None:
+            if state is not None:
+                last_error = _after_label(line)
+            elif _is_vssadmin_state_line(line):
+                state_match = _VSSADMIN_STATE_RE.search(line)
                 state = int(state_match.group("state"))
                 word = state_match.group("word").casefold()
                 if word:
                     words_by_state.setdefault(state, {}).setdefault(word, name)
-            elif state is not None and last_error is None:
-                last_error = _after_label(line)
-        if len(guids) < 2:
+            else:
+                guids.extend(normalise_guid(guid) for guid in _GUID_RE.findall(line))
+        if len(guids) != 2:
             raise VssParseError(f"writer {name!r}: expected a writer id and an instance id {{GUID}}, found {len(guids)}")
         if state is None:
             raise VssParseError(f"writer {name!r}: no state line ([N] after the label)")
@@ -376,16 +412,16 @@ def parse_diskshadow_writers(text: str) -> list[dict]:
 
 def parse_diskshadow_failure(text: str) -> dict | None:
     """The first failed operation in diskshadow output (HRESULT, its name, the printed error text), or None."""
-    lines = _lines(text)
-    for index, line in enumerate(lines):
+    lines = _text_lines(_lines(text))
+    for index, (line, _after_blank) in enumerate(lines):
         match = _HRESULT_LINE_RE.search(line)
         if not match or _GUID_RE.search(line):
             continue
         hresult = int(match.group("hex"), 16)
         if not hresult & 0x80000000:
             continue
-        next_line = lines[index + 1] if index + 1 < len(lines) else ""
-        error_text = None if _is_block_end(next_line) else _after_label(next_line)
+        following = lines[index + 1] if index + 1 < len(lines) else None
+        error_text = _after_label(following[0]) if following and _continues_diskshadow_block(*following) else None
         name = hresult_name(hresult)
         if name is None and error_text and _SYMBOL_RE.match(error_text):
             name = error_text
@@ -442,14 +478,16 @@ def parse_diskshadow_shadows(text: str) -> list[dict]:
     shadows = []
     header: str | None = None
     block: list[str] = []
-    for line in _lines(text) + [""]:
+    for line, after_blank in _text_lines(_lines(text)):
         starts_shadow = bool(_BULLET_RE.match(line) and _GUID_RE.search(line))
-        if starts_shadow or _is_block_end(line):
+        if starts_shadow or not _continues_diskshadow_block(line, after_blank):
             if header is not None:
                 shadows.append(_shadow(header, block))
             header, block = (line if starts_shadow else None), []
         elif header is not None:
             block.append(line)
+    if header is not None:
+        shadows.append(_shadow(header, block))
     return shadows
 
 

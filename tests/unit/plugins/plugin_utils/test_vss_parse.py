@@ -73,6 +73,19 @@ def drop_last_lines(text: str, count: int) -> str:
     return "\n".join(text.rstrip("\n").split("\n")[:-count]) + "\n"
 
 
+def doubled(text: str) -> str:
+    """CR CR LF line ends, as some consoles, reflowed copies and mail write them: an empty line after every line."""
+    return text.replace("\n", "\r\r\n")
+
+
+def as_printed(text: str) -> str:
+    return text
+
+
+# A refusal must not hang on blank lines: the refusal tests run on the listing as printed and with doubled line ends.
+LAYOUTS = pytest.mark.parametrize("layout", [as_printed, doubled], ids=["as_printed", "doubled_line_ends"])
+
+
 def by_name(writers: list[dict]) -> dict[str, dict]:
     return {writer["name"]: writer for writer in writers}
 
@@ -183,6 +196,36 @@ def test_vssadmin_exchange_variant_line_ends_and_indentation(variant):
     assert parse_vssadmin_writers(variant(original)) == parse_vssadmin_writers(original)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vssadmin_list_writers_ja_healthy_wsrv_01.txt",
+        "vssadmin_list_writers_fr_win11_openzfs406_partial.txt",
+        "vssadmin_list_writers_en_exchange_failed_retryable_nagios_data.txt",
+        "vssadmin_list_writers_en_sql_asr_mssearch_blog_partial.txt",
+    ],
+)
+def test_vssadmin_listing_with_an_empty_line_between_every_line(name):
+    """Variant: doubled line ends, and an empty line between every line (reflowed console, mail): the same writers,
+    the last error read after its blank line too."""
+    original = load(name)
+    writers = parse_vssadmin_writers(original)
+    assert parse_vssadmin_writers(doubled(original)) == writers
+    assert parse_vssadmin_writers("\n\n".join(original.split("\n"))) == writers
+    assert all(writer["last_error"] for writer in writers)
+
+
+@LAYOUTS
+def test_vssadmin_variant_two_blocks_run_together_are_rejected(layout):
+    """Variant: the Event Log Writer's state and last error and the next writer's name line lost: its block runs into
+    the Exchange writer's GUIDs and must not take that writer's state."""
+    text = load("vssadmin_list_writers_en_exchange_failed_retryable_nagios_data.txt").replace(
+        "   State: [1] Stable\n   Last error: No error\n\nWriter name: 'Microsoft Exchange Writer'\n", ""
+    )
+    with pytest.raises(VssParseError, match=r"'Event Log Writer'.*found 4"):
+        parse_vssadmin_writers(layout(text))
+
+
 def test_vssadmin_exchange_variant_with_prompts_and_banner():
     """Variant: prompt, banner and a trailing prompt glued to the last block (no blank line) are ignored."""
     original = load("vssadmin_list_writers_en_exchange_failed_retryable_nagios_data.txt")
@@ -213,10 +256,11 @@ def test_vssadmin_blog_excerpt_without_banner_or_blank_lines():
     assert all(writer["healthy"] and writer["last_error"] == "No error" for writer in writers)
 
 
-def test_vssadmin_hyperv_capture_partial_raises_on_the_elided_block():
+@LAYOUTS
+def test_vssadmin_hyperv_capture_partial_raises_on_the_elided_block(layout):
     """Partial capture: the author's '<... more similar stuff...>' replaced the GUIDs of 'Registry Writer'."""
     with pytest.raises(VssParseError, match=r"'Registry Writer'.*writer id and an instance id"):
-        parse_vssadmin_writers(load("vssadmin_list_writers_en_hyperv_failed_inconsistent_ws2008_partial.txt"))
+        parse_vssadmin_writers(layout(load("vssadmin_list_writers_en_hyperv_failed_inconsistent_ws2008_partial.txt")))
 
 
 def test_vssadmin_hyperv_capture_variant_without_the_elided_block():
@@ -233,10 +277,11 @@ def test_vssadmin_hyperv_capture_variant_without_the_elided_block():
     assert vss.writer_state_waiting(system["state"])
 
 
-def test_vssadmin_capture_without_blank_lines_partial_raises_on_the_cut_guid():
+@LAYOUTS
+def test_vssadmin_capture_without_blank_lines_partial_raises_on_the_cut_guid(layout):
     """Partial capture, forum artefacts: no blank lines, no indentation, a '- Code: Select all' line, a cut GUID."""
     with pytest.raises(VssParseError, match="'Microsoft Hyper-V VSS Writer'"):
-        parse_vssadmin_writers(load("vssadmin_list_writers_en_all_failed_no_blank_lines_ws2008_partial.txt"))
+        parse_vssadmin_writers(layout(load("vssadmin_list_writers_en_all_failed_no_blank_lines_ws2008_partial.txt")))
 
 
 def test_vssadmin_capture_without_blank_lines_variant_without_the_cut_block():
@@ -251,10 +296,11 @@ def test_vssadmin_capture_without_blank_lines_variant_without_the_cut_block():
     assert by_name(writers)["SqlServerWriter"]["instance_id"] == "{4c50db3e-e1eb-410a-99f9-ba4fc3b568c2}"
 
 
-def test_vssadmin_capture_waiting_for_responses_partial_raises_on_the_cut_block():
+@LAYOUTS
+def test_vssadmin_capture_waiting_for_responses_partial_raises_on_the_cut_block(layout):
     """Partial capture: 'ASR Writer' is cut after its writer id."""
     with pytest.raises(VssParseError, match=r"'ASR Writer'.*found 1"):
-        parse_vssadmin_writers(load("vssadmin_list_writers_en_waiting_for_responses_exchange_partial.txt"))
+        parse_vssadmin_writers(layout(load("vssadmin_list_writers_en_waiting_for_responses_exchange_partial.txt")))
 
 
 def test_vssadmin_capture_waiting_for_responses_variant_without_the_cut_block():
@@ -270,10 +316,11 @@ def test_vssadmin_capture_waiting_for_responses_variant_without_the_cut_block():
     assert writers[3]["instance_id"] == "{a29aadde-0639-4400-923a-5fd982e53c7e}"
 
 
-def test_vssadmin_hand_edited_listing_after_restart_is_rejected():
+@LAYOUTS
+def test_vssadmin_hand_edited_listing_after_restart_is_rejected(layout):
     """This capture was hand-edited: '[7] Stable' uses the word of [1] for a failed state number."""
     with pytest.raises(VssParseError, match=r"'WMI Writer' shows state \[7\] with the word 'stable'"):
-        parse_vssadmin_writers(load("vssadmin_list_writers_en_after_restart_ws2003_02.txt"))
+        parse_vssadmin_writers(layout(load("vssadmin_list_writers_en_after_restart_ws2003_02.txt")))
 
 
 def test_vssadmin_hand_edited_listing_after_restart_variant_without_the_wmi_block():
@@ -285,10 +332,11 @@ def test_vssadmin_hand_edited_listing_after_restart_variant_without_the_wmi_bloc
     assert writers[0]["instance_id"] == "{449e12cf-6b8f-4d75-a821-bc869d6612c4}"
 
 
-def test_vssadmin_hand_edited_listing_before_restart_is_rejected():
+@LAYOUTS
+def test_vssadmin_hand_edited_listing_before_restart_is_rejected(layout):
     """This capture was hand-edited: [1] is printed both as 'Failed' and as 'Stable'."""
     with pytest.raises(VssParseError, match=r"state \[1\] is printed with different words"):
-        parse_vssadmin_writers(load("vssadmin_list_writers_en_before_restart_ws2003_01.txt"))
+        parse_vssadmin_writers(layout(load("vssadmin_list_writers_en_before_restart_ws2003_01.txt")))
 
 
 @pytest.mark.parametrize("text", ["", "   \r\n\r\n", "\ufeff"], ids=["empty", "blank_lines", "bom_only"])
@@ -309,37 +357,41 @@ def test_vssadmin_banner_only_is_a_failure_that_shows_the_text():
     assert "expected at least one writer" in str(raised.value)
 
 
-def test_vssadmin_variant_block_missing_its_state():
+@LAYOUTS
+def test_vssadmin_variant_block_missing_its_state(layout):
     """Variant: the Exchange capture with the failed writer's state line removed."""
     text = load("vssadmin_list_writers_en_exchange_failed_retryable_nagios_data.txt").replace("   State: [7] Failed\n", "")
     with pytest.raises(VssParseError, match=r"'Microsoft Exchange Writer': no state line"):
-        parse_vssadmin_writers(text)
+        parse_vssadmin_writers(layout(text))
 
 
-def test_vssadmin_variant_block_missing_its_instance_id():
+@LAYOUTS
+def test_vssadmin_variant_block_missing_its_instance_id(layout):
     """Variant: the Exchange capture with the System Writer's instance id line removed."""
     text = load("vssadmin_list_writers_en_exchange_failed_retryable_nagios_data.txt").replace(
         "   Writer Instance Id: {eb6b4c30-aa48-486a-9618-0d1934d180ca}\n", ""
     )
     with pytest.raises(VssParseError, match=r"'System Writer'.*found 1"):
-        parse_vssadmin_writers(text)
+        parse_vssadmin_writers(layout(text))
 
 
-def test_vssadmin_variant_state_line_without_a_writer_name():
+@LAYOUTS
+def test_vssadmin_variant_state_line_without_a_writer_name(layout):
     """Variant: a garbled name line leaves a state line outside any block; the writer must not vanish silently."""
     text = load("vssadmin_list_writers_en_exchange_failed_retryable_nagios_data.txt").replace(
         "Writer name: 'Microsoft Exchange Writer'", "Writer name: Microsoft Exchange Writer"
     )
     with pytest.raises(VssParseError, match=r"state line outside any writer block.*\[7\] Failed"):
-        parse_vssadmin_writers(text)
+        parse_vssadmin_writers(layout(text))
 
 
-def test_vssadmin_variant_open_brace_in_a_last_error_does_not_swallow_the_next_writer():
+@LAYOUTS
+def test_vssadmin_variant_open_brace_in_a_last_error_does_not_swallow_the_next_writer(layout):
     """Variant: a last error text ending in an unclosed '{' and hex digits is not a console wrap."""
     text = load("vssadmin_list_writers_en_exchange_failed_retryable_nagios_data.txt").replace(
         "   Last error: No error\n\nWriter name: 'Registry Writer'", "   Last error: Unexpected {0bad\n\nWriter name: 'Registry Writer'"
     )
-    writers = parse_vssadmin_writers(text)
+    writers = parse_vssadmin_writers(layout(text))
     assert [writer["name"] for writer in writers][:2] == ["System Writer", "Registry Writer"]
     assert writers[0]["last_error"] == "Unexpected {0bad"
 
@@ -423,36 +475,40 @@ def test_diskshadow_status_variant_failed_writer():
     assert registry["last_error"] == "0x800423f2 (VSS_E_WRITERERROR_TIMEOUT)"
 
 
-def test_diskshadow_status_variant_number_contradicting_its_token():
+@LAYOUTS
+def test_diskshadow_status_variant_number_contradicting_its_token(layout):
     """Variant: a state number that is not the number of the printed VSS_WS_ token."""
     text = load("diskshadow_list_writers_status_msdocs_example.txt").replace(
         "Status: 5 (VSS_WS_WAITING_FOR_BACKUP_COMPLETE)", "Status: 1 (VSS_WS_WAITING_FOR_BACKUP_COMPLETE)"
     )
     with pytest.raises(VssParseError, match=r"'System Writer': state 1 printed as VSS_WS_WAITING_FOR_BACKUP_COMPLETE"):
-        parse_diskshadow_writers(text)
+        parse_diskshadow_writers(layout(text))
 
 
-def test_diskshadow_status_variant_block_missing_its_instance_id():
+@LAYOUTS
+def test_diskshadow_status_variant_block_missing_its_instance_id(layout):
     text = load("diskshadow_list_writers_status_msdocs_example.txt").replace(
         "        - Instance ID: {9e362607-9794-4dd4-a7cd-b3d5de0aad20}\n", ""
     )
     with pytest.raises(VssParseError, match=r"'Shadow Copy Optimization Writer'.*found 1"):
-        parse_diskshadow_writers(text)
+        parse_diskshadow_writers(layout(text))
 
 
-def test_diskshadow_status_variant_block_missing_its_status():
+@LAYOUTS
+def test_diskshadow_status_variant_block_missing_its_status(layout):
     text = load("diskshadow_list_writers_status_msdocs_example.txt").replace(
         "        - Status: 1 (VSS_WS_STABLE)\n        - Writer Failure code: 0x00000000 (S_OK)\n        - Writer ID: {4dc3",
         "        - Writer Failure code: 0x00000000 (S_OK)\n        - Writer ID: {4dc3",
     )
     with pytest.raises(VssParseError, match=r"'Shadow Copy Optimization Writer'.*no status"):
-        parse_diskshadow_writers(text)
+        parse_diskshadow_writers(layout(text))
 
 
-def test_diskshadow_metadata_listing_alone_has_no_state():
+@LAYOUTS
+def test_diskshadow_metadata_listing_alone_has_no_state(layout):
     """Metadata listings carry no state: the documentation example alone cannot tell if the writer is healthy."""
     with pytest.raises(VssParseError, match=r"'FRS Writer' \{07ae58e5-6977-4e34-9dfe-399bbd2cbe40\}: no status.*list writers status"):
-        parse_diskshadow_writers(load("vss_writer_metadata_frs_msdocs_example.txt"))
+        parse_diskshadow_writers(layout(load("vss_writer_metadata_frs_msdocs_example.txt")))
 
 
 FRS_STATUS_BLOCK = (
@@ -592,6 +648,14 @@ def test_diskshadow_failure_variant_sentence_error_text_and_missing_error_line()
     assert cut == {"hresult": 0x80042316, "name": "VSS_E_SNAPSHOT_SET_IN_PROGRESS", "error_text": None}
 
 
+def test_diskshadow_failure_error_text_after_blank_lines_only_as_a_bullet():
+    """Doubled line ends keep the error text; after a blank line, a line that is no ``- `` bullet is not one."""
+    veto = load("diskshadow_create_failed_provider_veto_openzfs406.txt")
+    assert parse_diskshadow_failure(doubled(veto)) == parse_diskshadow_failure(veto)
+    cut = "The last operation failed.\n - Returned HRESULT: 0x80042316\n\nMicrosoft DiskShadow version 1.0\n"
+    assert parse_diskshadow_failure(cut) == {"hresult": 0x80042316, "name": "VSS_E_SNAPSHOT_SET_IN_PROGRESS", "error_text": None}
+
+
 def test_diskshadow_failure_variant_two_failures_returns_the_first():
     """Variant: the veto capture followed by a second failed create; a script stops at the first failure."""
     veto = load("diskshadow_create_failed_provider_veto_openzfs406.txt")
@@ -628,6 +692,22 @@ def test_diskshadow_japanese_list_shadows_variant_crlf_no_indentation():
     assert parse_diskshadow_shadows(text) == [JA_SHADOW]
 
 
+def test_diskshadow_japanese_list_shadows_variant_doubled_line_ends():
+    """The ``- `` lines of a shadow copy block go on over the blank lines that doubled line ends put between them."""
+    assert parse_diskshadow_shadows(doubled(load("diskshadow_list_shadows_all_ja_wsb_01.txt"))) == [JA_SHADOW]
+
+
+@LAYOUTS
+def test_diskshadow_cut_create_result_does_not_take_a_later_sentence_after_a_blank_line(layout):
+    """Variant: the cut create result, then a blank line and the next create's sentence with a set id: a line after
+    blank lines that is no ``- `` bullet ends the block, so the cut block stays without its set id."""
+    text = load("diskshadow_create_noautorecover_openzfs406_partial.txt") + (
+        "\nQuerying all shadow copies with the shadow copy set ID {11111111-2222-3333-4444-555555555555}\n"
+    )
+    with pytest.raises(VssParseError, match=r"\{50ca3407-1494-4784-ac5a-58eb49df0f7d\}: no shadow_set_id, original_volume"):
+        parse_diskshadow_shadows(layout(text))
+
+
 def test_diskshadow_list_shadows_variant_two_shadows_of_one_set():
     """Variant: a second shadow (on D:) listed right after the first, as diskshadow does for a multi-volume set."""
     original = load("diskshadow_list_shadows_all_ja_wsb_01.txt")
@@ -660,10 +740,11 @@ def test_diskshadow_create_result_with_third_party_provider_partial():
     ]
 
 
-def test_diskshadow_create_result_cut_after_the_shadow_id_is_rejected():
+@LAYOUTS
+def test_diskshadow_create_result_cut_after_the_shadow_id_is_rejected(layout):
     """Partial capture: the block stops at its '* Shadow copy ID' line, so the shadow cannot be placed."""
     with pytest.raises(VssParseError, match=r"\{50ca3407-1494-4784-ac5a-58eb49df0f7d\}: no shadow_set_id, original_volume, device_object"):
-        parse_diskshadow_shadows(load("diskshadow_create_noautorecover_openzfs406_partial.txt"))
+        parse_diskshadow_shadows(layout(load("diskshadow_create_noautorecover_openzfs406_partial.txt")))
 
 
 def test_diskshadow_create_transcript_without_result_lists_no_shadows():
@@ -684,9 +765,11 @@ WRAPPED_ASSOCIATION = {
 }
 
 
-def test_vssadmin_shadowstorage_with_console_line_wrap():
-    """Tolerates the 80-column wrap inside the storage volume's GUID (joined back before parsing)."""
-    assert parse_vssadmin_shadowstorage(load("vssadmin_list_shadowstorage_en_win10_powershell_console_wrap.txt")) == [
+@LAYOUTS
+def test_vssadmin_shadowstorage_with_console_line_wrap(layout):
+    """Tolerates the 80-column wrap inside the storage volume's GUID (joined back before parsing, also over the blank
+    line that doubled line ends put inside the wrap)."""
+    assert parse_vssadmin_shadowstorage(layout(load("vssadmin_list_shadowstorage_en_win10_powershell_console_wrap.txt"))) == [
         WRAPPED_ASSOCIATION
     ]
 
@@ -715,10 +798,11 @@ def test_vssadmin_shadowstorage_variant_unwrapped_crlf_and_second_association():
     }
 
 
-def test_vssadmin_shadowstorage_variant_cut_block_is_rejected():
+@LAYOUTS
+def test_vssadmin_shadowstorage_variant_cut_block_is_rejected(layout):
     text = drop_last_lines(load("vssadmin_list_shadowstorage_en_win10_powershell_console_wrap.txt"), 1)
     with pytest.raises(VssParseError, match=r"Volume\{986da89b-2336-4410-9417-d5dbf1f5f3e5\}.*used, allocated and maximum"):
-        parse_vssadmin_shadowstorage(text)
+        parse_vssadmin_shadowstorage(layout(text))
 
 
 def test_vssadmin_shadowstorage_without_associations_is_empty():
