@@ -22,10 +22,8 @@ import urllib.request
 
 import boto3
 
-from lab.aws import EbsBehaviour, MotoServer
+from lab.aws import EbsBehaviour, FaultProxy, MotoServer, SsmBehaviour, install_into_moto
 from lab.dataplane import BlockStore
-from lab.fault_proxy import FaultProxy
-from lab.ssm import SsmBehaviour
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
 from lab.windows import WindowsFleet, write_inventory
 
@@ -104,8 +102,7 @@ class Lab:
         self._lock = threading.Lock()
 
     def start(self):
-        self.ebs.install()
-        self.ssm.install()
+        install_into_moto(self.ebs, self.ssm)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -240,8 +237,8 @@ class LabClient:
         return self._call("PUT", "/ebs", settings)
 
     def ssm(self, **settings):
-        """AWSEC2-CreateVssSnapshot's emulation (lab.ssm): ``run_seconds`` (InProgress time), ``on_writer_failure``
-        (``fail`` or ``crash_fallback``), ``unmanaged`` (instance ids the SSM agent does not answer for)."""
+        """AWSEC2-CreateVssSnapshot's emulation (lab.aws.ssm_models): ``run_seconds`` (InProgress time),
+        ``on_writer_failure`` (``fail`` or ``crash_fallback``), ``unmanaged`` (instance ids the SSM agent ignores)."""
         return self._call("PUT", "/ssm", settings)
 
     def reset(self, topology=None, fleet=None):
