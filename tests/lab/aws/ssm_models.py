@@ -178,43 +178,43 @@ class SsmBehaviour:
     def _snapshot(self, ec2_backend, instance, model, exclude_boot, no_writers, copy_only, description, user_tags):
         set_id = "{%s}" % uuid.uuid4()
         details = {"requester": "ec2-vss-agent", "set_id": set_id, "backup_type": "copy" if copy_only else "full"}
-        writers = [] if no_writers else model.visible_writers()
-        faulted = {rule["writer"] for rule in model.take_vss_faults(("writer_fail_at_freeze", "writer_timeout"))}
+        writers = [] if no_writers else model.writers.visible()
+        faulted = {rule["writer"] for rule in model.vss_faults.take(("writer_fail_at_freeze", "writer_timeout"))}
         failed = [w for w in writers if _writer_failed(w) or w.name in faulted]
         healthy = [w for w in writers if w not in failed]
         if failed and self.settings.on_writer_failure == "fail":
             for writer in failed:
-                model.writer_transition(writer, FAILED_AT_FREEZE, "Freeze", error="retryable", failed=True, **details)
+                model.writers.transition(writer, FAILED_AT_FREEZE, "Freeze", error="retryable", failed=True, **details)
             for writer in healthy:
-                model.writer_transition(writer, STABLE, "Abort", **details)
+                model.writers.transition(writer, STABLE, "Abort", **details)
             raise DocumentFailure("VSS snapshot set creation failed: the writer '%s' failed at Freeze "
                                   "(VSS_E_WRITERERROR_RETRYABLE). No snapshot was created." % failed[0].name)
         journal = None
         for writer in healthy:
-            model.writer_transition(writer, STABLE, "PrepareForBackup", error="no_error", **details)
-            model.writer_transition(writer, WAITING_FOR_FREEZE, "PrepareForSnapshot", **details)
+            model.writers.transition(writer, STABLE, "PrepareForBackup", error="no_error", **details)
+            model.writers.transition(writer, WAITING_FOR_FREEZE, "PrepareForSnapshot", **details)
         try:
             for writer in healthy:
-                if writer.name == SQL_WRITER_NAME and model.journal is not None:
-                    model.journal.freeze()
-                    journal = model.journal
-                model.writer_transition(writer, WAITING_FOR_THAW, "Freeze", **details)
+                if writer.name == SQL_WRITER_NAME and model.application.journal is not None:
+                    model.application.journal.freeze()
+                    journal = model.application.journal
+                model.writers.transition(writer, WAITING_FOR_THAW, "Freeze", **details)
             spec = {"InstanceId": instance.id, "ExcludeBootVolume": "true" if exclude_boot else "false"}
             try:
                 snapshots = ec2_backend.create_snapshots(spec, description, {})
             except EC2ClientError as error:
                 for writer in healthy:
-                    model.writer_transition(writer, STABLE, "Abort", **details)
+                    model.writers.transition(writer, STABLE, "Abort", **details)
                 raise DocumentFailure("CreateSnapshots failed: %s" % error) from error
         finally:
             if journal is not None:
                 journal.thaw()
         for writer in healthy:
-            model.writer_transition(writer, WAITING_FOR_POST_SNAPSHOT, "Thaw", **details)
-            model.writer_transition(writer, WAITING_FOR_BACKUP_COMPLETE, "PostSnapshot", **details)
-            model.writer_transition(writer, STABLE, "BackupShutdown" if copy_only else "BackupComplete", **details)
+            model.writers.transition(writer, WAITING_FOR_POST_SNAPSHOT, "Thaw", **details)
+            model.writers.transition(writer, WAITING_FOR_BACKUP_COMPLETE, "PostSnapshot", **details)
+            model.writers.transition(writer, STABLE, "BackupShutdown" if copy_only else "BackupComplete", **details)
         app_consistent = not failed
-        model.record_vss_event("SnapshotSetCreated", set_id=set_id, no_writers=no_writers,
+        model.vss_events.record("SnapshotSetCreated", set_id=set_id, no_writers=no_writers,
                                writers=[w.name for w in healthy], **{k: v for k, v in details.items() if k != "set_id"})
         devices = {m.volume_id: name for name, m in instance.block_device_mapping.items()}
         config = "Version=%s;SnapshotSetId=%s;CopyOnly=%s;NoWriters=%s" % (

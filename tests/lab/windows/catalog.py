@@ -6,8 +6,10 @@ of FACTS.md. Component layouts follow diskshadow's metadata listing (KB 3098315,
 the usual install locations, simplified.
 """
 
+import uuid
 from dataclasses import dataclass, field
 
+LAB_NAMESPACE = uuid.UUID("6b1f8a52-3c2e-4e59-9d0c-5a4c1e7f0b11")
 SYSTEM_PROVIDER_ID = "{b5946137-7b9f-4925-af80-51abd60b20d5}"
 DIFF_AREA_SUFFIX = "{3808876b-c176-4e48-b7ae-04046e6cc752}"
 
@@ -25,6 +27,11 @@ CLIENT_EDITIONS = ("Pro", "Enterprise")
 # Registry EditionID (HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion) per edition.
 EDITION_IDS = {"Datacenter": "ServerDatacenter", "Standard": "ServerStandard", "Pro": "Professional", "Enterprise": "Enterprise"}
 LAB_ACCOUNT_ID = "123456789012"
+
+
+def stable_guid(*parts):
+    """A GUID derived from the parts: the same host, volume or writer gets the same id after every reseed."""
+    return str(uuid.uuid5(LAB_NAMESPACE, ":".join(str(part) for part in parts)))
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ What it follows (FACTS.md "diskshadow", docs/vss-session.md, the captures in tes
   frozen, SqlServerWriter flushes its application's journal, one shadow copy per volume is created in the model at
   one point in time, its frozen files in the diff area on the volume's shadow storage volume; the aliases and
   ``VSS_SHADOW_SET`` become environment variables), ``exec <file>`` (the collection's record/hold/run batch files,
-  recognised by their ``rem shadowsnap-<kind> protocol=1`` line, are interpreted by :mod:`lab.windows.sessions`; any
+  recognised by their ``rem shadowsnap-<kind> protocol=1`` line, are interpreted by :mod:`lab.windows.batch`; any
   other file exits with the code the host's model sets for it, default 0; non-zero makes diskshadow quit);
 - ``delete shadows set|id|volume|all|oldest|exposed``, ``list shadows all|set|id``, ``list writers
   [status|detailed|metadata]``, ``expose``/``unexpose`` (persistent shadows only), ``revert`` (client-accessible
   shadows only), ``exit``.
 
-Writer failures (a writer already failed, or a fault armed with ``WindowsServer.arm_vss_fault``) fail ``create``
+Writer failures (a writer already failed, or a fault armed with ``WindowsServer.vss_faults.arm``) fail ``create``
 with the writer's error; the other writers are aborted back to STABLE and no shadow copy is left. When diskshadow
 ends without ``end backup`` after a full-backup ``create`` (a failed ``exec``, a stop), the waiting writers are
 aborted: STABLE, no BackupComplete. Exit code: 0, or the host's ``diskshadow_failure_exit_code`` (default 1) after a
@@ -253,7 +253,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
     # ------------------------------------------------------------------------------------------------- run
     def run_script(self, text):
         """Run a script (its text); returns a :class:`DiskShadowResult`."""
-        self.model.start_vss()
+        self.model.services.start_vss()
         self.print(*diskshadow_banner(self.locale, self.model.hostname, self.model.clock()))
         try:
             for raw in text.replace("\r\n", "\n").split("\n"):
@@ -286,14 +286,14 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         if self.included and self.backup and not self.ended:
             for writer in self.included:
                 if writer.state == STATE_WAITING_FOR_BACKUP_COMPLETE:
-                    self.model.writer_transition(writer, STATE_STABLE, "Abort", set_id=self.set_id, run_id=self.run_id,
+                    self.model.writers.transition(writer, STATE_STABLE, "Abort", set_id=self.set_id, run_id=self.run_id,
                                                  backup_type=self.backup_type)
         if self.context == "volatile":
             for entry in self.created:
-                self.model.delete_shadow_copy(entry["id"])
+                self.model.shadows.delete(entry["id"])
         with self.model.lock:
-            if self.model.creating_set is self:
-                self.model.creating_set = None
+            if self.model.shadows.creating_set is self:
+                self.model.shadows.creating_set = None
 
     def _expand(self, line):
         """``%name%`` of diskshadow's environment (aliases, VSS_SHADOW_SET): echoed as ``-> %name% = value``."""
@@ -364,7 +364,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         elif key == "metadata":
             path = _unquote(" ".join(words[1:]))
             self.metadata = self._absolute(path)
-            if self.model.file_exists(self.metadata):
+            if self.model.files.exists(self.metadata):
                 self.print("The existing file will be overwritten.")
         elif key == "option":
             return None
@@ -388,7 +388,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
             raise DiskShadowFailure(HRESULTS["VSS_E_BAD_STATE"], ["end backup needs begin backup and create before it."])
         for writer in self.included:
             if writer.state == STATE_WAITING_FOR_BACKUP_COMPLETE:
-                self.model.writer_transition(writer, STATE_STABLE, "BackupComplete", set_id=self.set_id,
+                self.model.writers.transition(writer, STATE_STABLE, "BackupComplete", set_id=self.set_id,
                                              run_id=self.run_id, backup_type=self.backup_type)
         self.ended = True
 
@@ -402,7 +402,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         lowered = [word.lower() for word in words]
         if "alias" in lowered and lowered.index("alias") + 1 < len(words):
             alias = words[lowered.index("alias") + 1]
-        volume = self.model.find_volume(name)
+        volume = self.model.storage.find_volume(name)
         if volume is None or name.lower().rstrip("\\") + "\\" not in [path.lower() for path in volume.access_paths()]:
             raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_NOT_FOUND"], ['The volume "%s" is not a volume of this computer.' % name])
         if any(entry["volume"] is volume for entry in self.volumes):
@@ -424,13 +424,13 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
     def _select_writers(self):
         """Included writers and their included components; verbose lines; verify failures (raised)."""
         in_set = [entry["volume"] for entry in self.volumes]
-        visible = [] if self.no_writers else self.model.visible_writers()
+        visible = [] if self.no_writers else self.model.writers.visible()
         excluded_ids = {w.writer_id for w in (self._writer_by(t) for t in self.exclude) if w is not None}
         included, lines, partial = [], [], {}
         for writer in visible:
             if writer.writer_id in excluded_ids:
                 continue
-            components = self.model.writer_components(writer)
+            components = self.model.writers.components(writer)
             missing = []
             for component in components:
                 outside = [volume for volume in component["volumes"] if volume not in in_set]
@@ -494,24 +494,24 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         if not self.volumes:
             raise DiskShadowFailure(HRESULTS["VSS_E_BAD_STATE"], ["No volume was added to the shadow copy set."])
         model = self.model
-        if model.take_vss_faults(("snapshot_set_in_progress",)):
+        if model.vss_faults.take(("snapshot_set_in_progress",)):
             raise DiskShadowFailure(HRESULTS["VSS_E_SNAPSHOT_SET_IN_PROGRESS"])
         with model.lock:
-            if model.creating_set is not None:
+            if model.shadows.creating_set is not None:
                 raise DiskShadowFailure(HRESULTS["VSS_E_SNAPSHOT_SET_IN_PROGRESS"])
-            model.creating_set = self
+            model.shadows.creating_set = self
         try:
             self._create_locked()
         finally:
             with model.lock:
-                if model.creating_set is self:
-                    model.creating_set = None
+                if model.shadows.creating_set is self:
+                    model.shadows.creating_set = None
 
     def _create_locked(self):  # pylint: disable=too-many-locals,too-many-branches,too-many-statements
         model = self.model
         writers = self._select_writers()
         details = {"run_id": self.run_id, "backup_type": self.backup_type}
-        writer_faults = model.take_vss_faults(("writer_fail_at_freeze", "writer_timeout"))
+        writer_faults = model.vss_faults.take(("writer_fail_at_freeze", "writer_timeout"))
         frozen_journal = None
         failure = None
         broken = {writer.writer_id: self._broken(writer) for writer in writers}
@@ -519,10 +519,10 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
             for writer in writers:
                 if broken[writer.writer_id] is None:
                     writer.transient_failure = False
-                    model.writer_transition(writer, STATE_STABLE, "PrepareForBackup", error="no_error", **details)
+                    model.writers.transition(writer, STATE_STABLE, "PrepareForBackup", error="no_error", **details)
             for writer in writers:
                 if broken[writer.writer_id] is None:
-                    model.writer_transition(writer, STATE_WAITING_FOR_FREEZE, "PrepareForSnapshot", **details)
+                    model.writers.transition(writer, STATE_WAITING_FOR_FREEZE, "PrepareForSnapshot", **details)
             for writer in writers:
                 self._check_stop()
                 failed = broken[writer.writer_id]
@@ -531,31 +531,31 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
                     writer.transient_failure = failed is not None
                 if failed is not None:
                     state, error = failed
-                    model.writer_transition(writer, state, FAILURE_PHASE_EVENTS.get(state, "Freeze"), error=error,
+                    model.writers.transition(writer, state, FAILURE_PHASE_EVENTS.get(state, "Freeze"), error=error,
                                             failed=True, **details)
                     failure = (writer, error)
                     break
-                if writer.name == SQL_WRITER_NAME and model.journal is not None:
-                    model.journal.freeze()
-                    frozen_journal = model.journal
-                model.writer_transition(writer, STATE_WAITING_FOR_THAW, "Freeze", **details)
+                if writer.name == SQL_WRITER_NAME and model.application.journal is not None:
+                    model.application.journal.freeze()
+                    frozen_journal = model.application.journal
+                model.writers.transition(writer, STATE_WAITING_FOR_THAW, "Freeze", **details)
             if failure is not None:
                 writer, error = failure
                 code = catalog.ERROR_HRESULTS.get(error) or HRESULTS["VSS_E_WRITERERROR_RETRYABLE"]
                 raise DiskShadowFailure(code, ['The writer "%s" failed while the shadow copy set was created (state %d, '
                                                "VSS_WS_%s)." % (writer.name, writer.state,
                                                                 catalog.WRITER_STATE_NAMES[writer.state])])
-            for rule in model.take_vss_faults(("create_delay",)):
+            for rule in model.vss_faults.take(("create_delay",)):
                 self._wait(rule["seconds"] or 0)
             volumes = [entry["volume"] for entry in self.volumes]
-            storage_faults = [rule for rule in model.take_vss_faults(("insufficient_storage",))
-                              if not rule["volume"] or any(model.find_volume(rule["volume"]) is v for v in volumes)]
-            problem = model.diff_area_problem(volumes)
+            storage_faults = [rule for rule in model.vss_faults.take(("insufficient_storage",))
+                              if not rule["volume"] or any(model.storage.find_volume(rule["volume"]) is v for v in volumes)]
+            problem = model.shadows.diff_area_problem(volumes)
             if storage_faults or problem:
                 raise DiskShadowFailure(HRESULTS["VSS_E_INSUFFICIENT_STORAGE"], [problem] if problem else [])
-            if model.take_vss_faults(("provider_veto",)):
+            if model.vss_faults.take(("provider_veto",)):
                 raise DiskShadowFailure(HRESULTS["VSS_E_PROVIDER_VETO"])
-            created = model.create_shadow_set([v.unique_id for v in volumes], persistent=self.context != "volatile",
+            created = model.shadows.create_set([v.unique_id for v in volumes], persistent=self.context != "volatile",
                                               no_writers=self.no_writers, client_accessible=self.context == "clientaccessible")
         except (DiskShadowFailure, DiskShadowStopped):
             if frozen_journal is not None:
@@ -563,7 +563,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
                 frozen_journal = None
             for writer in writers:
                 if broken[writer.writer_id] is None and (failure is None or writer is not failure[0]):
-                    model.writer_transition(writer, STATE_STABLE, "Abort", **details)
+                    model.writers.transition(writer, STATE_STABLE, "Abort", **details)
             raise
         finally:
             if frozen_journal is not None:
@@ -573,13 +573,13 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         self.included = writers
         details["set_id"] = self.set_id
         for writer in writers:
-            model.writer_transition(writer, STATE_WAITING_FOR_POST_SNAPSHOT, "Thaw", **details)
+            model.writers.transition(writer, STATE_WAITING_FOR_POST_SNAPSHOT, "Thaw", **details)
         for writer in writers:
-            model.writer_transition(writer, STATE_WAITING_FOR_BACKUP_COMPLETE, "PostSnapshot", **details)
+            model.writers.transition(writer, STATE_WAITING_FOR_BACKUP_COMPLETE, "PostSnapshot", **details)
         if not self.backup:
             for writer in writers:
-                model.writer_transition(writer, STATE_STABLE, "BackupShutdown", **details)
-        model.record_vss_event("SnapshotSetCreated", set_id=self.set_id, context=self.context, no_writers=self.no_writers,
+                model.writers.transition(writer, STATE_STABLE, "BackupShutdown", **details)
+        model.vss_events.record("SnapshotSetCreated", set_id=self.set_id, context=self.context, no_writers=self.no_writers,
                                shadows={entry["alias"]: shadow["id"] for entry, shadow in zip(self.volumes, self.created)},
                                writers=[writer.name for writer in writers], **{k: v for k, v in details.items() if k != "set_id"})
         lines = []
@@ -593,13 +593,13 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         lines.append("Alias VSS_SHADOW_SET for shadow set ID %s set as environment variable." % self.set_id)
         if writers or self.metadata:
             cab = self.metadata or self._absolute("%s_%s.cab" % (model.clock().strftime("%Y-%m-%d_%H-%M-%S"), model.hostname))
-            model.write_file(cab, self._components_document(writers))
+            model.files.write(cab, self._components_document(writers))
             name = cab.rsplit("\\", 1)[-1]
             lines += ["Inserted file Manifest.xml into .cab file %s" % name,
                       "Inserted file Dis%04X.tmp into .cab file %s" % (uuid.uuid4().int & 0xFFFF, name)]
         lines += ["", shadow_label(self.locale, "query_set") % self.set_id, ""]
         self.print(*lines)
-        self._print_shadows([model.shadow_record(shadow["id"]) for shadow in self.created])
+        self._print_shadows([model.shadows.record(shadow["id"]) for shadow in self.created])
 
     def _components_document(self, writers):
         """The backup components document diskshadow puts in the .cab (a lab placeholder, XML)."""
@@ -610,7 +610,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         for writer in writers:
             lines.append('  <WRITER_COMPONENTS writerId="%s" instanceId="%s" writerName="%s">' % (
                 writer.writer_id, writer.instance_id, writer.name))
-            for component in self.model.writer_components(writer):
+            for component in self.model.writers.components(writer):
                 spec = component["spec"]
                 lines.append('    <COMPONENT logicalPath="%s" componentName="%s" />' % (spec.logical_path, spec.name))
             lines.append("  </WRITER_COMPONENTS>")
@@ -624,12 +624,12 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         if not path:
             raise DiskShadowFailure(HRESULTS["VSS_E_BAD_STATE"], ["exec needs a file."])
         path = self._absolute(path)
-        data = self.model.read_file(path)
+        data = self.model.files.read(path)
         if data is None:
             raise DiskShadowFailure(HRESULTS["ERROR_FILE_NOT_FOUND"], ['The file "%s" cannot be found.' % path])
-        from . import sessions  # pylint: disable=import-outside-toplevel
-        if sessions.protocol_script_kind(data) is not None:
-            code = sessions.run_batch(self.model, path, data, self.environment, self.print, stop=self.stop,
+        from . import batch  # pylint: disable=import-outside-toplevel
+        if batch.protocol_script_kind(data) is not None:
+            code = batch.run_batch(self.model, path, data, self.environment, self.print, stop=self.stop,
                                       sleep=self.sleep, cwd=self.cwd, run_id=self.run_id)
         else:
             code = self.model.exec_exit_codes.get(path.lower(), 0)
@@ -647,8 +647,8 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
                 continue
             alias = by_id.get(record["ID"].lower())
             set_alias = "%VSS_SHADOW_SET%" if self.set_id and record["SetID"].lower() == self.set_id.lower() else "<No Alias>"
-            volume = self.model.find_volume(record["VolumeName"])
-            exposed = self.model.exposure_of(record["ID"])
+            volume = self.model.storage.find_volume(record["VolumeName"])
+            exposed = self.model.shadows.exposure_of(record["ID"])
             attributes = list(record["Attributes"])
             if exposed:
                 attributes.append("Exposed_Locally")
@@ -671,7 +671,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
 
     def _list_shadows(self, words):
         kind = words[0].lower() if words else "all"
-        records = self.model.list_shadows()
+        records = self.model.shadows.list()
         if kind == "all":
             header = shadow_label(self.locale, "query_all")
         elif kind == "set" and len(words) > 1 and _guid(words[1]):
@@ -687,11 +687,11 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
 
     def _list_writers(self, words):
         kind = words[0].lower() if words else "metadata"
-        writers = self.model.visible_writers()
+        writers = self.model.writers.visible()
         if kind == "status":
             self.print(*diskshadow_list_writers_status(self.locale, writers))
         elif kind in ("detailed", "metadata"):
-            self.print(*diskshadow_list_writers_detailed(self.locale, writers, self.model.writer_components))
+            self.print(*diskshadow_list_writers_detailed(self.locale, writers, self.model.writers.components))
         else:
             raise DiskShadowFailure(HRESULTS["VSS_E_BAD_STATE"], ["list writers takes status, metadata or detailed."])
 
@@ -699,7 +699,7 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
     def _delete(self, words):  # pylint: disable=too-many-branches
         kind = words[0].lower() if words else ""
         argument = words[1] if len(words) > 1 else ""
-        records = self.model.list_shadows()
+        records = self.model.shadows.list()
         if kind == "all":
             targets = records
         elif kind in ("set", "id"):
@@ -710,23 +710,23 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
             if kind == "id" and not targets:
                 raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_NOT_FOUND"], ["The shadow copy %s does not exist." % guid])
         elif kind in ("volume", "oldest"):
-            volume = self.model.find_volume(argument)
+            volume = self.model.storage.find_volume(argument)
             if volume is None:
                 raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_NOT_FOUND"], ['The volume "%s" is not a volume of this computer.' % argument])
             targets = [r for r in records if r["VolumeName"] == volume.unique_id]
             if kind == "oldest":
                 targets = targets[:1]
         elif kind == "exposed":
-            shadow_id = self.model.exposures.get(self._exposure_name(argument))
+            shadow_id = self.model.shadows.exposures.get(self._exposure_name(argument))
             targets = [r for r in records if shadow_id and r["ID"].lower() == shadow_id.lower()]
         else:
             raise DiskShadowFailure(HRESULTS["VSS_E_BAD_STATE"], ["delete shadows takes all, set, id, volume, oldest or exposed."])
         lines = []
         for record in targets:
-            attributes = list(record["Attributes"]) + (["Exposed_Locally"] if self.model.exposure_of(record["ID"]) else [])
+            attributes = list(record["Attributes"]) + (["Exposed_Locally"] if self.model.shadows.exposure_of(record["ID"]) else [])
             lines.append("Deleting shadow copy %s on volume %s from provider %s [Attributes: 0x%08x]..." % (
                 record["ID"], record["VolumeName"], record["ProviderID"], attribute_bits(attributes)))
-            if self.model.delete_shadow_copy(record["ID"]):
+            if self.model.shadows.delete(record["ID"]):
                 self.result.deleted.append(record["ID"])
         self.print(*(lines + ["", "Number of shadow copies deleted: %d" % len(targets)]))
 
@@ -743,35 +743,35 @@ class DiskShadow:  # pylint: disable=too-many-instance-attributes
         if len(words) < 2:
             raise DiskShadowFailure(HRESULTS["VSS_E_BAD_STATE"], ["expose needs a shadow copy and a drive letter."])
         guid = _guid(words[0])
-        record = self.model.shadow_record(guid) if guid else None
+        record = self.model.shadows.record(guid) if guid else None
         if record is None:
             raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_NOT_FOUND"], ["The shadow copy %s does not exist." % words[0]])
         if not record["Persistent"]:
             raise DiskShadowFailure(HRESULTS["VSS_E_UNSUPPORTED_CONTEXT"], ["Only persistent shadow copies can be exposed."])
         name = self._exposure_name(words[1])
         with self.model.lock:
-            if self.model.find_volume(name) is not None or name in self.model.exposures:
+            if self.model.storage.find_volume(name) is not None or name in self.model.shadows.exposures:
                 raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_ALREADY_EXISTS"], ["%s is already in use." % name])
-            self.model.exposures[name] = record["ID"]
+            self.model.shadows.exposures[name] = record["ID"]
         self.print("The shadow copy was successfully exposed as %s." % name)
 
     def _unexpose(self, words):
         name = self._exposure_name(words[0]) if words else ""
         with self.model.lock:
-            if name not in self.model.exposures:
+            if name not in self.model.shadows.exposures:
                 raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_NOT_FOUND"], ["No shadow copy is exposed as %s." % name])
-            del self.model.exposures[name]
+            del self.model.shadows.exposures[name]
         self.print("The shadow copy was successfully unexposed.")
 
     def _revert(self, words):
         guid = _guid(words[0]) if words else None
-        record = self.model.shadow_record(guid) if guid else None
+        record = self.model.shadows.record(guid) if guid else None
         if record is None:
             raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_NOT_FOUND"], ["The shadow copy %s does not exist." % (words[0] if words else "")])
         if not record["ClientAccessible"]:
             raise DiskShadowFailure(HRESULTS["VSS_E_UNSUPPORTED_CONTEXT"], [
                 "diskshadow reverts client-accessible shadow copies only (use vssadmin revert shadow for persistent ones)."])
-        self.model.revert_to_shadow(record["ID"])
+        self.model.shadows.revert(record["ID"])
         self.print("The shadow copy was successfully reverted.")
 
 

@@ -19,10 +19,11 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import (
 )
 from lab.dataplane import BlockStore
 from lab.windows import LabWindowsHost, WindowsServer
-from lab.windows.content import Journal, assess_journal, check_consistency
+from lab.windows.application import Journal, assess_journal, check_consistency
 from lab.windows.diskshadow import run_diskshadow
 from lab.windows.locales import agent_decode, console_bytes
-from lab.windows.sessions import Batch, parse_redirections, protocol_script_kind
+from lab.windows.agent_twin import read_ops, session_ops
+from lab.windows.batch import Batch, parse_redirections, protocol_script_kind
 from lab.windows.testing import call_agent, sample_instance
 
 SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
@@ -63,14 +64,14 @@ def fixed_files(session_plan):
 def write_run(model, session_plan):
     run_dir = session_plan.run_dir()
     for name, text in generator.session_files(session_plan).items():
-        model.write_file(run_dir + "\\" + name, text.encode("ascii"))
+        model.files.write(run_dir + "\\" + name, text.encode("ascii"))
     return run_dir
 
 
 def run_generated(model, session_plan, **options):
     """diskshadow /s snapshot.dsh of a generated session (the batch files written first, the run dir as cwd)."""
     run_dir = write_run(model, session_plan)
-    script = model.read_file(run_dir + "\\snapshot.dsh").decode("ascii")
+    script = model.files.read(run_dir + "\\snapshot.dsh").decode("ascii")
     return run_diskshadow(model, script, cwd=run_dir, run_id=session_plan.run_id, **options)
 
 
@@ -79,7 +80,7 @@ def states(model):
 
 
 def events(model, event):
-    return [entry["writer"] for entry in model.events(event)]
+    return [entry["writer"] for entry in model.vss_events.select(event)]
 
 
 # ------------------------------------------------------------------------------------------------ copy backup
@@ -95,7 +96,7 @@ def test_copy_backup_creates_the_set_records_it_and_never_sends_backup_complete(
     # aliases and the set become environment variables; record.cmd wrote them into created.txt
     assert re.search(r"^Alias vol_d for shadow ID \{[0-9a-f-]{36}\} set as environment variable\.$", text, re.MULTILINE)
     assert "Alias VSS_SHADOW_SET for shadow set ID %s set as environment variable." % result.set_id in text
-    created = model.read_file(session_plan.run_dir() + "\\created.txt").decode("ascii")
+    created = model.files.read(session_plan.run_dir() + "\\created.txt").decode("ascii")
     set_id, shadows = generator.parse_created_record(created, session_plan)
     assert set_id == result.set_id and shadows == {"D:": result.shadows["vol_d"], "E:": result.shadows["vol_e"]}
     # the create output parses like the captures, and Win32_ShadowCopy agrees
@@ -103,15 +104,15 @@ def test_copy_backup_creates_the_set_records_it_and_never_sends_backup_complete(
     assert [(s["shadow_id"], s["alias"], s["original_volume_display"]) for s in parsed] == [
         (shadows["D:"], "vol_d", "D:\\"), (shadows["E:"], "vol_e", "E:\\")]
     assert all(s["attributes"] == ["No_Auto_Release", "Persistent", "Differential"] and s["shadow_set_id"] == set_id for s in parsed)
-    wmi = model.shadows()["shadows"]
+    wmi = read_ops.shadows(model)["shadows"]
     assert {s["ID"].lower() for s in wmi} == set(shadows.values()) and all(s["Persistent"] and s["NoAutoRelease"] for s in wmi)
     # SqlServerWriter went through the freeze and is STABLE again; no BackupComplete for a copy backup
     assert events(model, "Freeze") == ["SqlServerWriter"] and events(model, "BackupComplete") == []
     assert events(model, "BackupShutdown") == ["SqlServerWriter"] and set(states(model).values()) == {1}
-    history = [entry["state"] for entry in model.writer_histories("SqlServerWriter")["SqlServerWriter"]]
+    history = [entry["state"] for entry in model.writers.histories("SqlServerWriter")["SqlServerWriter"]]
     assert history == [1, 2, 3, 4, 5, 1]
     # the metadata document was written where `set metadata` said
-    cab = model.read_file(session_plan.run_dir() + "\\backup.cab").decode("utf-8")
+    cab = model.files.read(session_plan.run_dir() + "\\backup.cab").decode("utf-8")
     assert 'backupType="COPY"' in cab and 'writerName="SqlServerWriter"' in cab and "Inserted file Manifest.xml into .cab file backup.cab" in text
 
 
@@ -124,7 +125,7 @@ def test_volumes_outside_the_set_silently_exclude_writers_and_verbose_mode_says_
             "because it requires volume E:\\ which is not in the shadow copy set.") in text
     assert 'Excluding writer "Shadow Copy Optimization Writer", because all of its components have been excluded.' in text
     assert "Including writer" not in text
-    assert model.events("Freeze") == [] and model.events("SnapshotSetCreated")[0]["writers"] == []
+    assert model.vss_events.select("Freeze") == [] and model.vss_events.select("SnapshotSetCreated")[0]["writers"] == []
     # without verbose mode the exclusion is silent
     quiet = run_diskshadow(model, "set context persistent\r\nadd volume D:\r\ncreate\r\n")
     assert quiet.exit_code == 0 and "excluded" not in quiet.output
@@ -140,10 +141,10 @@ def test_writer_verify_fails_create_when_the_writer_is_left_out():
                        "error_text": "VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT"}
     assert result.output.endswith("\nThe last operation failed.\n        - Returned HRESULT: 800423F0\n"
                                   "        - Error text: VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT\n\n")
-    assert "-> exec" not in result.output and not model.file_exists(session_plan.run_dir() + "\\created.txt")
-    assert model.list_shadows() == [] and model.events("Freeze") == []
+    assert "-> exec" not in result.output and not model.files.exists(session_plan.run_dir() + "\\created.txt")
+    assert model.shadows.list() == [] and model.vss_events.select("Freeze") == []
     # a writer that is not on the host at all
-    model.set_writer_state("SqlServerWriter", "missing")
+    model.writers.set_state("SqlServerWriter", "missing")
     missing = run_generated(model, plan(run_id="ss-2"))
     assert parse_diskshadow_failure(missing.output)["hresult"] == 0x80042308
 
@@ -152,33 +153,33 @@ def test_explicit_exclusion_and_nowriters_leave_the_writer_out():
     model = make_model()
     result = run_diskshadow(model, "set context persistent\nset verbose on\nwriter exclude %s\nadd volume D:\nadd volume E:\n"
                                    "create\n" % SQL_WRITER_ID)
-    assert result.exit_code == 0 and model.events("Freeze") == []
+    assert result.exit_code == 0 and model.vss_events.select("Freeze") == []
     result = run_diskshadow(model, "set context persistent nowriters\nadd volume D:\nadd volume E:\ncreate\n")
-    assert result.exit_code == 0 and model.events("Freeze") == []
-    assert "No_Writers" in model.shadow_record(result.shadows["VSS_SHADOW_1"])["Attributes"]
+    assert result.exit_code == 0 and model.vss_events.select("Freeze") == []
+    assert "No_Writers" in model.shadows.record(result.shadows["VSS_SHADOW_1"])["Attributes"]
     assert "Attributes:  No_Auto_Release Persistent No_Writers Differential" in result.output
 
 
 def test_volatile_shadows_exist_for_the_script_only():
     model = make_model()
-    model.write_file("C:\\Scripts\\check.cmd", b"@echo off\r\nrem a user's script\r\n")
+    model.files.write("C:\\Scripts\\check.cmd", b"@echo off\r\nrem a user's script\r\n")
     seen = []
     original = model.exec_exit_codes.get
 
     def spy(path, default):
-        seen.append(len(model.list_shadows()))
+        seen.append(len(model.shadows.list()))
         return original(path, default)
 
     model.exec_exit_codes = type("Spy", (dict,), {"get": lambda self, path, default=None: spy(path, default)})()
     result = run_diskshadow(model, "set context volatile\nadd volume D: alias data\ncreate\nexec C:\\Scripts\\check.cmd\n")
-    assert result.exit_code == 0 and seen == [1] and model.list_shadows() == []
-    assert not model.events("SnapshotSetCreated")[0]["shadows"] == {}
+    assert result.exit_code == 0 and seen == [1] and model.shadows.list() == []
+    assert not model.vss_events.select("SnapshotSetCreated")[0]["shadows"] == {}
 
 
 # ------------------------------------------------------------------------------------------------ full backup
 def test_full_backup_holds_writers_until_end_backup_and_exec_failure_quits_before_it():
     model = make_model()
-    model.write_file("C:\\Scripts\\after.cmd", b"@echo off\r\nexit /b 3\r\n")
+    model.files.write("C:\\Scripts\\after.cmd", b"@echo off\r\nexit /b 3\r\n")
     model.set_exec_exit_code("C:\\Scripts\\after.cmd", 3)
     script = "set context persistent\nbegin backup\nadd volume D:\nadd volume E:\ncreate\nexec C:\\Scripts\\after.cmd\nend backup\n"
     result = run_diskshadow(model, script)
@@ -187,12 +188,12 @@ def test_full_backup_holds_writers_until_end_backup_and_exec_failure_quits_befor
     assert parse_diskshadow_failure(result.output)["hresult"] == 0x80004005
     assert events(model, "BackupComplete") == [] and events(model, "Abort") == ["SqlServerWriter"]
     assert set(states(model).values()) == {1}, "abort leaves no writer waiting"
-    assert len(model.list_shadows()) == 2, "persistent shadows outlive diskshadow; the controller deletes them"
+    assert len(model.shadows.list()) == 2, "persistent shadows outlive diskshadow; the controller deletes them"
     model.set_exec_exit_code("C:\\Scripts\\after.cmd", None)
     result = run_diskshadow(model, script)
     assert result.exit_code == 0 and result.output.rstrip().endswith("-> end backup")
     assert events(model, "BackupComplete") == ["SqlServerWriter"]
-    complete = model.events("BackupComplete")[0]
+    complete = model.vss_events.select("BackupComplete")[0]
     assert complete["backup_type"] == "full" and complete["set_id"] == result.set_id
 
 
@@ -218,7 +219,7 @@ def test_held_full_backup_shows_waiting_writers_to_another_agent_call_until_rele
     result = released["result"]
     assert released["ok"] and result["state"] == "completed" and result["exit_code"] == 0 and result["decision"] == "ok"
     assert sorted(result["present_shadow_ids"]) == sorted(status["shadows"].values()) == sorted(result["deleted_shadow_ids"])
-    assert not result["released_before"] and model.list_shadows() == []
+    assert not result["released_before"] and model.shadows.list() == []
     assert events(model, "BackupComplete") == ["SqlServerWriter"] and states(model)["SqlServerWriter"] == 1
     assert result["log"].rstrip().endswith("-> end backup")
     # the first decision stands; the task is gone, the run directory stays until cleanup
@@ -250,7 +251,7 @@ def test_abort_or_hold_timeout_quits_without_backup_complete(how):
     assert set(states(model).values()) == {1}
     # persistent shadows outlive the abort; shadow_delete removes them (nothing left to delete is fine)
     deleted = call_agent(host, "shadow_delete", {"shadow_set_id": result["shadow_set_id"]})["result"]["deleted_shadow_ids"]
-    assert sorted(deleted) == sorted(result["shadows"].values()) and model.list_shadows() == []
+    assert sorted(deleted) == sorted(result["shadows"].values()) and model.shadows.list() == []
     assert call_agent(host, "shadow_delete", {"shadow_set_id": result["shadow_set_id"]})["result"] == {"deleted_shadow_ids": []}
 
 
@@ -277,25 +278,25 @@ def test_session_cleanup_stops_stale_tasks_deletes_their_shadows_and_removes_the
     status = call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
                                                 "time_limit_seconds": 600})["result"]
     assert call_agent(host, "session_cleanup", {"older_than_seconds": 0})["result"] == {"cleaned": []}, "younger than 60 s"
-    model.sessions.age(RUN_ID, 61)
+    session_ops.age(model, RUN_ID, 61)
     assert call_agent(host, "session_cleanup", {"older_than_seconds": 60})["result"] == {"cleaned": []}, \
         "a task within its own time limit is left alone"
-    model.sessions.age(RUN_ID, 600)
+    session_ops.age(model, RUN_ID, 600)
     cleaned = call_agent(host, "session_cleanup", {"older_than_seconds": 60})["result"]["cleaned"]
     assert [(c["run_id"], c["shadow_set_id"], sorted(c["deleted_shadow_ids"]), c["error"]) for c in cleaned] == [
         (RUN_ID, status["shadow_set_id"], sorted(status["shadows"].values()), None)]
-    assert model.list_shadows() == [] and model.list_files(session_plan.run_dir()) == []
+    assert model.shadows.list() == [] and model.files.list(session_plan.run_dir()) == []
     assert events(model, "BackupComplete") == [] and set(states(model).values()) == {1}
     assert call_agent(host, "session_status", {"run_id": RUN_ID})["result"]["state"] == "missing"
-    assert model.sessions.describe() == []
+    assert model.tasks.describe() == []
 
 
 def test_the_task_time_limit_stops_diskshadow():
     host = LabWindowsHost(make_model())
     session_plan = plan(backup_type="full", hold_timeout_seconds=300)
     call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
-    task = host.model.sessions.tasks[RUN_ID]
-    host.model.sessions._time_limit(task)  # pylint: disable=protected-access
+    task = host.model.tasks.get(session_ops.task_name(RUN_ID))
+    host.model.tasks._time_limit(task)  # pylint: disable=protected-access
     status = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]
     assert status["state"] == "failed" and status["exit_code"] is None and not status["task_running"]
     assert task.last_result == 0x41306 and "time limit" in task.error
@@ -313,13 +314,13 @@ def test_the_task_time_limit_stops_diskshadow():
 ])
 def test_faults_fail_create_once_and_leave_nothing_behind(kind, options, hresult, symbol):
     model = make_model()
-    model.arm_vss_fault(kind, **options)
+    model.vss_faults.arm(kind, **options)
     result = run_generated(model, plan())
     assert result.exit_code == 1 and parse_diskshadow_failure(result.output) == {"hresult": hresult, "name": symbol, "error_text": symbol}
-    assert model.list_shadows() == [] and "-> exec" not in result.output
-    sql = model.writer("SqlServerWriter")
+    assert model.shadows.list() == [] and "-> exec" not in result.output
+    sql = model.writers.get("SqlServerWriter")
     if kind.startswith("writer"):
-        failed = model.events("Freeze", "SqlServerWriter")
+        failed = model.vss_events.select("Freeze", "SqlServerWriter")
         assert sql.state == 9 and [(e["state"], e.get("failed")) for e in failed] == [(9, True)]
         text = call_agent(LabWindowsHost(model), "writers")["result"]["outputs"]["vssadmin"]["text"]
         assert next(w for w in parse_vssadmin_writers(text) if w["name"] == "SqlServerWriter")["state"] == 9
@@ -332,21 +333,21 @@ def test_faults_fail_create_once_and_leave_nothing_behind(kind, options, hresult
 def test_a_failed_writer_keeps_failing_until_its_service_restarts():
     host = LabWindowsHost(make_model())
     model = host.model
-    model.set_writer_state("SqlServerWriter", "failed_at_prepare_snapshot", error="retryable")
-    before = model.writer("SqlServerWriter").instance_id
+    model.writers.set_state("SqlServerWriter", "failed_at_prepare_snapshot", error="retryable")
+    before = model.writers.get("SqlServerWriter").instance_id
     for run_id in ("ss-1", "ss-2"):
         result = run_generated(model, plan(run_id=run_id))
         assert parse_diskshadow_failure(result.output)["hresult"] == 0x800423F3
     restarted = call_agent(host, "service_restart", {"name": "SQLWriter"})["result"]["services"]
     assert [(s["name"], s["previous_status"], s["status"]) for s in restarted] == [("SQLWriter", "Running", "Running")]
-    assert model.writer("SqlServerWriter").instance_id != before and model.writer("SqlServerWriter").state == 1
+    assert model.writers.get("SqlServerWriter").instance_id != before and model.writers.get("SqlServerWriter").state == 1
     assert run_generated(model, plan(run_id="ss-3")).exit_code == 0
     assert "no service" in call_agent(host, "service_restart", {"name": "NoSuchService"})["error"]["message"]
 
 
 def test_diff_area_too_small_is_insufficient_storage():
     model = make_model()
-    model.set_shadow_storage("E:", "E:", max_space=100 << 20)
+    model.shadows.set_storage("E:", "E:", max_space=100 << 20)
     result = run_generated(model, plan())
     assert parse_diskshadow_failure(result.output)["hresult"] == 0x8004231F
     assert "cannot hold the diff area of E:\\" in result.output
@@ -354,12 +355,12 @@ def test_diff_area_too_small_is_insufficient_storage():
 
 def test_two_creations_at_once_collide_with_snapshot_set_in_progress():
     model = make_model()
-    model.arm_vss_fault("create_delay", seconds=1.0)
+    model.vss_faults.arm("create_delay", seconds=1.0)
     first = {}
     thread = threading.Thread(target=lambda: first.update(result=run_diskshadow(model, "add volume D:\ncreate\n")))
     thread.start()
     deadline = time.monotonic() + 5
-    while model.creating_set is None and time.monotonic() < deadline:
+    while model.shadows.creating_set is None and time.monotonic() < deadline:
         time.sleep(0.01)
     second = run_diskshadow(model, "add volume E:\ncreate\n")
     thread.join(10)
@@ -374,24 +375,24 @@ def test_list_delete_expose_and_revert():
     listing = run_diskshadow(model, "list shadows all\n").output
     assert "Querying all shadow copies on the computer ..." in listing and "Number of shadow copies listed: 2" in listing
     assert [s["shadow_id"] for s in parse_diskshadow_shadows(listing)] == [created.shadows["data"], created.shadows["logs"]]
-    model.write_file("D:\\SQLData\\late.txt", b"after the shadow")
+    model.files.write("D:\\SQLData\\late.txt", b"after the shadow")
     exposed = run_diskshadow(model, "expose %s X:\n" % created.shadows["data"])
     assert "The shadow copy was successfully exposed as X:\\." in exposed.output
-    assert model.read_file("X:\\SQLData\\shop.mdf") == model.shadow_content(created.shadows["data"])["SQLData\\shop.mdf"]
-    assert model.read_file("X:\\SQLData\\late.txt") is None
-    wmi = next(s for s in model.shadows()["shadows"] if s["ID"].lower() == created.shadows["data"])
+    assert model.files.read("X:\\SQLData\\shop.mdf") == model.shadows.content(created.shadows["data"])["SQLData\\shop.mdf"]
+    assert model.files.read("X:\\SQLData\\late.txt") is None
+    wmi = next(s for s in read_ops.shadows(model)["shadows"] if s["ID"].lower() == created.shadows["data"])
     assert wmi["ExposedLocally"] and wmi["ExposedName"] == "X:\\"
     refused = run_diskshadow(model, "revert %s\n" % created.shadows["data"])
     assert parse_diskshadow_failure(refused.output)["hresult"] == 0x8004231B
     deleted = run_diskshadow(model, "delete shadows set %s\n" % created.set_id)
     assert re.search(r"^Deleting shadow copy \{[0-9a-f-]+\} on volume \\\\\?\\Volume\{[0-9a-f-]+\}\\ from provider "
                      r"\{b5946137-7b9f-4925-af80-51abd60b20d5\} \[Attributes: 0x00120009\]\.\.\.$", deleted.output, re.MULTILINE)
-    assert "Number of shadow copies deleted: 2" in deleted.output and model.list_shadows() == [] and model.exposures == {}
+    assert "Number of shadow copies deleted: 2" in deleted.output and model.shadows.list() == [] and model.shadows.exposures == {}
     accessible = run_diskshadow(model, "set context clientaccessible\nadd volume D: alias data\ncreate\n")
-    model.write_file("D:\\SQLData\\later.txt", b"after the shadow")
+    model.files.write("D:\\SQLData\\later.txt", b"after the shadow")
     reverted = run_diskshadow(model, "revert %s\n" % accessible.shadows["data"])
-    assert reverted.exit_code == 0 and model.read_file("D:\\SQLData\\later.txt") is None and model.list_shadows() == []
-    assert model.read_file("D:\\SQLData\\late.txt") == b"after the shadow"
+    assert reverted.exit_code == 0 and model.files.read("D:\\SQLData\\later.txt") is None and model.shadows.list() == []
+    assert model.files.read("D:\\SQLData\\late.txt") == b"after the shadow"
     missing = run_diskshadow(model, "delete shadows id {00000000-0000-0000-0000-000000000001}\n")
     assert parse_diskshadow_failure(missing.output)["hresult"] == 0x80042308
 
@@ -425,10 +426,10 @@ def test_a_digit_before_a_redirection_is_a_handle(line, handle, text):
     code = Batch(model, "C:\\t\\t.cmd", "@echo off\r\n%s\r\n" % line, {}, out.append).run()
     assert code == 0
     if handle is not None:
-        assert model.read_file("C:\\t\\x.txt") == b"" and out == [text]
+        assert model.files.read("C:\\t\\x.txt") == b"" and out == [text]
         assert parse_redirections(line.replace("%ERRORLEVEL%", "0"))[1][0][0] == handle
     else:
-        assert model.read_file("C:\\t\\x.txt") == text.encode() and out == []
+        assert model.files.read("C:\\t\\x.txt") == text.encode() and out == []
 
 
 def test_the_generated_run_cmd_as_cmd_exe_runs_it():
@@ -462,23 +463,23 @@ def test_unknown_commands_in_a_batch_file_set_errorlevel_9009():
 # ------------------------------------------------------------------------------------- the application journal
 def test_the_invariant_checker_on_consistent_lazy_torn_and_mismatched_images():
     model = make_model()
-    journal = model.journal
+    journal = model.application.journal
     data, log = journal.data_volume, journal.log_volume
-    model.application_transactions(3)
+    model.application.transactions(3)
     assert check_consistency(data.files(), log.files()) == (True, [])
     consistent_data = data.files()
-    model.application_transactions(2, mode="lazy")
+    model.application.transactions(2, mode="lazy")
     ok, reasons = check_consistency(data.files(), log.files())
     verdict = assess_journal(data.files(), log.files())
     assert not ok and verdict["recoverable"] and "the log holds LSN 4..5" in reasons[0]
-    model.application_transactions(1, mode="torn")
+    model.application.transactions(1, mode="torn")
     verdict = assess_journal(data.files(), log.files())
     assert not verdict["consistent"] and verdict["torn"] and verdict["recoverable"] and "torn" in verdict["reasons"][0]
     assert Journal.read(data.files(), log.files()).applied_lsn == -1
     journal.checkpoint()
     assert check_consistency(data.files(), log.files()) == (True, [])
     early_log = dict(log.files())
-    model.application_transactions(2)
+    model.application.transactions(2)
     verdict = assess_journal(data.files(), early_log)
     assert not verdict["consistent"] and not verdict["recoverable"] and "different points in time" in verdict["reasons"][0]
     assert check_consistency(consistent_data, {})[1] == ["SQLLogs\\shop_log.ldf is missing from the image"]
@@ -486,28 +487,28 @@ def test_the_invariant_checker_on_consistent_lazy_torn_and_mismatched_images():
 
 def test_the_writer_flushes_the_application_at_freeze_so_the_shadow_is_consistent():
     model = make_model()
-    model.application_transactions(3, mode="lazy")
-    model.application_transactions(1, mode="torn")
-    assert not model.journal_check()["consistent"]
+    model.application.transactions(3, mode="lazy")
+    model.application.transactions(1, mode="torn")
+    assert not model.application.check()["consistent"]
     included = run_diskshadow(model, "add volume D: alias d\nadd volume E: alias e\ncreate\n")
-    assert check_consistency(model.shadow_content(included.shadows["d"]), model.shadow_content(included.shadows["e"])) == (True, [])
-    model.application_transactions(2, mode="lazy")
+    assert check_consistency(model.shadows.content(included.shadows["d"]), model.shadows.content(included.shadows["e"])) == (True, [])
+    model.application.transactions(2, mode="lazy")
     left_out = run_diskshadow(model, "set context persistent nowriters\nadd volume D: alias d\nadd volume E: alias e\ncreate\n")
-    ok, reasons = check_consistency(model.shadow_content(left_out.shadows["d"]), model.shadow_content(left_out.shadows["e"]))
+    ok, reasons = check_consistency(model.shadows.content(left_out.shadows["d"]), model.shadows.content(left_out.shadows["e"]))
     assert not ok and "the log holds LSN 5..6" in reasons[0]
 
 
 def test_the_background_application_keeps_writing_and_stops_with_the_host():
     model = make_model()
-    model.start_application(interval=0.002, checkpoint_every=2, torn_pause=0.002)
+    model.application.start(interval=0.002, checkpoint_every=2, torn_pause=0.002)
     deadline = time.monotonic() + 5
-    while model.application_state()["background_transactions"] < 20 and time.monotonic() < deadline:
+    while model.application.state()["background_transactions"] < 20 and time.monotonic() < deadline:
         time.sleep(0.01)
     shadows = run_diskshadow(model, "add volume D: alias d\nadd volume E: alias e\ncreate\n").shadows
-    assert check_consistency(model.shadow_content(shadows["d"]), model.shadow_content(shadows["e"])) == (True, [])
+    assert check_consistency(model.shadows.content(shadows["d"]), model.shadows.content(shadows["e"])) == (True, [])
     model.shutdown()
-    assert not model.application_state()["running"]
-    assert assess_journal(model.journal.data_volume.files(), model.journal.log_volume.files())["recoverable"]
+    assert not model.application.state()["running"]
+    assert assess_journal(model.application.journal.data_volume.files(), model.application.journal.log_volume.files())["recoverable"]
 
 
 def test_mount_folders_aliases_in_commands_and_writer_listings():
@@ -517,8 +518,8 @@ def test_mount_folders_aliases_in_commands_and_writer_listings():
     session_plan = plan(volumes=["C:\\Mounts\\Data"], verify=())
     result = run_generated(model, session_plan)
     assert result.exit_code == 0 and list(result.shadows) == ["vol_c_mounts_data"]
-    record = model.shadow_record(result.shadows["vol_c_mounts_data"])
-    assert record["VolumeName"] == model.find_volume("C:\\Mounts\\Data").unique_id
+    record = model.shadows.record(result.shadows["vol_c_mounts_data"])
+    assert record["VolumeName"] == model.storage.find_volume("C:\\Mounts\\Data").unique_id
     assert "[C:\\Mounts\\Data\\]" in result.output
     refused = run_diskshadow(model, "add volume C:\\Windows\ncreate\n")
     assert parse_diskshadow_failure(refused.output)["hresult"] == 0x80042308, "a folder that is not a mount point"
@@ -535,7 +536,7 @@ def test_a_japanese_host_writes_its_session_log_in_code_page_932():
     call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
     status = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]
     assert status["state"] == "completed"
-    raw = host.model.read_file(session_plan.run_dir() + "\\diskshadow.log")
+    raw = host.model.files.read(session_plan.run_dir() + "\\diskshadow.log")
     assert raw.decode("cp932").startswith("Microsoft DiskShadow \u30d0\u30fc\u30b8\u30e7\u30f3 1.0\r\n")
     assert "\u30b7\u30e3\u30c9\u30a6 \u30b3\u30d4\u30fc ID = %s" % status["shadows"]["vol_d"] in status["log"]
     assert [s["shadow_id"] for s in parse_diskshadow_shadows(status["log"])] == [status["shadows"]["vol_d"]]
