@@ -28,9 +28,9 @@ del _number, _name
 HISTORY_LIMIT = 500
 EVENT_LIMIT = 2000
 # Faults of the VSS machinery a test can arm per host (see VssFaults.arm and docs/lab-windows.md).
-VSS_FAULT_KINDS = ("writer_fail_at_freeze", "writer_timeout", "snapshot_set_in_progress", "insufficient_storage",
-                   "provider_veto", "create_delay")
-WRITER_FAULT_KINDS = ("writer_fail_at_freeze", "writer_timeout")
+VSS_FAULT_KINDS = ("writer_fail_at_freeze", "writer_timeout", "writer_vanishes", "snapshot_set_in_progress",
+                   "insufficient_storage", "provider_veto", "create_delay")
+WRITER_FAULT_KINDS = ("writer_fail_at_freeze", "writer_timeout", "writer_vanishes")
 
 
 class Writer:
@@ -144,7 +144,9 @@ class VssFaults:
     def arm(self, kind, writer=None, error=None, times=1, seconds=None, volume=None):
         """``writer_fail_at_freeze`` (``writer``, ``error`` default retryable): the writer fails at Freeze, state 9;
         ``writer_timeout`` (``writer``, ``seconds`` of delay, default 0): the writer does not answer the Freeze in
-        time, state 9, Timed out, VSS_E_WRITERERROR_TIMEOUT; ``snapshot_set_in_progress``:
+        time, state 9, Timed out, VSS_E_WRITERERROR_TIMEOUT; ``writer_vanishes`` (``writer``): the writer is listed
+        until a shadow copy set is created, then it is gone (its process ended: not listed until its service restarts
+        or the lab sets it ``present``), as after a pre-flight that saw it; ``snapshot_set_in_progress``:
         VSS_E_SNAPSHOT_SET_IN_PROGRESS (another requester is creating a set); ``insufficient_storage`` (``volume`` or
         all): VSS_E_INSUFFICIENT_STORAGE; ``provider_veto``: VSS_E_PROVIDER_VETO; ``create_delay`` (``seconds``):
         the creation takes that long (writers frozen meanwhile). ``times``: how many creations (None: until cleared).
@@ -262,6 +264,13 @@ class Writers:
                 if writer.service == service:
                     writer.restart()
                     self._record(writer, "Restart", service=service)
+
+    def vanish(self, writer, **details):
+        """The writer's process ended: it is not listed any more (until its service restarts)."""
+        with self.server.lock:
+            writer.present = False
+            self._record(writer, "Vanished", **details)
+        self.server.vss_events.record("WriterVanished", writer, **details)
 
     def visible(self):
         """The writers ``vssadmin list writers`` would list now (none while EventSystem is stopped)."""

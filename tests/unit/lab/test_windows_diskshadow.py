@@ -149,6 +149,84 @@ def test_writer_verify_fails_create_when_the_writer_is_left_out():
     assert parse_diskshadow_failure(missing.output)["hresult"] == 0x80042308
 
 
+@pytest.mark.parametrize("failure", ["fault at freeze", "failed state", "time-out"])
+def test_an_unverified_writer_that_fails_is_left_out_and_the_set_is_still_created(failure):
+    """The script forgot `writer verify`: diskshadow succeeds without the writer, which is what makes the mistake visible."""
+    model = make_model()
+    if failure == "fault at freeze":
+        model.vss_faults.arm("writer_fail_at_freeze", writer="SqlServerWriter")
+    elif failure == "failed state":
+        model.writers.set_state("SqlServerWriter", "failed_at_prepare_snapshot")
+    else:
+        model.vss_faults.arm("writer_timeout", writer="SqlServerWriter", seconds=0.05)
+    session_plan = plan(volumes=("C:", "D:", "E:"), backup_type="full", verify=())
+    model.files.write(session_plan.run_dir() + "\\release.txt", b"ok\r\n")
+    result = run_generated(model, session_plan)
+    assert result.exit_code == 0 and result.failure is None and len(model.shadows.list()) == 3
+    sql = model.writers.get("SqlServerWriter")
+    assert 7 <= sql.state <= 9, "the writer stays failed"
+    assert re.search(r'^The writer "SqlServerWriter" failed \(state [789], VSS_WS_FAILED_AT_\w+, VSS_E_WRITERERROR_\w+\): '
+                     r"it is not part of this shadow copy set\.$", result.output, re.MULTILINE)
+    created = model.vss_events.select("SnapshotSetCreated")[0]
+    assert created["failed_writers"] == ["SqlServerWriter"] and "SqlServerWriter" not in created["writers"]
+    assert [e["event"] for e in model.vss_events.select(writer="SqlServerWriter")
+            if not e.get("failed")] in ([], ["PrepareForBackup", "PrepareForSnapshot"])
+    assert events(model, "BackupComplete") != [] and "SqlServerWriter" not in events(model, "BackupComplete")
+    assert model.files.exists(session_plan.run_dir() + "\\created.txt"), "record.cmd ran: the session saw a set"
+    assert 'writerName="SqlServerWriter"' not in model.files.read(session_plan.run_dir() + "\\backup.cab").decode()
+
+
+def test_a_verified_writer_that_fails_fails_create_and_leaves_no_shadow_copy():
+    model = make_model()
+    model.vss_faults.arm("writer_fail_at_freeze", writer="SqlServerWriter", error="non_retryable")
+    result = run_generated(model, plan(volumes=("C:", "D:", "E:"), backup_type="full"))
+    assert result.exit_code == 1 and parse_diskshadow_failure(result.output)["hresult"] == 0x800423F4
+    assert model.shadows.list() == [] and model.vss_events.select("SnapshotSetCreated") == []
+    frozen = [e["writer"] for e in model.vss_events.select("Freeze") if not e.get("failed")]
+    assert frozen and sorted(events(model, "Abort")) == sorted(frozen), "the writers that froze are aborted"
+    assert events(model, "BackupComplete") == []
+
+
+def test_a_writer_that_vanishes_after_the_preflight():
+    host = LabWindowsHost(make_model())
+    model = host.model
+    model.vss_faults.arm("writer_vanishes", writer="SqlServerWriter")
+    text = call_agent(host, "writers", {"sources": ["vssadmin"]})["result"]["outputs"]["vssadmin"]["text"]
+    assert "SqlServerWriter" in [w["name"] for w in parse_vssadmin_writers(text)], "the pre-flight still sees it"
+    verified = run_generated(model, plan())
+    assert parse_diskshadow_failure(verified.output)["hresult"] == 0x80042308
+    assert model.shadows.list() == [] and model.vss_events.select("Freeze") == []
+    assert [e["writer"] for e in model.vss_events.select("WriterVanished")] == ["SqlServerWriter"]
+    text = call_agent(host, "writers", {"sources": ["vssadmin"]})["result"]["outputs"]["vssadmin"]["text"]
+    assert "SqlServerWriter" not in [w["name"] for w in parse_vssadmin_writers(text)], "gone until its service restarts"
+
+    forgot = make_model()
+    forgot.vss_faults.arm("writer_vanishes", writer="SqlServerWriter")
+    result = run_generated(forgot, plan(verify=()))
+    assert result.exit_code == 0 and len(forgot.shadows.list()) == 2, "without writer verify the set is made without it"
+    assert forgot.vss_events.select("SnapshotSetCreated")[0]["writers"] == []
+    assert forgot.vss_events.select(writer="SqlServerWriter")[0]["event"] == "WriterVanished"
+    forgot.services.restart("SQLWriter")
+    assert run_generated(forgot, plan(run_id="ss-back")).exit_code == 0
+
+
+def test_writer_verify_and_exclude_of_a_component():
+    shop = SQL_WRITER_ID + ":\\WIN-SQL-01\\shop"
+    model = make_model()
+    only_data = run_diskshadow(model, "set context persistent\nwriter verify %s\nadd volume D:\ncreate\n" % shop)
+    assert parse_diskshadow_failure(only_data.output)["hresult"] == 0x800423F0, "shop's log is on E:"
+    unknown = run_diskshadow(model, "writer verify %s:\\WIN-SQL-01\\nosuchdb\nadd volume D:\nadd volume E:\ncreate\n" % SQL_WRITER_ID)
+    assert parse_diskshadow_failure(unknown.output)["hresult"] == 0x80042308
+    by_name = run_diskshadow(model, "set context persistent\nset metadata C:\\m.cab\nwriter verify \"SqlServerWriter:\\WIN-SQL-01\\shop\"\n"
+                                    "writer exclude %s:\\WIN-SQL-01\\master\nadd volume D:\nadd volume E:\ncreate\n" % SQL_WRITER_ID)
+    assert by_name.exit_code == 0
+    cab = model.files.read("C:\\m.cab").decode()
+    assert 'componentName="shop"' in cab and 'componentName="master"' not in cab and 'componentName="msdb"' in cab
+    whole = run_diskshadow(model, "writer verify %s\nwriter exclude %s:\\WIN-SQL-01\\master\nadd volume D:\nadd volume E:\ncreate\n"
+                           % (SQL_WRITER_ID, SQL_WRITER_ID))
+    assert parse_diskshadow_failure(whole.output)["hresult"] == 0x800423F0, "a writer verified as a whole lacks master"
+
+
 def test_explicit_exclusion_and_nowriters_leave_the_writer_out():
     model = make_model()
     result = run_diskshadow(model, "set context persistent\nset verbose on\nwriter exclude %s\nadd volume D:\nadd volume E:\n"

@@ -158,7 +158,8 @@ def test_a_diff_area_on_another_volume_is_not_in_the_volumes_own_snapshot(client
 def test_faults_and_events_through_the_control_api(client):
     client.vss_fault(HOST, "writer_fail_at_freeze", writer="SqlServerWriter", error="retryable")
     answer = agent(client, "session_start", {"run_id": "ss-fault", "wait_seconds": 30,
-                                             "files": session_files(generator.SessionPlan(run_id="ss-fault", volumes=["D:", "E:"]))})
+                                             "files": session_files(generator.SessionPlan(run_id="ss-fault", volumes=["D:", "E:"],
+                                                                                          verify_writer_ids=[SQL_WRITER_ID]))})
     status = agent(client, "session_status", {"run_id": "ss-fault", "wait_seconds": 30})["result"]
     assert answer["ok"] and status["state"] == "failed" and "Returned HRESULT: 800423F3" in status["log"]
     failed = client.vss_events(HOST, event="Freeze", writer="SqlServerWriter")
