@@ -185,6 +185,9 @@ class Lab:
             elif route == ("PUT", "/_lab/ebs"):
                 self.ebs.configure(**request)
                 result = vars(self.ebs.settings)
+            elif route == ("GET", "/_lab/ebs/snapshots"):
+                wanted = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("snapshot_id")
+                result = self.ebs.points_in_time(wanted)
             elif route == ("PUT", "/_lab/ssm"):
                 self.ssm.configure(**request)
                 result = self.ssm.describe()
@@ -234,7 +237,17 @@ class LabClient:
         self._call("DELETE", "/faults")
 
     def ebs(self, **settings):
+        """EBS behaviour: ``pending_seconds``, ``per_volume_interval``, ``max_pending_per_volume``,
+        ``clock_offset_seconds`` (EC2's clock ahead of the lab's), ``describe_delay_seconds`` and
+        ``describe_delay_calls`` (DescribeSnapshots eventually consistent for the collection's calls)."""
         return self._call("PUT", "/ebs", settings)
+
+    def snapshot_points(self, snapshot_ids=None):
+        """``{snapshot id: record}`` of the EBS snapshots' points in time with microseconds: ``point_in_time`` on EC2's
+        clock, ``lab_time`` on the lab's (compare with the VSS events' ``lab_time``), moto's ``start_time`` (cut to the
+        second), ``action``, ``volume_id``, ``describe_calls`` (client DescribeSnapshots calls it was hidden from)."""
+        query = "?" + urllib.parse.urlencode([("snapshot_id", i) for i in snapshot_ids]) if snapshot_ids else ""
+        return self._call("GET", "/ebs/snapshots" + query)
 
     def ssm(self, **settings):
         """AWSEC2-CreateVssSnapshot's emulation (lab.aws.ssm_models): ``run_seconds`` (InProgress time),

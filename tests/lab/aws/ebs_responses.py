@@ -4,6 +4,8 @@ moto's backend entry points to the lab's models (lab.aws.ebs_models)."""
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
 from moto.ec2.responses import elastic_block_store as ebs_responses
 
+from .fault_proxy import CLIENT_HEADER
+
 
 def _patch_snapshot_templates():
     """moto prints a fixed status and progress; real EC2 reports them as they are."""
@@ -34,6 +36,22 @@ def _patch_create_snapshots_request():
     ebs_responses.ElasticBlockStore.create_snapshots = create_snapshots
 
 
+def _patch_describe_snapshots(behaviour):
+    """DescribeSnapshots as the collection sees it through the fault proxy: eventually consistent (the models decide
+    what is visible yet); a test reading moto directly sees every snapshot at once."""
+
+    def describe_snapshots(self):
+        filters = self._filters_from_querystring()
+        snapshot_ids = self._get_param("SnapshotIds", [])
+        snapshots = self.ec2_backend.describe_snapshots(snapshot_ids=snapshot_ids, filters=filters)
+        if self.headers.get(CLIENT_HEADER):
+            snapshots = behaviour.visible_to_client(snapshots, snapshot_ids)
+        template = self.response_template(ebs_responses.DESCRIBE_SNAPSHOTS_RESPONSE)
+        return template.render(snapshots=snapshots)
+
+    ebs_responses.ElasticBlockStore.describe_snapshots = describe_snapshots
+
+
 def install(behaviour):
     """Route moto's EBS backend and snapshot templates to ``behaviour`` (process-wide, once)."""
     if getattr(EBSBackend, "_shadowsnap_lab", False):
@@ -58,3 +76,4 @@ def install(behaviour):
     Snapshot.progress = property(behaviour.progress_of)
     _patch_snapshot_templates()
     _patch_create_snapshots_request()
+    _patch_describe_snapshots(behaviour)

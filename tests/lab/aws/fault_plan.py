@@ -22,6 +22,8 @@ DESCRIBE_BUCKET = (100, 20)
 UNFILTERED_DESCRIBE_BUCKET = (50, 10)
 UNFILTERED_DESCRIBE_ACTIONS = ("DescribeSnapshots", "DescribeVolumes", "DescribeInstances")
 NON_MUTATING_PREFIXES = ("Describe", "Get", "List")
+# How an answer is lost after the request was carried out (``lose_response``).
+LOST_ANSWERS = (True, "internal_error", "unavailable", "drop")
 
 ERROR_STATUS = {
     "RequestLimitExceeded": 503,
@@ -87,7 +89,8 @@ class FaultPlan:
 
     A rule is a dict: ``action`` (API action name or ``*``), ``count`` (how many matching requests it hits), and one of
     ``error`` (an EC2 error code answered instead of forwarding), ``status`` (a bare HTTP status, e.g. 500), or
-    ``lose_response`` (forward the request, then answer InternalError as if the answer was lost on the way back).
+    ``lose_response``: forward the request (EC2 carries it out), then lose its answer on the way back: ``true`` or
+    ``internal_error`` answer InternalError (500), ``unavailable`` Unavailable (503), ``drop`` resets the connection.
     ``rate_limits`` scales the EC2 token buckets (1.0 = EC2's figures; 0.05 = a twentieth, to reach them in tests).
     """
 
@@ -108,6 +111,8 @@ class FaultPlan:
             for rule in self.rules:
                 rule.setdefault("count", 1)
                 rule.setdefault("action", "*")
+                if rule.get("lose_response") not in (None, False) + LOST_ANSWERS:
+                    raise ValueError("lose_response must be true or one of %s" % ", ".join(LOST_ANSWERS[1:]))
             self.latency = float(latency_ms) / 1000.0
             self.rate_limit_scale = None if rate_limits is None else float(rate_limits)
             self.buckets = {}

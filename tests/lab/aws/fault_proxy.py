@@ -6,12 +6,18 @@ mounted on the same port under ``/_lab/``.
 """
 
 import http.client
+import io
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from .fault_plan import ERROR_MESSAGES, ERROR_STATUS, CallCounter, FaultPlan, ec2_error_body, is_unfiltered_describe
+
+# Set on every request the proxy forwards: moto's responses tell the collection's calls from a test's own reads.
+CLIENT_HEADER = "X-Shadowsnap-Lab-Client"
 
 
 def request_action(headers, body):
@@ -96,17 +102,30 @@ class FaultProxy:
                     self._answer(int(rule["status"]), b"<html><body>lab fault</body></html>", [("Content-Type", "text/html")])
                     return
                 status, headers, payload = self._forward(body)
-                if rule and rule.get("lose_response"):
+                lost = rule.get("lose_response") if rule else None
+                if lost:
                     proxy.counter.add(action, "faults", unfiltered)
-                    self._answer(500, ec2_error_body("InternalError", ERROR_MESSAGES["InternalError"]))
+                    if lost == "drop":
+                        self._drop()
+                        return
+                    code = "Unavailable" if lost == "unavailable" else "InternalError"
+                    self._answer(ERROR_STATUS[code], ec2_error_body(code, ERROR_MESSAGES[code]))
                     return
                 proxy.counter.add(action, "ok" if status < 400 else "errors", unfiltered)
                 self._answer(status, payload, headers)
+
+            def _drop(self):
+                """Reset the connection without an answer (RST), as when a response is lost on the way back."""
+                self.close_connection = True
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.wfile = io.BytesIO()
+                self.connection.close()
 
             def _forward(self, body):
                 connection = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=60)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
+                    headers[CLIENT_HEADER] = "1"
                     connection.request(self.command, self.path, body=body, headers=headers)
                     response = connection.getresponse()
                     payload = response.read()

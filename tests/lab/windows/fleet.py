@@ -24,14 +24,13 @@ class WindowsFleet:
     """Every simulated Windows host of a lab (thread-safe)."""
 
     def __init__(self, blockstore, region, *, scheme="http", auth=("basic",), username="Administrator",
-                 password="Lab-Passw0rd!", clock=None):  # pylint: disable=too-many-arguments
+                 password="Lab-Passw0rd!"):
         self.blockstore = blockstore
         self.region = region
         self.scheme = scheme
         self.auth = tuple(auth)
         self.username = username
         self.password = password
-        self.clock = clock
         self.hosts = {}
         self.servers = {}
         self._certificate_authority = None
@@ -61,7 +60,7 @@ class WindowsFleet:
         )
 
     def build_model(self, instance):
-        return WindowsServer(instance, self.blockstore, self.region, clock=self.clock).seed()
+        return WindowsServer(instance, self.blockstore, self.region).seed()
 
     def sync(self, instances):
         """Models and endpoints for exactly these seeded instances (start, or rebuild after a reseed)."""

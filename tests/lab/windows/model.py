@@ -15,8 +15,9 @@ Built from a seeded lab instance (name, instance id, style, volumes with their E
 it is the agent's twin's (lab.windows.agent_twin).
 """
 
-import datetime
 import threading
+
+from lab.clock import SkewedClock
 
 from . import catalog
 from .application import SqlApplication
@@ -28,7 +29,7 @@ from .tasks import TaskScheduler
 from .writers import VssEvents, VssFaults, Writers
 
 SETTINGS = ("imds", "aws_vss_components_version", "agent_code_page", "tool_delay_seconds", "locale",
-            "diskshadow_failure_exit_code")
+            "diskshadow_failure_exit_code", "clock_offset_seconds")
 
 
 def writer_specs(applications, hostname):
@@ -44,7 +45,7 @@ def writer_specs(applications, hostname):
 class WindowsServer:  # pylint: disable=too-many-instance-attributes
     """One simulated Windows host; every part is thread-safe under :attr:`lock`."""
 
-    def __init__(self, instance, blockstore, region="us-east-1", config=None, clock=None):
+    def __init__(self, instance, blockstore, region="us-east-1", config=None):
         config = dict(instance.get("windows") or {}) if config is None else dict(config)
         self.lock = threading.RLock()
         self.name = instance["name"]
@@ -57,7 +58,8 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
         if self.style not in ("nitro", "xen"):
             raise ValueError("style must be nitro or xen, not %r" % self.style)
         self.blockstore = blockstore
-        self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        # The host's clock: the lab's, ``clock_offset_seconds`` ahead (behind when negative).
+        self.clock = SkewedClock(config.get("clock_offset_seconds", 0.0))
         self.hostname = config.get("hostname") or self.name.upper()
         self.os = catalog.operating_system(config.get("os", "2022"), config.get("edition"))
         self.locale = get_locale(config.get("locale", "en-US"))
@@ -117,7 +119,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
 
     def configure(self, **settings):
         """Run-time switches: ``imds``, ``aws_vss_components_version``, ``agent_code_page``, ``tool_delay_seconds``,
-        ``locale``, ``diskshadow_failure_exit_code``."""
+        ``locale``, ``diskshadow_failure_exit_code``, ``clock_offset_seconds`` (the host's clock against the lab's)."""
         with self.lock:
             for key, value in settings.items():
                 if key == "imds":
@@ -135,6 +137,8 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
                     self.locale = get_locale(value)
                 elif key == "diskshadow_failure_exit_code":
                     self.diskshadow_failure_exit_code = int(value)
+                elif key == "clock_offset_seconds":
+                    self.clock = SkewedClock(value)
                 else:
                     raise ValueError("unknown host setting %r (known: %s)" % (key, ", ".join(SETTINGS)))
             return self.settings()
@@ -147,6 +151,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
             "tool_delay_seconds": self.tool_delay_seconds,
             "locale": self.locale.name,
             "diskshadow_failure_exit_code": self.diskshadow_failure_exit_code,
+            "clock_offset_seconds": self.clock.offset_seconds,
         }
 
     def describe(self):

@@ -10,6 +10,8 @@ and BackupComplete.
 import collections
 import itertools
 
+from lab.clock import iso, lab_now
+
 from . import catalog
 
 WRITER_STATE_ALIASES = {
@@ -110,7 +112,9 @@ def writer_state_number(state):
 
 
 class VssEvents:
-    """The host's log of VSS events (``BackupComplete``, ``Freeze``, ``Abort``...), numbered and timestamped."""
+    """The host's log of VSS events (``BackupComplete``, ``Freeze``, ``Abort``...), numbered and timestamped: ``time``
+    on the host's clock, ``lab_time`` on the lab's (the clock of the EBS snapshots' ``lab_time``), both with
+    microseconds."""
 
     def __init__(self, server):
         self.server = server
@@ -118,7 +122,8 @@ class VssEvents:
         self._numbers = itertools.count(1)
 
     def record(self, event, writer=None, **details):
-        entry = {"seq": next(self._numbers), "time": self.server.clock().isoformat(), "event": event,
+        moment = lab_now()
+        entry = {"seq": next(self._numbers), "time": iso(self.server.clock.at(moment)), "lab_time": iso(moment), "event": event,
                  "writer": writer.name if writer is not None else None,
                  "writer_id": writer.writer_id if writer is not None else None}
         entry.update(details)
@@ -210,8 +215,10 @@ class Writers:
         raise KeyError("%s has no writer %r" % (self.server.name, name))
 
     def _record(self, writer, event, **details):
+        moment = lab_now()
         writer.history.append({
-            "time": self.server.clock().isoformat(),
+            "time": iso(self.server.clock.at(moment)),
+            "lab_time": iso(moment),
             "state": writer.state,
             "state_name": catalog.WRITER_STATE_NAMES.get(writer.state, "UNKNOWN"),
             "error": writer.error,

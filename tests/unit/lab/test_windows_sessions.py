@@ -99,6 +99,9 @@ def test_full_backup_over_winrm_embeds_a_consistent_shadow_in_each_ebs_snapshot(
     completes = client.vss_events(HOST, event="BackupComplete")
     assert [(e["writer"], e["run_id"], e["set_id"]) for e in completes] == [("SqlServerWriter", "ss-e2e-full", status["shadow_set_id"])]
     assert event_times(client, "BackupComplete")[0] > taken, "BackupComplete only after the EBS snapshots exist"
+    points = client.snapshot_points(list(snapshots.values()))
+    assert datetime.datetime.fromisoformat(completes[0]["lab_time"]) > max(
+        datetime.datetime.fromisoformat(point["lab_time"]) for point in points.values()), "on the same clock, sub-second"
     # each volume's snapshot carries its own shadow copy; what a restore sees after reverting to it is consistent
     assert shadows["vol_d"] in client.snapshot_shadow_ids(snapshots["D:"])
     assert shadows["vol_e"] in client.snapshot_shadow_ids(snapshots["E:"])
@@ -166,6 +169,23 @@ def test_faults_and_events_through_the_control_api(client):
     assert [(e["state"], e["failed"]) for e in failed] == [(9, True)]
     assert client.clear_vss_faults(HOST) == []
     assert client.sessions(HOST)[0]["run_id"] == "ss-fault"
+
+
+def test_a_hosts_clock_offset_shows_in_its_event_times_not_in_their_lab_time(client):
+    client.configure_host(HOST, clock_offset_seconds=-3600)
+    dummy, status = start(client, "ss-skewed", "copy")
+    assert agent(client, "session_status", {"run_id": "ss-skewed", "wait_seconds": 30})["result"]["state"] == "completed"
+    freeze = client.vss_events(HOST, event="Freeze", writer="SqlServerWriter")[0]
+    skew = datetime.datetime.fromisoformat(freeze["time"]) - datetime.datetime.fromisoformat(freeze["lab_time"])
+    assert skew == datetime.timedelta(hours=-1)
+    history = client.writer_history(HOST, "SqlServerWriter")["SqlServerWriter"][-1]
+    assert datetime.datetime.fromisoformat(history["time"]) - datetime.datetime.fromisoformat(history["lab_time"]) == skew
+    installed = agent(client, "shadows")["result"]["shadows"][0]["InstallDate"]
+    behind = datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.strptime(installed[:21], "%Y%m%d%H%M%S.%f").replace(
+        tzinfo=datetime.timezone.utc)
+    assert datetime.timedelta(minutes=59) < behind < datetime.timedelta(minutes=61), "Win32_ShadowCopy on the host's clock"
+    assert client.host_state(HOST)["settings"]["clock_offset_seconds"] == -3600
+    assert status["shadow_set_id"]
 
 
 def test_reset_stops_every_session_thread(client):
