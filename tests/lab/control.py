@@ -293,7 +293,9 @@ class LabClient:
 
     def host_fault(self, name, kind, **options):
         """Arm a WinRM fault on one host: ``drop_connection``, ``http_error`` (status), ``latency`` (seconds) or
-        ``reject_auth``, with ``action``/``after``/``times`` as in lab.winrm.faults; returns the armed rules."""
+        ``reject_auth``, with ``action``/``after``/``times`` as in lab.winrm.faults; or ``drop_answer`` (``op``,
+        ``after``, ``times``): the host carries out the agent op, and the answer is lost (the connection is reset).
+        Returns the armed rules."""
         return self._call("PUT", "/windows/%s/faults" % name, dict(options, kind=kind))
 
     def clear_host_faults(self, name):

@@ -17,7 +17,7 @@ from .model import WindowsServer
 from .routes import ControlError, WindowsControl
 
 START_WORKERS = 16
-FAULT_KINDS = ("drop_connection", "http_error", "latency", "reject_auth")
+FAULT_KINDS = ("drop_connection", "http_error", "latency", "reject_auth", "drop_answer")
 
 
 class WindowsFleet:
@@ -159,8 +159,11 @@ class WindowsFleet:
             self.host(host_name).counters.reset()
 
     def arm_fault(self, name, kind, **options):
-        """A WinRM fault on one host's endpoint (``kind``: drop_connection, http_error, latency, reject_auth)."""
+        """A WinRM fault on one host's endpoint (``kind``: drop_connection, http_error, latency, reject_auth), or
+        ``drop_answer``: the answer to the agent op ``op`` is lost after the host carried it out."""
         faults = self.server(name).faults
+        if kind == "drop_answer":
+            return self.host(name).answer_drops.arm(options.get("op"), **_pick(options, "after", "times")).describe()
         if kind == "drop_connection":
             rule = faults.drop_connection(**_pick(options, "action", "after", "times"))
         elif kind == "http_error":
@@ -174,6 +177,14 @@ class WindowsFleet:
         else:
             raise ValueError("fault kind must be one of %s" % ", ".join(FAULT_KINDS))
         return vars(rule)
+
+    def fault_rules(self, name):
+        """The faults armed on one host: its endpoint's WinRM rules and its answer drops."""
+        return [vars(rule) for rule in self.server(name).faults.rules] + self.host(name).answer_drops.describe()
+
+    def clear_faults(self, name):
+        self.server(name).faults.clear()
+        self.host(name).answer_drops.clear()
 
     def handle_control(self, method, path, body):
         """``(status, document)`` for a control request under ``/_lab/windows`` (lab.windows.routes)."""

@@ -137,6 +137,65 @@ class ReplayPlan:
             return [rule.describe() for rule in self._rules]
 
 
+@dataclass
+class AnswerDrop:
+    """Lose the answer to agent requests of ``op`` after the host carried them out (the connection of the Receive that
+    would carry it is reset): ``after`` requests of that op go through first, then ``times`` answers are lost (None:
+    until cleared). ``seen`` and ``fired`` show that it was hit."""
+
+    op: str
+    after: int = 0
+    times: int | None = 1
+    seen: int = 0
+    fired: int = 0
+
+    def fires(self, op):
+        if op != self.op or (self.times is not None and self.fired >= self.times):
+            return False
+        self.seen += 1
+        if self.seen <= self.after:
+            return False
+        self.fired += 1
+        return True
+
+    def describe(self):
+        return dict(vars(self), kind="drop_answer")
+
+
+class AnswerDrops:
+    """The answer drops armed on one host (``host.answer_drops``)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.rules = []
+
+    def arm(self, op, after=0, times=1):
+        if not isinstance(op, str) or not op:
+            raise ValueError("a drop_answer fault needs the op whose answer is lost")
+        if int(after) < 0 or (times is not None and int(times) < 1):
+            raise ValueError("after must be >= 0 and times >= 1 or None")
+        rule = AnswerDrop(op, int(after), None if times is None else int(times))
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def fires(self, op):
+        """Whether the answer to this request of ``op`` is lost (the first armed rule that fires)."""
+        with self._lock:
+            for rule in self.rules:
+                if rule.fires(op):
+                    return True
+        return False
+
+    def clear(self):
+        with self._lock:
+            self.rules = []
+
+    def describe(self):
+        with self._lock:
+            return [rule.describe() for rule in self.rules]
+
+
 COUNTER_NAMES = ("round_trips", "errors", "refused", "raw_commands", "protocol_mismatches")
 
 
@@ -174,6 +233,7 @@ class LabWindowsHost:
     def __init__(self, model):
         self.model = model
         self.replays = ReplayPlan()
+        self.answer_drops = AnswerDrops()
         self.counters = AgentCounters()
         self.stopping = threading.Event()
 
@@ -193,6 +253,7 @@ class LabWindowsHost:
             if old is not model:
                 old.shutdown()
         self.replays.reset()
+        self.answer_drops.clear()
         self.counters.reset()
 
     def shutdown(self, timeout=5.0):
@@ -242,7 +303,7 @@ class LabWindowsHost:
             return CommandResult(stdout=process["stdout"].encode("utf-8"), stderr=process["stderr"].encode("utf-8"),
                                  exit_code=process["exit_code"])
         document = agent_twin.handle_request(self, request_text)
-        return CommandResult(stdout=encode_answer(document), exit_code=0)
+        return CommandResult(stdout=encode_answer(document), exit_code=0, answer_lost=bool(op) and self.answer_drops.fires(op))
 
     def counter_snapshot(self):
         """Agent-side counts (see :class:`AgentCounters`), ``replays_served`` included."""

@@ -66,19 +66,19 @@ class WindowsControl:
         model = host.model
         action = parts[1] if len(parts) > 1 else None
         if action is None and method == "GET":
-            return dict(model.describe(), counters=self.fleet.counters(name), faults=[vars(r) for r in self.fleet.server(name).faults.rules],
+            return dict(model.describe(), counters=self.fleet.counters(name), faults=self.fleet.fault_rules(name),
                         replays=host.replays.describe())
         if action == "faults":
             if method in ("PUT", "POST"):
                 options = dict(request)
                 kind = options.pop("kind", None)
                 self.fleet.arm_fault(name, kind, **options)
-                return [vars(rule) for rule in self.fleet.server(name).faults.rules]
+                return self.fleet.fault_rules(name)
             if method == "DELETE":
-                self.fleet.server(name).faults.clear()
+                self.fleet.clear_faults(name)
                 return []
             if method == "GET":
-                return [vars(rule) for rule in self.fleet.server(name).faults.rules]
+                return self.fleet.fault_rules(name)
         if action == "writers":
             if method == "PUT":
                 return model.writers.set_state(request.get("writer", "*"), request["state"], request.get("error"))

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
@@ -186,6 +187,26 @@ def test_a_hosts_clock_offset_shows_in_its_event_times_not_in_their_lab_time(cli
     assert datetime.timedelta(minutes=59) < behind < datetime.timedelta(minutes=61), "Win32_ShadowCopy on the host's clock"
     assert client.host_state(HOST)["settings"]["clock_offset_seconds"] == -3600
     assert status["shadow_set_id"]
+
+
+def test_the_answer_to_session_start_is_lost_after_the_host_started_the_session(client):
+    armed = client.host_fault(HOST, "drop_answer", op="session_start")
+    assert armed == [{"kind": "drop_answer", "op": "session_start", "after": 0, "times": 1, "seen": 0, "fired": 0}]
+    assert agent(client, "facts")["ok"], "other ops are answered"
+    session_plan = generator.SessionPlan(run_id="ss-lost", volumes=["D:", "E:"], backup_type="full",
+                                         verify_writer_ids=[SQL_WRITER_ID], hold_timeout_seconds=120)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        agent(client, "session_start", {"run_id": "ss-lost", "files": session_files(session_plan), "wait_seconds": 30})
+    status = agent(client, "session_status", {"run_id": "ss-lost", "until": "created", "wait_seconds": 30})["result"]
+    assert status["state"] == "created" and status["task_running"], "the host carried the op out"
+    assert client.host_state(HOST)["faults"][0]["fired"] == 1
+    assert client.host_counters(HOST)["winrm"]["faults_injected"] == 1
+    released = agent(client, "session_release", {"run_id": "ss-lost", "decision": "abort", "wait_seconds": 30,
+                                                 "delete_shadows": True})["result"]
+    assert released["state"] == "failed" and sorted(released["deleted_shadow_ids"]) == sorted(status["shadows"].values())
+    assert client.vss_events(HOST, event="BackupComplete") == []
+    client.clear_host_faults(HOST)
+    assert client.host_state(HOST)["faults"] == []
 
 
 def test_reset_stops_every_session_thread(client):
