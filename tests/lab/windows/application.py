@@ -292,20 +292,22 @@ def check_consistency(files_of_d, files_of_e, data_path="SQLData\\shop.mdf", log
 class SqlApplication:
     """SQL Server on one host (``server.application``): its databases' files and the journal of database ``shop``."""
 
-    def __init__(self, server):
+    def __init__(self, server, system_databases="D:"):
         self.server = server
+        self.database_files = catalog.sql_database_files(system_databases)
         self.journal = None
 
     def seed(self):
-        """The databases' files on D: (data) and E: (logs), and the journal of ``shop``."""
+        """The databases' files (the system databases relocated to D: and E:, or on C:), the journal of ``shop``."""
         files = self.server.files
         data = self.server.storage.find_volume("D:")
         log = self.server.storage.find_volume("E:")
         if data is None or log is None:
             raise ValueError("%s: the sql application needs a D: (data) and an E: (log) volume" % self.server.name)
-        for database in catalog.SQL_DATABASES[:-1]:
-            files.write("D:\\SQLData\\%s.mdf" % database, ("%s data\r\n" % database).encode())
-            files.write("E:\\SQLLogs\\%s_log.ldf" % database, ("%s log\r\n" % database).encode())
+        for database in catalog.SQL_SYSTEM_DATABASES:
+            (data_folder, data_file), (log_folder, log_file) = self.database_files[database]
+            files.write(data_folder + "\\" + data_file, ("%s data\r\n" % database).encode())
+            files.write(log_folder + "\\" + log_file, ("%s log\r\n" % database).encode())
         self.journal = Journal(data.content, log.content)
         self.journal.initialize()
 

@@ -32,11 +32,11 @@ SETTINGS = ("imds", "aws_vss_components_version", "agent_code_page", "tool_delay
             "diskshadow_failure_exit_code", "clock_offset_seconds")
 
 
-def writer_specs(applications, hostname):
+def writer_specs(applications, hostname, sql_system_databases):
     """The host's writers in the order vssadmin lists them: the in-box ones, SqlServerWriter, the IIS writers."""
     specs = list(catalog.BASE_WRITERS)
     if "sql" in applications:
-        specs.insert(4, catalog.sql_writer(hostname))
+        specs.insert(4, catalog.sql_writer(hostname, sql_system_databases))
     if "iis" in applications:
         specs.extend(catalog.IIS_WRITERS)
     return specs
@@ -77,12 +77,13 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
         self.services = Services(self, self.applications)
         self.storage = Storage(blockstore, self.style, instance["volumes"], instance.get("root_device_name", "/dev/sda1"))
         self.files = FileSystem(self)
-        self.writers = Writers(self, writer_specs(self.applications, self.hostname))
+        self.sql_system_databases = config.get("sql_system_databases", "D:")
+        self.writers = Writers(self, writer_specs(self.applications, self.hostname, self.sql_system_databases))
         self.vss_events = VssEvents(self)
         self.vss_faults = VssFaults(self)
         self.shadows = ShadowCopies(self, config.get("shadow_storage") or {})
         self.tasks = TaskScheduler(self)
-        self.application = SqlApplication(self) if "sql" in self.applications else None
+        self.application = SqlApplication(self, self.sql_system_databases) if "sql" in self.applications else None
         for writer_name, state in (config.get("writer_states") or {}).items():
             if isinstance(state, dict):
                 self.writers.set_state(writer_name, **state)
@@ -164,6 +165,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
                 "os_caption": self.os.caption,
                 "locale": self.locale.name,
                 "applications": list(self.applications),
+                "sql_system_databases": self.sql_system_databases if self.application is not None else None,
                 "settings": self.settings(),
                 "writers": self.writers.describe(),
                 "visible_writers": [writer.name for writer in self.writers.visible()],

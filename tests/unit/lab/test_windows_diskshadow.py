@@ -227,6 +227,31 @@ def test_writer_verify_and_exclude_of_a_component():
     assert parse_diskshadow_failure(whole.output)["hresult"] == 0x800423F0, "a writer verified as a whole lacks master"
 
 
+def test_system_databases_on_c_as_setup_installs_them():
+    """D: + E: holds the user database; master, model and msdb stay on C:: verifying the writer as a whole fails as
+    Microsoft documents it (800423F0), verifying the user database's component does not."""
+    model = make_model(windows=dict(sample_instance("win-sql-01")["windows"], sql_system_databases="C:"))
+    components = {c["spec"].name: [v.display_name for v in c["volumes"]]
+                  for c in model.writers.components(model.writers.get("SqlServerWriter"))}
+    assert components == {"master": ["C:\\"], "model": ["C:\\"], "msdb": ["C:\\"], "shop": ["D:\\", "E:\\"]}
+    instance_data = "C:\\Program Files\\Microsoft SQL Server\\MSSQL16.MSSQLSERVER\\MSSQL\\DATA\\"
+    assert all(model.files.exists(instance_data + name) for name in ("master.mdf", "mastlog.ldf", "MSDBData.mdf", "modellog.ldf"))
+    assert not model.files.exists("D:\\SQLData\\master.mdf") and model.files.exists("D:\\SQLData\\shop.mdf")
+    whole = run_generated(model, plan())
+    assert parse_diskshadow_failure(whole.output)["hresult"] == 0x800423F0
+    assert "3 of its 4 components are excluded" in whole.output
+    assert ('Component "\\WIN-SQL-01\\master" from writer "SqlServerWriter" is excluded from backup,\n'
+            "because it requires volume C:\\ which is not in the shadow copy set.") in whole.output
+    script = ("set context persistent\nset verbose on\nset metadata C:\\m.cab\nwriter verify %s:\\WIN-SQL-01\\shop\n"
+              "add volume D:\nadd volume E:\ncreate\n" % SQL_WRITER_ID)
+    shop = run_diskshadow(model, script)
+    assert shop.exit_code == 0 and model.vss_events.select("Freeze", "SqlServerWriter")
+    assert "+ Adding component: \\WIN-SQL-01\\shop" in shop.output and "+ Adding component: \\WIN-SQL-01\\master" not in shop.output
+    cab = model.files.read("C:\\m.cab").decode()
+    assert 'componentName="shop"' in cab and 'componentName="master"' not in cab
+    assert model.application.journal is not None and model.application.write_transaction() == 1
+
+
 def test_explicit_exclusion_and_nowriters_leave_the_writer_out():
     model = make_model()
     result = run_diskshadow(model, "set context persistent\nset verbose on\nwriter exclude %s\nadd volume D:\nadd volume E:\n"
