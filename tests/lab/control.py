@@ -340,6 +340,24 @@ class LabClient:
     def write_file(self, name, path, text):
         return self._call("PUT", "/windows/%s/files" % name, {"path": path, "text": text})
 
+    def set_folder_security(self, name, path, owner=None, protected=None, add_aces=(), junction_to=None):
+        """What another account did to a folder of a host (created when missing): ``owner`` (a SID), ``protected``
+        (inheritance off), ``add_aces`` (explicit entries: ``identity`` SID, ``rights``, ``type``, ``inheritance``),
+        ``junction_to`` (the folder becomes a junction to that path). Returns the folder's security."""
+        return self._call("PUT", "/windows/%s/folders" % name, {"path": path, "owner": owner, "protected": protected,
+                                                                  "add_aces": list(add_aces), "junction_to": junction_to})
+
+    def hostile_session_directory(self, name, kind, path=None):
+        """``%ProgramData%\\shadowsnap`` (or ``path``) prepared by the host's non-admin user ``lab-user`` before the
+        agent ran: ``foreign_owner``, ``junction`` or ``extra_ace`` (see lab.windows.files); returns its security."""
+        return self._call("PUT", "/windows/%s/folders" % name, {"hostile": kind, "path": path})
+
+    def folder_security(self, name, path=None):
+        """``{"root", "folders"}``: owner, reparse point (junction target) and explicit access entries of a host's
+        folder (default ``%ProgramData%\\shadowsnap``) and of every folder created below it."""
+        query = "?path=%s" % urllib.parse.quote(path) if path else ""
+        return self._call("GET", "/windows/%s/folders%s" % (name, query))
+
     def read_file(self, name, path):
         return self._call("GET", "/windows/%s/files?path=%s" % (name, urllib.parse.quote(path)))
 

@@ -8,7 +8,7 @@ Built from a seeded lab instance (name, instance id, style, volumes with their E
      "shadow_storage": {"D:": "F:"}}
 
 :class:`WindowsServer` is the host's identity and settings; what it is made of lives in its parts, one subject each:
-``storage`` and ``files`` (lab.windows.storage: disks, volumes, the files on them), ``services``
+``storage`` (lab.windows.storage: disks, volumes) and ``files`` (lab.windows.files: files and folders), ``services``
 (lab.windows.services), ``writers``, ``vss_events`` and ``vss_faults`` (lab.windows.writers), ``shadows``
 (lab.windows.shadows: shadow copies and their storage), ``tasks`` (lab.windows.tasks: the Task Scheduler) and
 ``application`` (lab.windows.application: SQL Server's databases and journal, or None). What the agent answers about
@@ -24,7 +24,8 @@ from .application import SqlApplication
 from .locales import get_locale
 from .services import Services
 from .shadows import ShadowCopies
-from .storage import FileSystem, Storage
+from .files import FileSystem
+from .storage import Storage
 from .tasks import TaskScheduler
 from .writers import VssEvents, VssFaults, Writers
 

@@ -5,6 +5,7 @@ import base64
 import json
 from urllib.parse import parse_qs
 
+from .agent_twin.protocol import SHADOWSNAP_ROOT
 from .application import assess_journal
 from .storage import SYSTEM_VOLUME_INFORMATION, normalize
 
@@ -118,6 +119,14 @@ class WindowsControl:
             application = sql_application(model)
             lsns = [application.write_transaction(request.get("changes")) for dummy in range(int(request.get("count", 1)))]
             return {"lsns": lsns, "journal": application.summary()}
+        if action == "folders":
+            if method == "GET":
+                return model.files.security(_first(query, "path") or SHADOWSNAP_ROOT)
+            if method == "PUT":
+                if request.get("hostile"):
+                    return model.files.make_hostile(request["hostile"], request.get("path") or SHADOWSNAP_ROOT)
+                return model.files.set_security(request["path"], owner=request.get("owner"), protected=request.get("protected"),
+                                                add_aces=request.get("add_aces") or (), junction_to=request.get("junction_to"))
         if action == "files":
             if method == "PUT":
                 data = request["text"].encode("utf-8") if "text" in request else base64.b64decode(request["base64"])

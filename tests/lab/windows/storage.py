@@ -1,4 +1,4 @@
-r"""Storage and files of a simulated Windows Server: disks, partitions, volumes, and the files on the volumes.
+r"""The storage of a simulated Windows Server: disks, partitions, volumes, and the content of the volumes.
 
 Disks follow EC2: on Nitro every EBS volume is an NVMe disk whose serial is the volume id (``vol`` + 17 hex +
 ``_00000001.``, FriendlyName ``NVMe Amazon Elastic B``); on Xen an ``AWS PVDISK`` whose serial is the id without
@@ -9,7 +9,7 @@ Volumes whose topology entries share a ``span`` (``{"name": "Pool1", "kind": "st
 Windows volume over several EBS volumes. Volume GUIDs are derived from the EBS volume ids, so they are stable.
 
 The files of every volume live in the lab's BlockStore (:class:`VolumeContent`), so that an EBS snapshot captures
-them. Paths in a volume image are relative to the volume root, with backslashes and no drive (``SQLData\shop.mdf``).
+them (lab.windows.files reaches them by Windows path). Paths in a volume image are relative to the volume root, with backslashes and no drive (``SQLData\shop.mdf``).
 On a spanned volume every file lives on ONE member, chosen by a hash of its path, and every member carries
 ``$LAB\span.json`` with the span's generation: restoring only some members, or members from different points in time,
 loses files or shows mismatched generations, as it would corrupt a real spanned volume.
@@ -17,9 +17,7 @@ loses files or shows mismatched generations, as it would corrupt a real spanned 
 
 import json
 import re
-import time
 import zlib
-from dataclasses import dataclass, field
 
 from .catalog import stable_guid
 
@@ -491,88 +489,3 @@ class Storage:
         return [{"DiskNumber": disk.number,
                  "VolumeUniqueIds": [v.unique_id for v in self.volumes if disk.number in v.disk_numbers]}
                 for disk in self.disks if disk.dynamic]
-
-
-@dataclass
-class Folder:
-    """A folder something created explicitly (the agent's run directories...), with its creation time."""
-
-    path: str
-    created: float = field(default_factory=time.monotonic)
-
-
-def _folder_key(path):
-    return path.replace("/", "\\").rstrip("\\").lower()
-
-
-class FileSystem:
-    """The host's files by Windows path, on the volumes of its storage; a path under an exposed shadow copy's drive
-    letter reads the shadow's frozen files (lab.windows.shadows). Folders exist where files are, and where something
-    created one (:meth:`create_folder`, which records when)."""
-
-    def __init__(self, server):
-        self.server = server
-        self.folders = {}
-
-    def resolve(self, path):
-        """``(volume, path relative to its root)``; ValueError when no volume holds the path."""
-        volume = self.server.storage.find_volume(path)
-        if volume is None:
-            raise ValueError("%s: no volume holds %r" % (self.server.name, path))
-        for access in sorted(volume.access_paths(), key=len, reverse=True):
-            if path.lower().replace("/", "\\").startswith(access.lower()):
-                return volume, path[len(access):]
-        return volume, ""
-
-    def write(self, path, data):
-        volume, relative = self.resolve(path)
-        volume.content.write(relative, data)
-
-    def read(self, path):
-        """The file's bytes, or None when it does not exist."""
-        exposed = self.server.shadows.exposed_path(path)
-        if exposed is not None:
-            shadow_id, relative = exposed
-            return (self.server.shadows.content(shadow_id) or {}).get(normalize(relative))
-        volume, relative = self.resolve(path)
-        return volume.content.read(relative)
-
-    def exists(self, path):
-        return self.read(path) is not None
-
-    def list(self, folder):
-        """Paths (as given, drive-qualified) of the files under ``folder``, sorted."""
-        volume, relative = self.resolve(folder)
-        prefix = normalize(relative).rstrip("\\")
-        prefix = prefix + "\\" if prefix else ""
-        root = folder[:len(folder) - len(relative)] if relative else folder.rstrip("\\") + "\\"
-        return sorted(root + path for path in volume.content.files(include_system=True)
-                      if path.lower().startswith(prefix.lower()))
-
-    def delete(self, path):
-        """Delete a file; True if it existed."""
-        volume, relative = self.resolve(path)
-        existed = volume.content.read(relative) is not None
-        volume.content.delete(relative)
-        return existed
-
-    def create_folder(self, path):
-        """New-Item -ItemType Directory (the folder, if it is not there yet); returns its :class:`Folder`."""
-        with self.server.lock:
-            return self.folders.setdefault(_folder_key(path), Folder(path.rstrip("\\")))
-
-    def folder(self, path):
-        """The :class:`Folder` something created at ``path``, or None (also for folders that only hold files)."""
-        return self.folders.get(_folder_key(path))
-
-    def folder_exists(self, path):
-        return self.folder(path) is not None or bool(self.list(path))
-
-    def remove_tree(self, path):
-        """Remove-Item -Recurse: the folder, its files and the folders under it."""
-        for name in self.list(path):
-            self.delete(name)
-        key = _folder_key(path)
-        with self.server.lock:
-            for folder_key in [k for k in self.folders if k == key or k.startswith(key + "\\")]:
-                del self.folders[folder_key]

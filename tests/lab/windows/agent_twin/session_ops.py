@@ -119,8 +119,10 @@ def wait_session(model, run_id, seconds, until="end", cancel=None):
 
 
 def initialize_run_root(model):
-    """Initialize-RunRoot: the agent's folder and its runs folder exist."""
+    """Initialize-RunRoot: the agent's folder exists, with an ACL of its own (SYSTEM and Administrators only, owner
+    Administrators), and so does its runs folder."""
     model.files.create_folder(SHADOWSNAP_ROOT)
+    model.files.protect(SHADOWSNAP_ROOT)
     model.files.create_folder(RUN_ROOT)
 
 
@@ -254,8 +256,7 @@ def cleanup(model, older_than_seconds):
     """Invoke-SessionCleanup: runs older than that (not a task still within its own time limit): stop the task,
     delete the shadows recorded in created.txt unless released ``ok``, unregister the task, remove the directory."""
     run_ids = {path[len(RUN_ROOT) + 1:].split("\\", 1)[0] for path in model.files.list(RUN_ROOT)}
-    run_ids.update(folder.path[len(RUN_ROOT) + 1:].split("\\", 1)[0] for folder in list(model.files.folders.values())
-                   if folder.path.lower().startswith(RUN_ROOT.lower() + "\\"))
+    run_ids.update(model.files.subfolders(RUN_ROOT))
     cleaned = []
     for run_id in sorted(run_ids):
         elapsed = run_age(model, run_id)
