@@ -11,7 +11,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 
-from lab.winrm import CommandResult, decode_powershell_command
+from lab.winrm import CommandResult, FaultRule, decode_powershell_command
 
 from . import agent_twin, powershell
 from .agent_twin.protocol import (
@@ -137,29 +137,14 @@ class ReplayPlan:
             return [rule.describe() for rule in self._rules]
 
 
-@dataclass
-class AnswerDrop:
-    """Lose the answer to agent requests of ``op`` after the host carried them out (the connection of the Receive that
-    would carry it is reset): ``after`` requests of that op go through first, then ``times`` answers are lost (None:
-    until cleared). ``seen`` and ``fired`` show that it was hit."""
-
-    op: str
-    after: int = 0
-    times: int | None = 1
-    seen: int = 0
-    fired: int = 0
-
-    def fires(self, op):
-        if op != self.op or (self.times is not None and self.fired >= self.times):
-            return False
-        self.seen += 1
-        if self.seen <= self.after:
-            return False
-        self.fired += 1
-        return True
+class AnswerDrop(FaultRule):
+    """Lose the answer to agent requests of one op (``action`` holds the op) after the host carried them out: the
+    endpoint resets the connection of the Receive that would carry it. ``after`` requests of that op go through
+    first, then ``times`` answers are lost (None: until cleared); ``seen`` and ``fired`` show that it was hit."""
 
     def describe(self):
-        return dict(vars(self), kind="drop_answer")
+        return {"kind": "drop_answer", "op": self.action, "after": self.after, "times": self.times, "seen": self.seen,
+                "fired": self.fired}
 
 
 class AnswerDrops:
@@ -174,7 +159,7 @@ class AnswerDrops:
             raise ValueError("a drop_answer fault needs the op whose answer is lost")
         if int(after) < 0 or (times is not None and int(times) < 1):
             raise ValueError("after must be >= 0 and times >= 1 or None")
-        rule = AnswerDrop(op, int(after), None if times is None else int(times))
+        rule = AnswerDrop("drop_answer", action=op, after=int(after), times=None if times is None else int(times))
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -183,7 +168,7 @@ class AnswerDrops:
         """Whether the answer to this request of ``op`` is lost (the first armed rule that fires)."""
         with self._lock:
             for rule in self.rules:
-                if rule.fires(op):
+                if rule.match_request(op):
                     return True
         return False
 

@@ -15,16 +15,9 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from lab.control import LAB_CREDENTIALS, LabClient
+from lab.control import LAB_CREDENTIALS
 
 HOST = "win-sql-01"
-
-
-@pytest.fixture(name="client")
-def client_fixture(lab):
-    client = LabClient(lab.state())
-    client.reset()
-    return client
 
 
 def collection_ec2(client, attempts=1):

@@ -31,23 +31,6 @@ FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "windows"
 RUN_ID = "ss-20261125T010203-0a1b2c3d"
 
 
-MODELS = []
-
-
-@pytest.fixture(autouse=True)
-def stop_host_threads():
-    """Every host model a test builds has its threads (tasks, the application) stopped after the test."""
-    yield
-    while MODELS:
-        MODELS.pop().shutdown()
-
-
-def make_model(name="win-sql-01", **options):
-    model = WindowsServer(sample_instance(name, **options), BlockStore()).seed()
-    MODELS.append(model)
-    return model
-
-
 def plan(volumes=("D:", "E:"), backup_type="copy", verify=(SQL_WRITER_ID,), run_id=RUN_ID, **options):
     return generator.SessionPlan(run_id=run_id, volumes=list(volumes), backup_type=backup_type,
                                  verify_writer_ids=list(verify), **options)
@@ -84,8 +67,8 @@ def events(model, event):
 
 
 # ------------------------------------------------------------------------------------------------ copy backup
-def test_copy_backup_creates_the_set_records_it_and_never_sends_backup_complete():
-    model = make_model()
+def test_copy_backup_creates_the_set_records_it_and_never_sends_backup_complete(host_model):
+    model = host_model()
     session_plan = plan()
     result = run_generated(model, session_plan)
     assert result.exit_code == 0 and result.failure is None
@@ -116,8 +99,8 @@ def test_copy_backup_creates_the_set_records_it_and_never_sends_backup_complete(
     assert 'backupType="COPY"' in cab and 'writerName="SqlServerWriter"' in cab and "Inserted file Manifest.xml into .cab file backup.cab" in text
 
 
-def test_volumes_outside_the_set_silently_exclude_writers_and_verbose_mode_says_so():
-    model = make_model()
+def test_volumes_outside_the_set_silently_exclude_writers_and_verbose_mode_says_so(host_model):
+    model = host_model()
     result = run_generated(model, plan(volumes=["D:"], verify=()))
     assert result.exit_code == 0
     text = result.output
@@ -131,8 +114,8 @@ def test_volumes_outside_the_set_silently_exclude_writers_and_verbose_mode_says_
     assert quiet.exit_code == 0 and "excluded" not in quiet.output
 
 
-def test_writer_verify_fails_create_when_the_writer_is_left_out():
-    model = make_model()
+def test_writer_verify_fails_create_when_the_writer_is_left_out(host_model):
+    model = host_model()
     session_plan = plan(volumes=["D:"])
     result = run_generated(model, session_plan)
     assert result.exit_code == 1
@@ -150,9 +133,9 @@ def test_writer_verify_fails_create_when_the_writer_is_left_out():
 
 
 @pytest.mark.parametrize("failure", ["fault at freeze", "failed state", "time-out"])
-def test_an_unverified_writer_that_fails_is_left_out_and_the_set_is_still_created(failure):
+def test_an_unverified_writer_that_fails_is_left_out_and_the_set_is_still_created(failure, host_model):
     """The script forgot `writer verify`: diskshadow succeeds without the writer, which is what makes the mistake visible."""
-    model = make_model()
+    model = host_model()
     if failure == "fault at freeze":
         model.vss_faults.arm("writer_fail_at_freeze", writer="SqlServerWriter")
     elif failure == "failed state":
@@ -176,8 +159,8 @@ def test_an_unverified_writer_that_fails_is_left_out_and_the_set_is_still_create
     assert 'writerName="SqlServerWriter"' not in model.files.read(session_plan.run_dir() + "\\backup.cab").decode()
 
 
-def test_a_verified_writer_that_fails_fails_create_and_leaves_no_shadow_copy():
-    model = make_model()
+def test_a_verified_writer_that_fails_fails_create_and_leaves_no_shadow_copy(host_model):
+    model = host_model()
     model.vss_faults.arm("writer_fail_at_freeze", writer="SqlServerWriter", error="non_retryable")
     result = run_generated(model, plan(volumes=("C:", "D:", "E:"), backup_type="full"))
     assert result.exit_code == 1 and parse_diskshadow_failure(result.output)["hresult"] == 0x800423F4
@@ -187,8 +170,8 @@ def test_a_verified_writer_that_fails_fails_create_and_leaves_no_shadow_copy():
     assert events(model, "BackupComplete") == []
 
 
-def test_a_writer_that_vanishes_after_the_preflight():
-    host = LabWindowsHost(make_model())
+def test_a_writer_that_vanishes_after_the_preflight(host_model):
+    host = LabWindowsHost(host_model())
     model = host.model
     model.vss_faults.arm("writer_vanishes", writer="SqlServerWriter")
     text = call_agent(host, "writers", {"sources": ["vssadmin"]})["result"]["outputs"]["vssadmin"]["text"]
@@ -200,7 +183,7 @@ def test_a_writer_that_vanishes_after_the_preflight():
     text = call_agent(host, "writers", {"sources": ["vssadmin"]})["result"]["outputs"]["vssadmin"]["text"]
     assert "SqlServerWriter" not in [w["name"] for w in parse_vssadmin_writers(text)], "gone until its service restarts"
 
-    forgot = make_model()
+    forgot = host_model()
     forgot.vss_faults.arm("writer_vanishes", writer="SqlServerWriter")
     result = run_generated(forgot, plan(verify=()))
     assert result.exit_code == 0 and len(forgot.shadows.list()) == 2, "without writer verify the set is made without it"
@@ -210,9 +193,9 @@ def test_a_writer_that_vanishes_after_the_preflight():
     assert run_generated(forgot, plan(run_id="ss-back")).exit_code == 0
 
 
-def test_writer_verify_and_exclude_of_a_component():
+def test_writer_verify_and_exclude_of_a_component(host_model):
     shop = SQL_WRITER_ID + ":\\WIN-SQL-01\\shop"
-    model = make_model()
+    model = host_model()
     only_data = run_diskshadow(model, "set context persistent\nwriter verify %s\nadd volume D:\ncreate\n" % shop)
     assert parse_diskshadow_failure(only_data.output)["hresult"] == 0x800423F0, "shop's log is on E:"
     unknown = run_diskshadow(model, "writer verify %s:\\WIN-SQL-01\\nosuchdb\nadd volume D:\nadd volume E:\ncreate\n" % SQL_WRITER_ID)
@@ -227,10 +210,10 @@ def test_writer_verify_and_exclude_of_a_component():
     assert parse_diskshadow_failure(whole.output)["hresult"] == 0x800423F0, "a writer verified as a whole lacks master"
 
 
-def test_system_databases_on_c_as_setup_installs_them():
+def test_system_databases_on_c_as_setup_installs_them(host_model):
     """D: + E: holds the user database; master, model and msdb stay on C:: verifying the writer as a whole fails as
     Microsoft documents it (800423F0), verifying the user database's component does not."""
-    model = make_model(windows=dict(sample_instance("win-sql-01")["windows"], sql_system_databases="C:"))
+    model = host_model(windows=dict(sample_instance("win-sql-01")["windows"], sql_system_databases="C:"))
     components = {c["spec"].name: [v.display_name for v in c["volumes"]]
                   for c in model.writers.components(model.writers.get("SqlServerWriter"))}
     assert components == {"master": ["C:\\"], "model": ["C:\\"], "msdb": ["C:\\"], "shop": ["D:\\", "E:\\"]}
@@ -252,8 +235,8 @@ def test_system_databases_on_c_as_setup_installs_them():
     assert model.application.journal is not None and model.application.write_transaction() == 1
 
 
-def test_explicit_exclusion_and_nowriters_leave_the_writer_out():
-    model = make_model()
+def test_explicit_exclusion_and_nowriters_leave_the_writer_out(host_model):
+    model = host_model()
     result = run_diskshadow(model, "set context persistent\nset verbose on\nwriter exclude %s\nadd volume D:\nadd volume E:\n"
                                    "create\n" % SQL_WRITER_ID)
     assert result.exit_code == 0 and model.vss_events.select("Freeze") == []
@@ -263,8 +246,8 @@ def test_explicit_exclusion_and_nowriters_leave_the_writer_out():
     assert "Attributes:  No_Auto_Release Persistent No_Writers Differential" in result.output
 
 
-def test_volatile_shadows_exist_for_the_script_only():
-    model = make_model()
+def test_volatile_shadows_exist_for_the_script_only(host_model):
+    model = host_model()
     model.files.write("C:\\Scripts\\check.cmd", b"@echo off\r\nrem a user's script\r\n")
     seen = []
     original = model.exec_exit_codes.get
@@ -280,8 +263,8 @@ def test_volatile_shadows_exist_for_the_script_only():
 
 
 # ------------------------------------------------------------------------------------------------ full backup
-def test_full_backup_holds_writers_until_end_backup_and_exec_failure_quits_before_it():
-    model = make_model()
+def test_full_backup_holds_writers_until_end_backup_and_exec_failure_quits_before_it(host_model):
+    model = host_model()
     model.files.write("C:\\Scripts\\after.cmd", b"@echo off\r\nexit /b 3\r\n")
     model.set_exec_exit_code("C:\\Scripts\\after.cmd", 3)
     script = "set context persistent\nbegin backup\nadd volume D:\nadd volume E:\ncreate\nexec C:\\Scripts\\after.cmd\nend backup\n"
@@ -300,8 +283,8 @@ def test_full_backup_holds_writers_until_end_backup_and_exec_failure_quits_befor
     assert complete["backup_type"] == "full" and complete["set_id"] == result.set_id
 
 
-def test_held_full_backup_shows_waiting_writers_to_another_agent_call_until_released():
-    host = LabWindowsHost(make_model())
+def test_held_full_backup_shows_waiting_writers_to_another_agent_call_until_released(host_model):
+    host = LabWindowsHost(host_model())
     model = host.model
     session_plan = plan(backup_type="full", hold_timeout_seconds=30)
     started = call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
@@ -333,8 +316,8 @@ def test_held_full_backup_shows_waiting_writers_to_another_agent_call_until_rele
 
 
 @pytest.mark.parametrize("how", ["abort", "timeout"])
-def test_abort_or_hold_timeout_quits_without_backup_complete(how):
-    host = LabWindowsHost(make_model())
+def test_abort_or_hold_timeout_quits_without_backup_complete(how, host_model):
+    host = LabWindowsHost(host_model())
     model = host.model
     session_plan = plan(backup_type="full", hold_timeout_seconds=1 if how == "timeout" else 30)
     started = call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
@@ -358,8 +341,8 @@ def test_abort_or_hold_timeout_quits_without_backup_complete(how):
     assert call_agent(host, "shadow_delete", {"shadow_set_id": result["shadow_set_id"]})["result"] == {"deleted_shadow_ids": []}
 
 
-def test_session_status_of_runs_that_do_not_exist_and_argument_checks():
-    host = LabWindowsHost(make_model())
+def test_session_status_of_runs_that_do_not_exist_and_argument_checks(host_model):
+    host = LabWindowsHost(host_model())
     missing = call_agent(host, "session_status", {"run_id": "ss-nothing"})["result"]
     assert missing["state"] == "missing" and missing["shadows"] == {} and missing["log"] is None
     assert "is not valid" in call_agent(host, "session_status", {"run_id": "../x"})["error"]["message"]
@@ -374,8 +357,8 @@ def test_session_status_of_runs_that_do_not_exist_and_argument_checks():
     assert "older_than_seconds" in call_agent(host, "session_cleanup", {})["error"]["message"]
 
 
-def test_session_cleanup_stops_stale_tasks_deletes_their_shadows_and_removes_the_runs():
-    host = LabWindowsHost(make_model())
+def test_session_cleanup_stops_stale_tasks_deletes_their_shadows_and_removes_the_runs(host_model):
+    host = LabWindowsHost(host_model())
     model = host.model
     session_plan = plan(backup_type="full", hold_timeout_seconds=300)
     status = call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
@@ -394,8 +377,8 @@ def test_session_cleanup_stops_stale_tasks_deletes_their_shadows_and_removes_the
     assert model.tasks.describe() == []
 
 
-def test_the_task_time_limit_stops_diskshadow():
-    host = LabWindowsHost(make_model())
+def test_the_task_time_limit_stops_diskshadow(host_model):
+    host = LabWindowsHost(host_model())
     session_plan = plan(backup_type="full", hold_timeout_seconds=300)
     call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
     task = host.model.tasks.get(session_ops.task_name(RUN_ID))
@@ -415,8 +398,8 @@ def test_the_task_time_limit_stops_diskshadow():
     ("insufficient_storage", {"volume": "E:"}, 0x8004231F, "VSS_E_INSUFFICIENT_STORAGE"),
     ("snapshot_set_in_progress", {}, 0x80042316, "VSS_E_SNAPSHOT_SET_IN_PROGRESS"),
 ])
-def test_faults_fail_create_once_and_leave_nothing_behind(kind, options, hresult, symbol):
-    model = make_model()
+def test_faults_fail_create_once_and_leave_nothing_behind(kind, options, hresult, symbol, host_model):
+    model = host_model()
     model.vss_faults.arm(kind, **options)
     result = run_generated(model, plan())
     assert result.exit_code == 1 and parse_diskshadow_failure(result.output) == {"hresult": hresult, "name": symbol, "error_text": symbol}
@@ -433,8 +416,8 @@ def test_faults_fail_create_once_and_leave_nothing_behind(kind, options, hresult
     assert sql.state == 1
 
 
-def test_a_failed_writer_keeps_failing_until_its_service_restarts():
-    host = LabWindowsHost(make_model())
+def test_a_failed_writer_keeps_failing_until_its_service_restarts(host_model):
+    host = LabWindowsHost(host_model())
     model = host.model
     model.writers.set_state("SqlServerWriter", "failed_at_prepare_snapshot", error="retryable")
     before = model.writers.get("SqlServerWriter").instance_id
@@ -448,16 +431,16 @@ def test_a_failed_writer_keeps_failing_until_its_service_restarts():
     assert "no service" in call_agent(host, "service_restart", {"name": "NoSuchService"})["error"]["message"]
 
 
-def test_diff_area_too_small_is_insufficient_storage():
-    model = make_model()
+def test_diff_area_too_small_is_insufficient_storage(host_model):
+    model = host_model()
     model.shadows.set_storage("E:", "E:", max_space=100 << 20)
     result = run_generated(model, plan())
     assert parse_diskshadow_failure(result.output)["hresult"] == 0x8004231F
     assert "cannot hold the diff area of E:\\" in result.output
 
 
-def test_two_creations_at_once_collide_with_snapshot_set_in_progress():
-    model = make_model()
+def test_two_creations_at_once_collide_with_snapshot_set_in_progress(host_model):
+    model = host_model()
     model.vss_faults.arm("create_delay", seconds=1.0)
     first = {}
     thread = threading.Thread(target=lambda: first.update(result=run_diskshadow(model, "add volume D:\ncreate\n")))
@@ -472,8 +455,8 @@ def test_two_creations_at_once_collide_with_snapshot_set_in_progress():
 
 
 # -------------------------------------------------------------------------------- listing, deleting, exposing
-def test_list_delete_expose_and_revert():
-    model = make_model()
+def test_list_delete_expose_and_revert(host_model):
+    model = host_model()
     created = run_diskshadow(model, "add volume D: alias data\nadd volume E: alias logs\ncreate\n")
     listing = run_diskshadow(model, "list shadows all\n").output
     assert "Querying all shadow copies on the computer ..." in listing and "Number of shadow copies listed: 2" in listing
@@ -500,8 +483,8 @@ def test_list_delete_expose_and_revert():
     assert parse_diskshadow_failure(missing.output)["hresult"] == 0x80042308
 
 
-def test_japanese_host_lists_shadows_with_the_captured_labels_in_code_page_932():
-    model = make_model("win-web-01")
+def test_japanese_host_lists_shadows_with_the_captured_labels_in_code_page_932(host_model):
+    model = host_model("win-web-01")
     created = run_diskshadow(model, "add volume D:\ncreate\nlist shadows all\n")
     raw = console_bytes(created.output, 932)
     text = agent_decode(raw, 932)
@@ -521,10 +504,10 @@ def test_japanese_host_lists_shadows_with_the_captured_labels_in_code_page_932()
     ('echo %ERRORLEVEL% > "C:\\t\\x.txt"', None, "0 \r\n"),
     ('(echo %ERRORLEVEL%)> "C:\\t\\x.txt"', None, "0\r\n"),
 ])
-def test_a_digit_before_a_redirection_is_a_handle(line, handle, text):
+def test_a_digit_before_a_redirection_is_a_handle(line, handle, text, host_model):
     """cmd.exe: ``echo 0> file`` redirects handle 0 and writes nothing into the file (``ECHO is off.`` goes to the
     console). The run.cmd the collection generates writes diskshadow's exit code that way (see the lab notes)."""
-    model = make_model()
+    model = host_model()
     out = []
     code = Batch(model, "C:\\t\\t.cmd", "@echo off\r\n%s\r\n" % line, {}, out.append).run()
     assert code == 0
@@ -535,10 +518,10 @@ def test_a_digit_before_a_redirection_is_a_handle(line, handle, text):
         assert model.files.read("C:\\t\\x.txt") == text.encode() and out == []
 
 
-def test_the_generated_run_cmd_as_cmd_exe_runs_it():
+def test_the_generated_run_cmd_as_cmd_exe_runs_it(host_model):
     """What Windows does with plugins/plugin_utils/diskshadow.py's run.cmd: exit.txt holds the number only when the
     exit-code line is not ``echo %ERRORLEVEL%> file`` (empty for exit code 0, ``ECHO is off.`` for 1)."""
-    host = LabWindowsHost(make_model())
+    host = LabWindowsHost(host_model())
     files = generator.session_files(plan())
     status = call_agent(host, "session_start", {"run_id": RUN_ID, "files": files, "wait_seconds": 10})["result"]
     status = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]
@@ -556,16 +539,16 @@ def test_protocol_scripts_are_recognised_by_their_marker():
     assert protocol_script_kind("@echo off\r\nrem shadowsnap-hold protocol=2 timeout=5\r\n") is None
 
 
-def test_unknown_commands_in_a_batch_file_set_errorlevel_9009():
-    model = make_model()
+def test_unknown_commands_in_a_batch_file_set_errorlevel_9009(host_model):
+    model = host_model()
     out = []
     code = Batch(model, "C:\\t\\t.cmd", "@echo off\r\nrobocopy a b\r\nexit /b %ERRORLEVEL%\r\n", {}, out.append).run()
     assert code == 9009 and "'robocopy' is not recognized as an internal or external command," in out[0]
 
 
 # ------------------------------------------------------------------------------------- the application journal
-def test_the_invariant_checker_on_consistent_lazy_torn_and_mismatched_images():
-    model = make_model()
+def test_the_invariant_checker_on_consistent_lazy_torn_and_mismatched_images(host_model):
+    model = host_model()
     journal = model.application.journal
     data, log = journal.data_volume, journal.log_volume
     model.application.transactions(3)
@@ -588,8 +571,8 @@ def test_the_invariant_checker_on_consistent_lazy_torn_and_mismatched_images():
     assert check_consistency(consistent_data, {})[1] == ["SQLLogs\\shop_log.ldf is missing from the image"]
 
 
-def test_the_writer_flushes_the_application_at_freeze_so_the_shadow_is_consistent():
-    model = make_model()
+def test_the_writer_flushes_the_application_at_freeze_so_the_shadow_is_consistent(host_model):
+    model = host_model()
     model.application.transactions(3, mode="lazy")
     model.application.transactions(1, mode="torn")
     assert not model.application.check()["consistent"]
@@ -601,8 +584,8 @@ def test_the_writer_flushes_the_application_at_freeze_so_the_shadow_is_consisten
     assert not ok and "the log holds LSN 5..6" in reasons[0]
 
 
-def test_the_background_application_keeps_writing_and_stops_with_the_host():
-    model = make_model()
+def test_the_background_application_keeps_writing_and_stops_with_the_host(host_model):
+    model = host_model()
     model.application.start(interval=0.002, checkpoint_every=2, torn_pause=0.002)
     deadline = time.monotonic() + 5
     while model.application.state()["background_transactions"] < 20 and time.monotonic() < deadline:
@@ -614,10 +597,10 @@ def test_the_background_application_keeps_writing_and_stops_with_the_host():
     assert assess_journal(model.application.journal.data_volume.files(), model.application.journal.log_volume.files())["recoverable"]
 
 
-def test_mount_folders_aliases_in_commands_and_writer_listings():
+def test_mount_folders_aliases_in_commands_and_writer_listings(host_model):
     volumes = [{"device": "/dev/sda1", "size": 60, "drive": "C:"},
                {"device": "xvdb", "size": 20, "drive": "C:\\Mounts\\Data", "label": "Data"}]
-    model = make_model("win-mnt-01", volumes=volumes, windows={"os": "2022"})
+    model = host_model("win-mnt-01", volumes=volumes, windows={"os": "2022"})
     session_plan = plan(volumes=["C:\\Mounts\\Data"], verify=())
     result = run_generated(model, session_plan)
     assert result.exit_code == 0 and list(result.shadows) == ["vol_c_mounts_data"]
@@ -633,8 +616,8 @@ def test_mount_folders_aliases_in_commands_and_writer_listings():
     assert "Listing writer status ..." in listed.output and "10 writers listed." in listed.output
 
 
-def test_a_japanese_host_writes_its_session_log_in_code_page_932():
-    host = LabWindowsHost(make_model("win-web-01"))
+def test_a_japanese_host_writes_its_session_log_in_code_page_932(host_model):
+    host = LabWindowsHost(host_model("win-web-01"))
     session_plan = plan(volumes=["D:"], verify=())
     call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
     status = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]

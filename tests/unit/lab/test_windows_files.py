@@ -8,30 +8,18 @@ them; through a junction the session's files land in the junction's target.
 
 import pytest
 
-from lab.control import LabClient
-from lab.dataplane import BlockStore
-from lab.windows import LabWindowsHost, WindowsServer
+from lab.windows import LabWindowsHost
 from lab.windows.files import ADMINISTRATORS, SYSTEM, ace
-from lab.windows.testing import call_agent, sample_instance
+from lab.windows.testing import call_agent
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
 
 ROOT = "C:\\ProgramData\\shadowsnap"
 SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
-MODELS = []
 
 
-@pytest.fixture(autouse=True)
-def stop_host_threads():
-    yield
-    while MODELS:
-        MODELS.pop().shutdown()
-
-
-def make_host():
-    model = WindowsServer(sample_instance("win-sql-01"), BlockStore()).seed()
-    MODELS.append(model)
-    return LabWindowsHost(model)
+def make_host(host_model):
+    return LabWindowsHost(host_model())
 
 
 def start_session(host, run_id="ss-hostile"):
@@ -42,8 +30,8 @@ def start_session(host, run_id="ss-hostile"):
     return answer["result"]
 
 
-def test_a_clean_host_has_no_session_directory_until_the_agent_makes_one():
-    host = make_host()
+def test_a_clean_host_has_no_session_directory_until_the_agent_makes_one(host_model):
+    host = make_host(host_model)
     files = host.model.files
     assert files.security(ROOT) == {"root": {"path": ROOT, "exists": False}, "folders": []}
     start_session(host)
@@ -55,8 +43,8 @@ def test_a_clean_host_has_no_session_directory_until_the_agent_makes_one():
     assert all(f["owner"] == ADMINISTRATORS and f["explicit_aces"] == [] and f["inherits"] for f in report["folders"])
 
 
-def test_a_root_pre_created_by_a_local_user_keeps_that_users_runs_folder_after_the_agent_protects_it():
-    host = make_host()
+def test_a_root_pre_created_by_a_local_user_keeps_that_users_runs_folder_after_the_agent_protects_it(host_model):
+    host = make_host(host_model)
     files = host.model.files
     user = files.local_user_sid()
     report = files.make_hostile("foreign_owner", ROOT)
@@ -70,8 +58,8 @@ def test_a_root_pre_created_by_a_local_user_keeps_that_users_runs_folder_after_t
     assert runs["owner"] == user, "the folder below the root keeps its owner"
 
 
-def test_an_extra_access_entry_below_the_root_survives_the_agent():
-    host = make_host()
+def test_an_extra_access_entry_below_the_root_survives_the_agent(host_model):
+    host = make_host(host_model)
     files = host.model.files
     files.make_hostile("extra_ace", ROOT)
     start_session(host)
@@ -80,8 +68,8 @@ def test_an_extra_access_entry_below_the_root_survives_the_agent():
         (files.local_user_sid(), "Modify", "WIN-SQL-01\\lab-user")]
 
 
-def test_through_a_junction_the_session_files_land_in_the_users_folder():
-    host = make_host()
+def test_through_a_junction_the_session_files_land_in_the_users_folder(host_model):
+    host = make_host(host_model)
     files = host.model.files
     report = files.make_hostile("junction", ROOT)
     assert report["root"]["reparse_point"] and report["root"]["reparse_tag"] == "IO_REPARSE_TAG_MOUNT_POINT"
@@ -96,8 +84,8 @@ def test_through_a_junction_the_session_files_land_in_the_users_folder():
     assert [f["path"] for f in files.security(ROOT)["folders"]] == [ROOT + "\\runs", ROOT + "\\runs\\ss-hostile"]
 
 
-def test_folder_security_is_validated_and_settable_piece_by_piece():
-    files = make_host().model.files
+def test_folder_security_is_validated_and_settable_piece_by_piece(host_model):
+    files = host_model().files
     with pytest.raises(ValueError):
         files.make_hostile("friendly", ROOT)
     described = files.set_security("C:\\Data\\Drop", owner=files.local_user_sid(), protected=True,
@@ -107,9 +95,7 @@ def test_folder_security_is_validated_and_settable_piece_by_piece():
                                            "name": "Everyone"}]
 
 
-def test_the_control_api_presents_and_reports_a_hostile_session_directory(lab):
-    client = LabClient(lab.state())
-    client.reset()
+def test_the_control_api_presents_and_reports_a_hostile_session_directory(client):
     report = client.hostile_session_directory("win-sql-01", "extra_ace")
     assert report["root"]["owner"] == ADMINISTRATORS and report["folders"][0]["explicit_aces"][0]["rights"] == "Modify"
     assert client.folder_security("win-sql-01") == report

@@ -15,7 +15,6 @@ import winrm
 from winrm.exceptions import WinRMTransportError
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_diskshadow_writers, parse_vssadmin_writers
-from lab.control import LabClient
 from lab.topology import sql_default_install_topology
 from lab.windows import Journal
 from lab.windows.testing import call_agent_over_winrm
@@ -23,13 +22,6 @@ from lab.windows.testing import call_agent_over_winrm
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-
-
-@pytest.fixture(name="client")
-def client_fixture(lab):
-    client = LabClient(lab.state())
-    client.reset()
-    return client
 
 
 def collection_wire():

@@ -18,7 +18,6 @@ import requests
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
-from lab.control import LabClient
 from lab.windows.testing import call_agent_over_winrm
 
 try:
@@ -28,14 +27,6 @@ except ImportError:  # pragma: no cover - the transport is part of the collectio
 
 SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
 HOST = "win-sql-01"
-
-
-@pytest.fixture(name="client")
-def client_fixture(lab):
-    client = LabClient(lab.state())
-    client.reset()
-    yield client
-    client.stop_application(HOST)
 
 
 def collection_wire():
