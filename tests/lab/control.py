@@ -22,10 +22,8 @@ import urllib.request
 
 import boto3
 
-from lab.aws import EbsBehaviour, MotoServer
+from lab.aws import EbsBehaviour, FaultProxy, MotoServer, SsmBehaviour, install_into_moto
 from lab.dataplane import BlockStore
-from lab.fault_proxy import FaultProxy
-from lab.ssm import SsmBehaviour
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
 from lab.windows import WindowsFleet, write_inventory
 
@@ -104,8 +102,7 @@ class Lab:
         self._lock = threading.Lock()
 
     def start(self):
-        self.ebs.install()
-        self.ssm.install()
+        install_into_moto(self.ebs, self.ssm)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -188,6 +185,9 @@ class Lab:
             elif route == ("PUT", "/_lab/ebs"):
                 self.ebs.configure(**request)
                 result = vars(self.ebs.settings)
+            elif route == ("GET", "/_lab/ebs/snapshots"):
+                wanted = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("snapshot_id")
+                result = self.ebs.points_in_time(wanted)
             elif route == ("PUT", "/_lab/ssm"):
                 self.ssm.configure(**request)
                 result = self.ssm.describe()
@@ -237,11 +237,21 @@ class LabClient:
         self._call("DELETE", "/faults")
 
     def ebs(self, **settings):
+        """EBS behaviour: ``pending_seconds``, ``per_volume_interval``, ``max_pending_per_volume``,
+        ``clock_offset_seconds`` (EC2's clock ahead of the lab's), ``describe_delay_seconds`` and
+        ``describe_delay_calls`` (DescribeSnapshots eventually consistent for the collection's calls)."""
         return self._call("PUT", "/ebs", settings)
 
+    def snapshot_points(self, snapshot_ids=None):
+        """``{snapshot id: record}`` of the EBS snapshots' points in time with microseconds: ``point_in_time`` on EC2's
+        clock, ``lab_time`` on the lab's (compare with the VSS events' ``lab_time``), moto's ``start_time`` (cut to the
+        second), ``action``, ``volume_id``, ``describe_calls`` (client DescribeSnapshots calls it was hidden from)."""
+        query = "?" + urllib.parse.urlencode([("snapshot_id", i) for i in snapshot_ids]) if snapshot_ids else ""
+        return self._call("GET", "/ebs/snapshots" + query)
+
     def ssm(self, **settings):
-        """AWSEC2-CreateVssSnapshot's emulation (lab.ssm): ``run_seconds`` (InProgress time), ``on_writer_failure``
-        (``fail`` or ``crash_fallback``), ``unmanaged`` (instance ids the SSM agent does not answer for)."""
+        """AWSEC2-CreateVssSnapshot's emulation (lab.aws.ssm_models): ``run_seconds`` (InProgress time),
+        ``on_writer_failure`` (``fail`` or ``crash_fallback``), ``unmanaged`` (instance ids the SSM agent ignores)."""
         return self._call("PUT", "/ssm", settings)
 
     def reset(self, topology=None, fleet=None):
@@ -283,7 +293,9 @@ class LabClient:
 
     def host_fault(self, name, kind, **options):
         """Arm a WinRM fault on one host: ``drop_connection``, ``http_error`` (status), ``latency`` (seconds) or
-        ``reject_auth``, with ``action``/``after``/``times`` as in lab.winrm.faults; returns the armed rules."""
+        ``reject_auth``, with ``action``/``after``/``times`` as in lab.winrm.faults; or ``drop_answer`` (``op``,
+        ``after``, ``times``): the host carries out the agent op, and the answer is lost (the connection is reset).
+        Returns the armed rules."""
         return self._call("PUT", "/windows/%s/faults" % name, dict(options, kind=kind))
 
     def clear_host_faults(self, name):
@@ -327,6 +339,24 @@ class LabClient:
 
     def write_file(self, name, path, text):
         return self._call("PUT", "/windows/%s/files" % name, {"path": path, "text": text})
+
+    def set_folder_security(self, name, path, owner=None, protected=None, add_aces=(), junction_to=None):
+        """What another account did to a folder of a host (created when missing): ``owner`` (a SID), ``protected``
+        (inheritance off), ``add_aces`` (explicit entries: ``identity`` SID, ``rights``, ``type``, ``inheritance``),
+        ``junction_to`` (the folder becomes a junction to that path). Returns the folder's security."""
+        return self._call("PUT", "/windows/%s/folders" % name, {"path": path, "owner": owner, "protected": protected,
+                                                                  "add_aces": list(add_aces), "junction_to": junction_to})
+
+    def hostile_session_directory(self, name, kind, path=None):
+        """``%ProgramData%\\shadowsnap`` (or ``path``) prepared by the host's non-admin user ``lab-user`` before the
+        agent ran: ``foreign_owner``, ``junction`` or ``extra_ace`` (see lab.windows.files); returns its security."""
+        return self._call("PUT", "/windows/%s/folders" % name, {"hostile": kind, "path": path})
+
+    def folder_security(self, name, path=None):
+        """``{"root", "folders"}``: owner, reparse point (junction target) and explicit access entries of a host's
+        folder (default ``%ProgramData%\\shadowsnap``) and of every folder created below it."""
+        query = "?path=%s" % urllib.parse.quote(path) if path else ""
+        return self._call("GET", "/windows/%s/folders%s" % (name, query))
 
     def read_file(self, name, path):
         return self._call("GET", "/windows/%s/files?path=%s" % (name, urllib.parse.quote(path)))

@@ -7,7 +7,9 @@ types (t2, m4...) it sees ``AWS PVDISK`` disks whose SCSI target id maps to the 
 Each host's ``windows`` entry describes the simulated Windows Server behind its WinRM endpoint (lab.windows.model):
 ``os`` (2016/2019/2022/2025, or win10/win11 for negative tests), ``edition``, ``locale`` (en-US, ja-JP, fr-FR),
 ``applications`` (``sql``: SqlServerWriter with data on D: and logs on E:, and the journal; ``iis``: IIS writers),
-``aws_vss_components`` (version or None), ``imds``, ``writer_states``, ``shadow_storage`` and ``winrm`` (scheme, auth).
+``sql_system_databases`` (``D:``: master, model and msdb relocated beside the user databases, the default; ``C:``:
+where SQL Server Setup leaves them, see :func:`sql_default_install_topology`), ``aws_vss_components`` (version or
+None), ``imds``, ``writer_states``, ``shadow_storage``, ``clock_offset_seconds`` and ``winrm`` (scheme, auth).
 A volume may carry ``span: {"name": ..., "kind": "storage_pool" | "dynamic"}`` (one Windows volume over several EBS
 volumes), ``offline: true``, and a ``drive`` that is a letter (``D:``) or a mount folder (``C:\\Mounts\\Data``).
 The default topology has a SQL Server host (tests set its SqlServerWriter to a failed state at run time), a Japanese
@@ -70,6 +72,14 @@ def fleet_topology(instances, data_volumes, instance_type="m5.xlarge", windows=N
         }
         for index in range(instances)
     ]
+
+
+def sql_default_install_topology():
+    """The default topology with SQL Server as Setup installs it on win-sql-01: the system databases (master, model,
+    msdb) in the instance's DATA folder on C:, the user database ``shop`` with its data on D: and its log on E:."""
+    topology = copy_topology(DEFAULT_TOPOLOGY)
+    next(host for host in topology if host["name"] == "win-sql-01")["windows"]["sql_system_databases"] = "C:"
+    return topology
 
 
 def copy_topology(topology):

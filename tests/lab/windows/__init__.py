@@ -1,12 +1,13 @@
 """The Windows half of the lab: a model of Windows Server per instance, behind a WinRM endpoint (docs/lab-windows.md)."""
 
-from .content import Journal, JournalState, VolumeContent, assess_journal, check_consistency
+from .application import Journal, JournalState, SqlApplication, assess_journal, check_consistency
 from .diskshadow import DiskShadow, run_diskshadow
 from .fleet import WindowsFleet
 from .host import LabWindowsHost, ReplayPlan
 from .inventory import render_inventory, write_inventory
 from .locales import LOCALES, agent_decode, console_bytes
 from .model import WindowsServer
+from .storage import VolumeContent
 
 __all__ = [
     "DiskShadow",
@@ -15,6 +16,7 @@ __all__ = [
     "LOCALES",
     "LabWindowsHost",
     "ReplayPlan",
+    "SqlApplication",
     "VolumeContent",
     "WindowsFleet",
     "WindowsServer",

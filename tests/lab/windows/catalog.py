@@ -6,8 +6,10 @@ of FACTS.md. Component layouts follow diskshadow's metadata listing (KB 3098315,
 the usual install locations, simplified.
 """
 
+import uuid
 from dataclasses import dataclass, field
 
+LAB_NAMESPACE = uuid.UUID("6b1f8a52-3c2e-4e59-9d0c-5a4c1e7f0b11")
 SYSTEM_PROVIDER_ID = "{b5946137-7b9f-4925-af80-51abd60b20d5}"
 DIFF_AREA_SUFFIX = "{3808876b-c176-4e48-b7ae-04046e6cc752}"
 
@@ -25,6 +27,11 @@ CLIENT_EDITIONS = ("Pro", "Enterprise")
 # Registry EditionID (HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion) per edition.
 EDITION_IDS = {"Datacenter": "ServerDatacenter", "Standard": "ServerStandard", "Pro": "Professional", "Enterprise": "Enterprise"}
 LAB_ACCOUNT_ID = "123456789012"
+
+
+def stable_guid(*parts):
+    """A GUID derived from the parts: the same host, volume or writer gets the same id after every reseed."""
+    return str(uuid.uuid5(LAB_NAMESPACE, ":".join(str(part) for part in parts)))
 
 
 @dataclass(frozen=True)
@@ -197,10 +204,34 @@ BASE_WRITERS = (
 
 SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
 SQL_DATABASES = ("master", "model", "msdb", "shop")
+SQL_SYSTEM_DATABASES = ("master", "model", "msdb")
+SQL_DATA_FOLDER = "D:\\SQLData"
+SQL_LOG_FOLDER = "E:\\SQLLogs"
+# Where SQL Server 2022 Setup puts a default instance's system databases, and their file names there.
+SQL_INSTANCE_DATA_FOLDER = "C:\\Program Files\\Microsoft SQL Server\\MSSQL16.MSSQLSERVER\\MSSQL\\DATA"
+SQL_SYSTEM_FILES = {"master": ("master.mdf", "mastlog.ldf"), "model": ("model.mdf", "modellog.ldf"),
+                    "msdb": ("MSDBData.mdf", "MSDBLog.ldf")}
+SQL_SYSTEM_DATABASE_PLACES = ("D:", "C:")
 
 
-def sql_writer(hostname, data_folder="D:\\SQLData", log_folder="E:\\SQLLogs"):
-    """SqlServerWriter of a default instance: one component per database, data files on D: and logs on E:."""
+def sql_database_files(system_databases="D:"):
+    """``{database: ((data folder, data file), (log folder, log file))}``. User databases keep their data on D: and
+    their logs on E:; the system databases too when ``system_databases`` is ``D:`` (relocated), or where Setup puts
+    them when it is ``C:`` (the instance's DATA folder on C:, as real installs leave them)."""
+    if system_databases not in SQL_SYSTEM_DATABASE_PLACES:
+        raise ValueError("sql_system_databases must be one of %s, not %r" % (", ".join(SQL_SYSTEM_DATABASE_PLACES), system_databases))
+    files = {}
+    for database in SQL_DATABASES:
+        if database in SQL_SYSTEM_DATABASES and system_databases == "C:":
+            data, log = SQL_SYSTEM_FILES[database]
+            files[database] = ((SQL_INSTANCE_DATA_FOLDER, data), (SQL_INSTANCE_DATA_FOLDER, log))
+        else:
+            files[database] = ((SQL_DATA_FOLDER, "%s.mdf" % database), (SQL_LOG_FOLDER, "%s_log.ldf" % database))
+    return files
+
+
+def sql_writer(hostname, system_databases="D:"):
+    """SqlServerWriter of a default instance: one component per database, with its data and log files."""
     components = tuple(
         ComponentSpec(
             database,
@@ -208,9 +239,9 @@ def sql_writer(hostname, data_folder="D:\\SQLData", log_folder="E:\\SQLLogs"):
             component_type="VSS_CT_FILEGROUP [2]",
             selectable=True,
             notify_on_backup_complete=True,
-            files=((data_folder, "%s.mdf" % database), (log_folder, "%s_log.ldf" % database)),
+            files=files,
         )
-        for database in SQL_DATABASES
+        for database, files in sql_database_files(system_databases).items()
     )
     return WriterSpec("SqlServerWriter", SQL_WRITER_ID, "SQLWriter", components, restore_method="VSS_RME_RESTORE_IF_NOT_THERE")
 

@@ -1,7 +1,9 @@
-"""The object behind a lab WinRM endpoint: recognises the agent, answers from the model, replays, counts.
+"""The object behind a lab WinRM endpoint: recognises the agent, answers through its twin, replays, counts.
 
-:class:`LabWindowsHost` implements the WinRM endpoint's host interface (``run_command``). Its :attr:`model` can be
-replaced while the endpoint runs (the lab does so on reset), so an endpoint keeps its port across resets.
+:class:`LabWindowsHost` implements the WinRM endpoint's host interface (``run_command``): it tells the collection's
+agent (answered by lab.windows.agent_twin) from other PowerShell (lab.windows.powershell) and from cmd.exe commands.
+Its :attr:`model` can be replaced while the endpoint runs (the lab does so on reset), so an endpoint keeps its port
+across resets.
 """
 
 import base64
@@ -9,9 +11,17 @@ import json
 import threading
 from dataclasses import dataclass, field
 
-from lab.winrm import CommandResult, decode_powershell_command
+from lab.winrm import CommandResult, FaultRule, decode_powershell_command
 
-from . import agent
+from . import agent_twin, powershell
+from .agent_twin.protocol import (
+    PROTOCOL,
+    WRITER_SOURCES,
+    bootstrap_error,
+    encode_answer,
+    is_collection_bootstrap,
+    split_agent_input,
+)
 from .locales import console_bytes
 
 MAX_PAUSE_SECONDS = 60.0
@@ -72,8 +82,8 @@ class ReplayPlan:
         if times is not None and int(times) < 1:
             raise ValueError("times must be >= 1 or None")
         if text is not None or raw is not None:
-            if op != "writers" or source not in agent.WRITER_SOURCES:
-                raise ValueError("tool output replays need op 'writers' and a source among %s" % ", ".join(agent.WRITER_SOURCES))
+            if op != "writers" or source not in WRITER_SOURCES:
+                raise ValueError("tool output replays need op 'writers' and a source among %s" % ", ".join(WRITER_SOURCES))
             if isinstance(raw, (bytes, bytearray)):
                 raw = base64.b64encode(bytes(raw)).decode("ascii")
             rule = ReplayRule(op, "tool", source=source, text=text, raw_base64=raw, exit_code=int(exit_code))
@@ -127,6 +137,50 @@ class ReplayPlan:
             return [rule.describe() for rule in self._rules]
 
 
+class AnswerDrop(FaultRule):
+    """Lose the answer to agent requests of one op (``action`` holds the op) after the host carried them out: the
+    endpoint resets the connection of the Receive that would carry it. ``after`` requests of that op go through
+    first, then ``times`` answers are lost (None: until cleared); ``seen`` and ``fired`` show that it was hit."""
+
+    def describe(self):
+        return {"kind": "drop_answer", "op": self.action, "after": self.after, "times": self.times, "seen": self.seen,
+                "fired": self.fired}
+
+
+class AnswerDrops:
+    """The answer drops armed on one host (``host.answer_drops``)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.rules = []
+
+    def arm(self, op, after=0, times=1):
+        if not isinstance(op, str) or not op:
+            raise ValueError("a drop_answer fault needs the op whose answer is lost")
+        if int(after) < 0 or (times is not None and int(times) < 1):
+            raise ValueError("after must be >= 0 and times >= 1 or None")
+        rule = AnswerDrop("drop_answer", action=op, after=int(after), times=None if times is None else int(times))
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def fires(self, op):
+        """Whether the answer to this request of ``op`` is lost (the first armed rule that fires)."""
+        with self._lock:
+            for rule in self.rules:
+                if rule.match_request(op):
+                    return True
+        return False
+
+    def clear(self):
+        with self._lock:
+            self.rules = []
+
+    def describe(self):
+        with self._lock:
+            return [rule.describe() for rule in self.rules]
+
+
 COUNTER_NAMES = ("round_trips", "errors", "refused", "raw_commands", "protocol_mismatches")
 
 
@@ -159,11 +213,12 @@ class AgentCounters:
 
 
 class LabWindowsHost:
-    """A simulated Windows Server behind a :class:`lab.winrm.WinRMServer` (see :mod:`lab.windows.agent`)."""
+    """A simulated Windows Server behind a :class:`lab.winrm.WinRMServer`."""
 
     def __init__(self, model):
         self.model = model
         self.replays = ReplayPlan()
+        self.answer_drops = AnswerDrops()
         self.counters = AgentCounters()
         self.stopping = threading.Event()
 
@@ -183,6 +238,7 @@ class LabWindowsHost:
             if old is not model:
                 old.shutdown()
         self.replays.reset()
+        self.answer_drops.clear()
         self.counters.reset()
 
     def shutdown(self, timeout=5.0):
@@ -197,32 +253,32 @@ class LabWindowsHost:
             self.counters.add("refused")
             message = ("Cannot process the command because the value specified with -EncodedCommand is not properly "
                        "encoded. The value must be Base64 encoded.")
-            return CommandResult(stderr=agent.clixml_error([message]), exit_code=1)
+            return CommandResult(stderr=powershell.clixml_error([message]), exit_code=1)
         if script is None:
             return self._run_cmd(command, arguments)
-        lines = agent.stdin_lines(stdin) if stdin else []
-        split = agent.split_agent_input(lines)
+        lines = powershell.stdin_lines(stdin) if stdin else []
+        split = split_agent_input(lines)
         if split is not None:
             return self._run_agent(*split)
-        if agent.is_collection_bootstrap(script) and len(lines) < 2:
+        if is_collection_bootstrap(script) and len(lines) < 2:
             self.counters.add("refused")
-            return CommandResult(stdout=agent.bootstrap_error("expected the request line and the agent script on standard input"))
+            return CommandResult(stdout=bootstrap_error("expected the request line and the agent script on standard input"))
         if lines:
             self.counters.add("refused")
-            return CommandResult(stderr=agent.clixml_error([
+            return CommandResult(stderr=powershell.clixml_error([
                 "The lab host received standard input that is not a shadowsnap agent request "
                 "(expected '<request JSON>\\n# shadowsnap-agent protocol=1 ...'): it cannot run other PowerShell.",
-                agent.LAB_HINT,
+                powershell.LAB_HINT,
             ]), exit_code=1)
         return self._run_literal(script)
 
     def _run_agent(self, request_text, script, version):
         del script  # the lab answers from its model; the agent's PowerShell is not interpreted
-        if version != str(agent.PROTOCOL):
+        if version != str(PROTOCOL):
             self.counters.add("protocol_mismatches")
             self.counters.add("refused")
-            return CommandResult(stderr=agent.clixml_error([
-                "The lab host speaks agent protocol %d; the agent script declares protocol=%s." % (agent.PROTOCOL, version or "?"),
+            return CommandResult(stderr=powershell.clixml_error([
+                "The lab host speaks agent protocol %d; the agent script declares protocol=%s." % (PROTOCOL, version or "?"),
             ]), exit_code=1)
         self.counters.add("round_trips")
         op = _peek_op(request_text)
@@ -231,8 +287,8 @@ class LabWindowsHost:
             self.counters.count_op(op)
             return CommandResult(stdout=process["stdout"].encode("utf-8"), stderr=process["stderr"].encode("utf-8"),
                                  exit_code=process["exit_code"])
-        document = agent.handle_request(self, request_text)
-        return CommandResult(stdout=agent.encode_answer(document), exit_code=0)
+        document = agent_twin.handle_request(self, request_text)
+        return CommandResult(stdout=encode_answer(document), exit_code=0, answer_lost=bool(op) and self.answer_drops.fires(op))
 
     def counter_snapshot(self):
         """Agent-side counts (see :class:`AgentCounters`), ``replays_served`` included."""
@@ -240,7 +296,7 @@ class LabWindowsHost:
 
     def _run_literal(self, script):
         model = self.model
-        text, stderr, exit_code = agent.run_literal_script(model, script)
+        text, stderr, exit_code = powershell.run_literal_script(model, script)
         self.counters.add("refused" if stderr else "raw_commands")
         return CommandResult(stdout=console_bytes(text, model.locale.oem_code_page), stderr=stderr, exit_code=exit_code)
 
@@ -254,7 +310,7 @@ class LabWindowsHost:
             self.counters.add("raw_commands")
             return CommandResult(stdout=console_bytes(line[5:] + "\n", self.model.locale.oem_code_page))
         self.counters.add("refused")
-        return CommandResult(stderr=agent.cmd_not_recognized(line), exit_code=1)
+        return CommandResult(stderr=powershell.cmd_not_recognized(line), exit_code=1)
 
 
 def _peek_op(request_text):

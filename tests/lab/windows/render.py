@@ -73,7 +73,7 @@ def _flag(value):
 
 def diskshadow_list_writers_detailed(locale, writers, components_of):
     """The output of ``list writers detailed``; ``components_of(writer)`` gives the resolved components
-    (dicts of ``spec``, ``paths``, ``volumes`` as :meth:`lab.windows.model.WindowsServer.writer_components` returns)."""
+    (dicts of ``spec``, ``paths``, ``volumes`` as :meth:`lab.windows.writers.Writers.components` returns)."""
     label = locale.metadata_label
     lines = [locale.listing_metadata]
     for writer in writers:

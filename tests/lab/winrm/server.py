@@ -52,7 +52,7 @@ from .auth import ENCRYPTED_CONTENT_TYPE, NTLM_ACCOUNTS, MessageEncryptionError,
 from .certs import CertificateAuthority, tls_server_end_point
 from .counters import Counters
 from .faults import FaultPlan
-from .winrs import WinRSService
+from .winrs import AnswerLost, WinRSService
 
 LOG = logging.getLogger(__name__)
 AUTH_METHODS = ("basic", "ntlm")
@@ -62,11 +62,16 @@ _POWERSHELL_EXECUTABLES = ("powershell", "powershell.exe", "pwsh", "pwsh.exe")
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a process left behind: its output streams (bytes, in the shell's code page) and exit code."""
+    """What a process left behind: its output streams (bytes, in the shell's code page) and exit code.
+
+    ``answer_lost``: the process ran, but its output never reaches the client: the endpoint resets the connection of
+    the Receive that would carry it (a host's way to lose the answer to one particular command).
+    """
 
     stdout: bytes = b""
     stderr: bytes = b""
     exit_code: int = 0
+    answer_lost: bool = False
 
 
 class WindowsHost(Protocol):  # pylint: disable=too-few-public-methods
@@ -437,6 +442,10 @@ class _WSManHandler(BaseHTTPRequestHandler):
         if fault is None:
             try:
                 response = lab.winrs.handle(request, user, self.client_address[0], lab.endpoint)
+            except AnswerLost:
+                lab.counters.add("faults_injected")
+                self._drop()
+                return
             except soap.WSManFault as error:
                 fault = error
             except Exception as error:  # pylint: disable=broad-exception-caught

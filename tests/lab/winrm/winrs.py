@@ -24,6 +24,10 @@ DEFAULT_OPERATION_TIMEOUT = 60.0
 _ENVELOPE_OVERHEAD = 4096
 
 
+class AnswerLost(Exception):
+    """The Receive that would carry a command's output is answered by resetting the connection (the host said so)."""
+
+
 def _new_id():
     return str(uuid.uuid4()).upper()
 
@@ -78,7 +82,7 @@ class Command:
             self._start_worker(self, bytes(self._stdin))
 
     def finish(self, outcome):
-        """Worker side: the host's result (stdout, stderr, exit code) or the exception it raised."""
+        """Worker side: the host's result (stdout, stderr, exit code, answer lost) or the exception it raised."""
         with self._state:
             if self._outcome is None:
                 self._outcome = outcome
@@ -86,7 +90,7 @@ class Command:
 
     def ctrl_c(self):
         """Stop a running process the way Ctrl+C stops a console program; a finished one keeps its result."""
-        self.finish((b"", b"", STATUS_CONTROL_C_EXIT))
+        self.finish((b"", b"", STATUS_CONTROL_C_EXIT, False))
 
     def close(self):
         with self._state:
@@ -109,7 +113,11 @@ class Command:
                 raise soap.command_not_found()
             if isinstance(self._outcome, BaseException):
                 raise soap.provider_failure("The lab host failed to run %r: %r " % (self.command, self._outcome))
-            stdout, stderr, exit_code = self._outcome
+            stdout, stderr, exit_code, lost = self._outcome
+            if lost:
+                self._outcome = (stdout, stderr, exit_code, False)
+                self._stdout_sent, self._stderr_sent = len(stdout), len(stderr)
+                raise AnswerLost()
             stdout_chunk = stdout[self._stdout_sent:self._stdout_sent + budget]
             self._stdout_sent += len(stdout_chunk)
             stderr_chunk = stderr[self._stderr_sent:self._stderr_sent + budget - len(stdout_chunk)]
@@ -303,7 +311,7 @@ class WinRSService:
     def _run(self, command, stdin):
         try:
             result = self._host.run_command(command.command, list(command.arguments), stdin)
-            outcome = (result.stdout, result.stderr, result.exit_code)
+            outcome = (result.stdout, result.stderr, result.exit_code, bool(result.answer_lost))
             if not isinstance(outcome[0], bytes) or not isinstance(outcome[1], bytes) or not isinstance(outcome[2], int):
                 raise TypeError("run_command must return stdout/stderr as bytes and exit_code as int, got %r" % (result,))
         except Exception as error:  # pylint: disable=broad-exception-caught

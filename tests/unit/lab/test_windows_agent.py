@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_diskshadow_writers, parse_vssadmin_writers
 from lab.dataplane import BlockStore
 from lab.windows import LabWindowsHost, WindowsServer
-from lab.windows.agent import WRITER_SOURCES
+from lab.windows.agent_twin.protocol import WRITER_SOURCES
 from lab.windows.testing import AGENT_SCRIPT, agent_command, bootstrap_arguments, call_agent, sample_instance
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "windows"
@@ -130,18 +130,18 @@ def test_storage_and_shadows_ops():
     assert {"disks", "disk_drives", "partitions", "volumes", "shadow_storage", "dynamic_disks", "storage_pools"} <= set(storage)
     assert len(storage["disks"]) == 4
     assert call_agent(host, "shadows")["result"] == {"shadows": []}
-    host.model.create_shadow_set(["D:"])
+    host.model.shadows.create_set(["D:"])
     assert len(call_agent(host, "shadows")["result"]["shadows"]) == 1
 
 
 @pytest.mark.parametrize("name", ["win-sql-01", "win-web-01", "win-xen-01"])
 def test_writers_op_gives_every_source_in_the_hosts_code_page(name):
     host = make_host(name)
-    host.model.set_writer_state("System Writer", "failed_at_freeze")
+    host.model.writers.set_state("System Writer", "failed_at_freeze")
     document = call_agent(host, "writers", {"sources": ["vssadmin", "diskshadow_status", "diskshadow_detailed"]})
     result = document["result"]
     assert result["oem_code_page"] == host.model.locale.oem_code_page
-    expected = [(w.name, w.state) for w in host.model.visible_writers()]
+    expected = [(w.name, w.state) for w in host.model.writers.visible()]
     vssadmin = result["outputs"]["vssadmin"]
     assert vssadmin["exit_code"] == 0 and "\r\n" in vssadmin["text"]
     assert [(w["name"], w["state"]) for w in parse_vssadmin_writers(vssadmin["text"])] == expected

@@ -71,15 +71,15 @@ def test_sync_keeps_surviving_endpoints_and_drops_the_others(fleets):
     fleet = fleets()
     fleet.sync(fleet_instances(3, 1))
     ports = {host["name"]: host["port"] for host in fleet.state()}
-    fleet.model("win-fleet-001").set_writer_state("System Writer", 9)
+    fleet.model("win-fleet-001").writers.set_state("System Writer", 9)
     fleet.arm_fault("win-fleet-001", "latency", seconds=1)
     fleet.sync(fleet_instances(2, 2))
     state = {host["name"]: host for host in fleet.state()}
     assert set(state) == {"win-fleet-001", "win-fleet-002"}
     assert {name: host["port"] for name, host in state.items()} == {name: ports[name] for name in state}
-    assert fleet.model("win-fleet-001").writer("System Writer").state == 1
+    assert fleet.model("win-fleet-001").writers.get("System Writer").state == 1
     assert fleet.server("win-fleet-001").faults.rules == []
-    assert len(fleet.model("win-fleet-001").volumes) == 3
+    assert len(fleet.model("win-fleet-001").storage.volumes) == 3
 
 
 def test_https_and_ntlm_endpoints_per_host(fleets):

@@ -14,21 +14,14 @@ import pytest
 import winrm
 from winrm.exceptions import WinRMTransportError
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
-from lab.control import LabClient
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_diskshadow_writers, parse_vssadmin_writers
+from lab.topology import sql_default_install_topology
 from lab.windows import Journal
 from lab.windows.testing import call_agent_over_winrm
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
 
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-
-
-@pytest.fixture(name="client")
-def client_fixture(lab):
-    client = LabClient(lab.state())
-    client.reset()
-    return client
 
 
 def collection_wire():
@@ -193,3 +186,15 @@ def test_ansible_reaches_every_host_with_the_written_inventory(client, tmp_path,
     assert all(host["failures"] == 0 and host["unreachable"] == 0 and host["ok"] == 2 for host in stats.values())
     counters = client.host_counters()
     assert all(c["agent"]["raw_commands"] == 1 for c in counters.values())
+
+
+def test_the_sql_default_install_topology_puts_the_system_databases_on_c(client):
+    client.reset(topology=sql_default_install_topology())
+    assert client.host_state("win-sql-01")["sql_system_databases"] == "C:"
+    host = client.windows_host("win-sql-01")
+    text = agent_round_trip(host, "writers", {"sources": ["diskshadow_detailed"]})["result"]["outputs"]["diskshadow_detailed"]["text"]
+    sql = next(w for w in parse_diskshadow_writers(text) if w["name"] == "SqlServerWriter")
+    volumes = {c["full_path"]: [v["display_name"] for v in c["volumes"]] for c in sql["components"]}
+    assert volumes["\\WIN-SQL-01\\master"] == ["C:\\"] and volumes["\\WIN-SQL-01\\shop"] == ["D:\\", "E:\\"]
+    client.reset()
+    assert client.host_state("win-sql-01")["sql_system_databases"] == "D:", "a reset goes back to the default topology"

@@ -135,8 +135,8 @@ def test_diskshadow_script_banner_matches_the_restic_capture():
 def test_no_writers_prints_the_banner_only_and_the_parsers_refuse_it():
     """EventSystem stopped: vssadmin lists nothing, which the collection treats as a failure, never as healthy."""
     host = sql_host()
-    host.set_writer_state("*", "missing")
-    text = render.vssadmin_list_writers(EN_US, host.visible_writers())
+    host.writers.set_state("*", "missing")
+    text = render.vssadmin_list_writers(EN_US, host.writers.visible())
     assert text.splitlines() == list(EN_US.vssadmin_banner) + [""] + list(EN_US.vssadmin_waiting) + [""]
     with pytest.raises(VssParseError):
         parse_vssadmin_writers(text)
@@ -150,18 +150,18 @@ def test_every_state_parses_to_the_model_after_the_code_page_round_trip(locale):
     host = sql_host(locale)
     states = list(range(16))
     for writer, state in zip(host.writers, states):
-        host.set_writer_state(writer.name, state)
-    host.set_writer_state("System Writer", "not_responding")
-    host.set_writer_state("WMI Writer", "timed_out")
-    expected = [(w.name, w.writer_id, w.instance_id, w.state) for w in host.visible_writers()]
+        host.writers.set_state(writer.name, state)
+    host.writers.set_state("System Writer", "not_responding")
+    host.writers.set_state("WMI Writer", "timed_out")
+    expected = [(w.name, w.writer_id, w.instance_id, w.state) for w in host.writers.visible()]
     assert len(expected) == len(host.writers)
 
-    vssadmin = round_trip(render.vssadmin_list_writers(host.locale, host.visible_writers()), host.locale)
+    vssadmin = round_trip(render.vssadmin_list_writers(host.locale, host.writers.visible()), host.locale)
     parsed = parse_vssadmin_writers(vssadmin)
     assert [(w["name"], w["writer_id"], w["instance_id"], w["state"]) for w in parsed] == expected
     assert [w["healthy"] for w in parsed] == [state == 1 for dummy, dummy2, dummy3, state in expected]
 
-    status = render.diskshadow_list_writers_status(host.locale, host.visible_writers())
+    status = render.diskshadow_list_writers_status(host.locale, host.writers.visible())
     script = round_trip(render.diskshadow_script(host.locale, host.hostname, host.clock(), [("list writers status", status)]), host.locale)
     parsed = parse_diskshadow_writers(script)
     assert [(w["name"], w["writer_id"], w["instance_id"], w["state"]) for w in parsed] == expected
@@ -173,9 +173,9 @@ def test_every_state_parses_to_the_model_after_the_code_page_round_trip(locale):
 @pytest.mark.parametrize("locale", sorted(LOCALES))
 def test_detailed_listing_gives_each_writer_its_component_volumes(locale):
     host = sql_host(locale)
-    host.set_writer_state("SqlServerWriter", "failed_at_prepare_snapshot")
-    writers = host.visible_writers()
-    detailed = render.diskshadow_list_writers_detailed(host.locale, writers, host.writer_components)
+    host.writers.set_state("SqlServerWriter", "failed_at_prepare_snapshot")
+    writers = host.writers.visible()
+    detailed = render.diskshadow_list_writers_detailed(host.locale, writers, host.writers.components)
     status = render.diskshadow_list_writers_status(host.locale, writers)
     text = round_trip(render.diskshadow_script(host.locale, host.hostname, host.clock(),
                                                [("list writers detailed", detailed), ("list writers status", status)]), host.locale)
@@ -183,17 +183,17 @@ def test_detailed_listing_gives_each_writer_its_component_volumes(locale):
     sql = parsed["SqlServerWriter"]
     assert sql["state"] == 8 and sql["last_error"].startswith("0x800423f0")
     assert [c["full_path"] for c in sql["components"]] == ["\\WIN-SQL-01\\%s" % db for db in catalog.SQL_DATABASES]
-    drives = {host.find_volume("D:").unique_id: "D:\\", host.find_volume("E:").unique_id: "E:\\"}
+    drives = {host.storage.find_volume("D:").unique_id: "D:\\", host.storage.find_volume("E:").unique_id: "E:\\"}
     for component in sql["components"]:
         assert {v["volume"]: v["display_name"] for v in component["volumes"]} == drives
         assert component["paths"] == ["D:\\SQLData", "E:\\SQLLogs"]
     system = parsed["System Writer"]["components"][0]
-    assert system["volumes"] == [{"volume": host.find_volume("C:").unique_id, "display_name": "C:\\"}]
+    assert system["volumes"] == [{"volume": host.storage.find_volume("C:").unique_id, "display_name": "C:\\"}]
 
 
 def test_japanese_text_survives_cp932_and_a_decoding_mistake_shows():
     host = sql_host("ja-JP")
-    text = render.vssadmin_list_writers(host.locale, host.visible_writers())
+    text = render.vssadmin_list_writers(host.locale, host.writers.visible())
     data = console_bytes(text, 932)
     assert data.decode("cp932") == text.replace("\n", "\r\n")
     assert "ライター名" not in data.decode("utf-8", errors="replace")

@@ -14,10 +14,10 @@ import threading
 import time
 
 import pytest
+import requests
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
-from lab.control import LabClient
 from lab.windows.testing import call_agent_over_winrm
 
 try:
@@ -27,14 +27,6 @@ except ImportError:  # pragma: no cover - the transport is part of the collectio
 
 SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
 HOST = "win-sql-01"
-
-
-@pytest.fixture(name="client")
-def client_fixture(lab):
-    client = LabClient(lab.state())
-    client.reset()
-    yield client
-    client.stop_application(HOST)
 
 
 def collection_wire():
@@ -99,6 +91,9 @@ def test_full_backup_over_winrm_embeds_a_consistent_shadow_in_each_ebs_snapshot(
     completes = client.vss_events(HOST, event="BackupComplete")
     assert [(e["writer"], e["run_id"], e["set_id"]) for e in completes] == [("SqlServerWriter", "ss-e2e-full", status["shadow_set_id"])]
     assert event_times(client, "BackupComplete")[0] > taken, "BackupComplete only after the EBS snapshots exist"
+    points = client.snapshot_points(list(snapshots.values()))
+    assert datetime.datetime.fromisoformat(completes[0]["lab_time"]) > max(
+        datetime.datetime.fromisoformat(point["lab_time"]) for point in points.values()), "on the same clock, sub-second"
     # each volume's snapshot carries its own shadow copy; what a restore sees after reverting to it is consistent
     assert shadows["vol_d"] in client.snapshot_shadow_ids(snapshots["D:"])
     assert shadows["vol_e"] in client.snapshot_shadow_ids(snapshots["E:"])
@@ -158,13 +153,51 @@ def test_a_diff_area_on_another_volume_is_not_in_the_volumes_own_snapshot(client
 def test_faults_and_events_through_the_control_api(client):
     client.vss_fault(HOST, "writer_fail_at_freeze", writer="SqlServerWriter", error="retryable")
     answer = agent(client, "session_start", {"run_id": "ss-fault", "wait_seconds": 30,
-                                             "files": session_files(generator.SessionPlan(run_id="ss-fault", volumes=["D:", "E:"]))})
+                                             "files": session_files(generator.SessionPlan(run_id="ss-fault", volumes=["D:", "E:"],
+                                                                                          verify_writer_ids=[SQL_WRITER_ID]))})
     status = agent(client, "session_status", {"run_id": "ss-fault", "wait_seconds": 30})["result"]
     assert answer["ok"] and status["state"] == "failed" and "Returned HRESULT: 800423F3" in status["log"]
     failed = client.vss_events(HOST, event="Freeze", writer="SqlServerWriter")
     assert [(e["state"], e["failed"]) for e in failed] == [(9, True)]
     assert client.clear_vss_faults(HOST) == []
     assert client.sessions(HOST)[0]["run_id"] == "ss-fault"
+
+
+def test_a_hosts_clock_offset_shows_in_its_event_times_not_in_their_lab_time(client):
+    client.configure_host(HOST, clock_offset_seconds=-3600)
+    dummy, status = start(client, "ss-skewed", "copy")
+    assert agent(client, "session_status", {"run_id": "ss-skewed", "wait_seconds": 30})["result"]["state"] == "completed"
+    freeze = client.vss_events(HOST, event="Freeze", writer="SqlServerWriter")[0]
+    skew = datetime.datetime.fromisoformat(freeze["time"]) - datetime.datetime.fromisoformat(freeze["lab_time"])
+    assert skew == datetime.timedelta(hours=-1)
+    history = client.writer_history(HOST, "SqlServerWriter")["SqlServerWriter"][-1]
+    assert datetime.datetime.fromisoformat(history["time"]) - datetime.datetime.fromisoformat(history["lab_time"]) == skew
+    installed = agent(client, "shadows")["result"]["shadows"][0]["InstallDate"]
+    behind = datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.strptime(installed[:21], "%Y%m%d%H%M%S.%f").replace(
+        tzinfo=datetime.timezone.utc)
+    assert datetime.timedelta(minutes=59) < behind < datetime.timedelta(minutes=61), "Win32_ShadowCopy on the host's clock"
+    assert client.host_state(HOST)["settings"]["clock_offset_seconds"] == -3600
+    assert status["shadow_set_id"]
+
+
+def test_the_answer_to_session_start_is_lost_after_the_host_started_the_session(client):
+    armed = client.host_fault(HOST, "drop_answer", op="session_start")
+    assert armed == [{"kind": "drop_answer", "op": "session_start", "after": 0, "times": 1, "seen": 0, "fired": 0}]
+    assert agent(client, "facts")["ok"], "other ops are answered"
+    session_plan = generator.SessionPlan(run_id="ss-lost", volumes=["D:", "E:"], backup_type="full",
+                                         verify_writer_ids=[SQL_WRITER_ID], hold_timeout_seconds=120)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        agent(client, "session_start", {"run_id": "ss-lost", "files": session_files(session_plan), "wait_seconds": 30})
+    status = agent(client, "session_status", {"run_id": "ss-lost", "until": "created", "wait_seconds": 30})["result"]
+    assert status["state"] == "created" and status["task_running"], "the host carried the op out"
+    assert client.host_state(HOST)["faults"][0]["fired"] == 1
+    assert client.host_counters(HOST)["winrm"]["faults_injected"] == 1
+    released = agent(client, "session_release", {"run_id": "ss-lost", "decision": "abort", "wait_seconds": 30,
+                                                 "delete_shadows": True})["result"]
+    assert released["state"] == "failed" and sorted(released["deleted_shadow_ids"]) == sorted(status["shadows"].values())
+    assert client.vss_events(HOST, event="BackupComplete") == []
+    client.clear_host_faults(HOST)
+    assert client.host_state(HOST)["faults"] == []
 
 
 def test_reset_stops_every_session_thread(client):

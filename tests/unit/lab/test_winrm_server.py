@@ -58,6 +58,8 @@ class EchoHost:
             return CommandResult(stdout=b"released\r\n")
         if verb == "raise":
             raise RuntimeError("bug in the host model")
+        if verb == "lose":
+            return CommandResult(stdout=b"done\r\n", answer_lost=True)
         message = "'%s' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n" % verb
         return CommandResult(stderr=message.encode(), exit_code=1)
 
@@ -443,6 +445,19 @@ def test_drop_connection_fault_on_the_second_receive(serve):
 
     assert (rule.seen, rule.fired) == (2, 1)
     assert server.counters.actions["Receive"] == 2
+
+
+def test_a_command_whose_answer_the_host_loses_ran_and_resets_the_connection_of_its_receive(serve):
+    server = serve()
+    protocol = make_protocol(server)
+    shell_id = protocol.open_shell()
+    command_id = protocol.run_command(shell_id, "lose", [])
+    with pytest.raises(requests.exceptions.ConnectionError):
+        protocol.get_command_output(shell_id, command_id)
+    assert [call[0] for call in server.host.calls] == ["lose"], "the host ran the command"
+    assert server.counters.faults_injected == 1 and server.counters.actions["Receive"] == 1
+    assert make_protocol(server).run_command(shell_id, "echo", ["again"]), "the shell survives the lost answer"
+    assert make_session(server).run_cmd("echo", ["next"]).std_out == b"next\r\n"
 
 
 def test_http_500_fault_is_a_transport_error_for_the_client(serve):

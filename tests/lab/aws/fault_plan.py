@@ -1,17 +1,13 @@
-"""An HTTP proxy in front of the lab's moto server: injects AWS faults, enforces EC2-shaped rate limits, counts calls.
+"""The fault scenario of the lab's AWS endpoint: fault rules, EC2's token buckets, call counts, EC2's error wire shape.
 
-Everything is switchable at run time (per scenario) through :class:`FaultPlan`, and the proxy answers errors in the
-exact wire shape of the EC2 query API, so botocore, amazon.aws's retry decorators and our modules see what they would
-see from EC2. Counts are kept per API action: attempts, successful answers, throttled and injected faults.
+:class:`FaultPlan` is switchable at run time (per scenario) through the control API; :class:`CallCounter` keeps counts
+per API action (attempts, successful answers, throttled, injected faults, errors). lab.aws.fault_proxy applies them.
 """
 
-import http.client
 import threading
 import time
 import uuid
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
 
 # Token buckets per account and Region (burst, refill per second), from the EC2 API throttling documentation.
 EC2_TOKEN_BUCKETS = {
@@ -26,6 +22,8 @@ DESCRIBE_BUCKET = (100, 20)
 UNFILTERED_DESCRIBE_BUCKET = (50, 10)
 UNFILTERED_DESCRIBE_ACTIONS = ("DescribeSnapshots", "DescribeVolumes", "DescribeInstances")
 NON_MUTATING_PREFIXES = ("Describe", "Get", "List")
+# How an answer is lost after the request was carried out (``lose_response``).
+LOST_ANSWERS = (True, "internal_error", "unavailable", "drop")
 
 ERROR_STATUS = {
     "RequestLimitExceeded": 503,
@@ -91,7 +89,8 @@ class FaultPlan:
 
     A rule is a dict: ``action`` (API action name or ``*``), ``count`` (how many matching requests it hits), and one of
     ``error`` (an EC2 error code answered instead of forwarding), ``status`` (a bare HTTP status, e.g. 500), or
-    ``lose_response`` (forward the request, then answer InternalError as if the answer was lost on the way back).
+    ``lose_response``: forward the request (EC2 carries it out), then lose its answer on the way back: ``true`` or
+    ``internal_error`` answer InternalError (500), ``unavailable`` Unavailable (503), ``drop`` resets the connection.
     ``rate_limits`` scales the EC2 token buckets (1.0 = EC2's figures; 0.05 = a twentieth, to reach them in tests).
     """
 
@@ -112,6 +111,8 @@ class FaultPlan:
             for rule in self.rules:
                 rule.setdefault("count", 1)
                 rule.setdefault("action", "*")
+                if rule.get("lose_response") not in (None, False) + LOST_ANSWERS:
+                    raise ValueError("lose_response must be true or one of %s" % ", ".join(LOST_ANSWERS[1:]))
             self.latency = float(latency_ms) / 1000.0
             self.rate_limit_scale = None if rate_limits is None else float(rate_limits)
             self.buckets = {}
@@ -166,110 +167,3 @@ class CallCounter:
     def snapshot(self):
         with self._lock:
             return {"actions": {k: dict(v) for k, v in self.calls.items()}, "unfiltered_describes": self.unfiltered_describes}
-
-
-def request_action(headers, body):
-    """The API action of a request: EC2/STS query protocol (Action=...) or JSON protocol (X-Amz-Target)."""
-    target = headers.get("X-Amz-Target")
-    if target:
-        return target.rsplit(".", 1)[-1], {}
-    params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
-    return params.get("Action", "Unknown"), params
-
-
-class FaultProxy:
-    """Forwards AWS API requests to moto; the lab's control API is mounted on the same port under ``/_lab/``."""
-
-    def __init__(self, target_port, control=None):
-        self.target_port = target_port
-        self.plan = FaultPlan()
-        self.counter = CallCounter()
-        self.control = control
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lab-fault-proxy", daemon=True)
-
-    @property
-    def port(self):
-        return self._server.server_address[1]
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def start(self):
-        self._thread.start()
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler_class(self):
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-                """Quiet: the lab logs through its control API, not stderr."""
-
-            def _read_body(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
-
-            def _answer(self, status, body, headers=()):
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _handle(self):
-                body = self._read_body()
-                if self.path.startswith("/_lab/") and proxy.control is not None:
-                    status, payload = proxy.control(self.command, self.path, body)
-                    self._answer(status, payload, [("Content-Type", "application/json")])
-                    return
-                action, params = request_action(self.headers, body)
-                unfiltered = is_unfiltered_describe(action, params)
-                if proxy.plan.latency:
-                    time.sleep(proxy.plan.latency)
-                if not proxy.plan.admit(action, params):
-                    proxy.counter.add(action, "throttled", unfiltered)
-                    self._answer(503, ec2_error_body("RequestLimitExceeded", ERROR_MESSAGES["RequestLimitExceeded"]))
-                    return
-                rule = proxy.plan.take_rule(action)
-                if rule and "error" in rule:
-                    code = rule["error"]
-                    proxy.counter.add(action, "faults", unfiltered)
-                    self._answer(ERROR_STATUS.get(code, 400), ec2_error_body(code, ERROR_MESSAGES.get(code, code)))
-                    return
-                if rule and "status" in rule:
-                    proxy.counter.add(action, "faults", unfiltered)
-                    self._answer(int(rule["status"]), b"<html><body>lab fault</body></html>", [("Content-Type", "text/html")])
-                    return
-                status, headers, payload = self._forward(body)
-                if rule and rule.get("lose_response"):
-                    proxy.counter.add(action, "faults", unfiltered)
-                    self._answer(500, ec2_error_body("InternalError", ERROR_MESSAGES["InternalError"]))
-                    return
-                proxy.counter.add(action, "ok" if status < 400 else "errors", unfiltered)
-                self._answer(status, payload, headers)
-
-            def _forward(self, body):
-                connection = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=60)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "content-length")}
-                    connection.request(self.command, self.path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    payload = response.read()
-                    kept = [(k, v) for k, v in response.getheaders()
-                            if k.lower() not in ("connection", "content-length", "transfer-encoding", "server", "date")]
-                    return response.status, kept, payload
-                finally:
-                    connection.close()
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
-
-        return Handler

@@ -1,10 +1,4 @@
-r"""Files on the simulated hosts' volumes, kept in the lab's BlockStore so that EBS snapshots capture them.
-
-A Windows volume is backed by one EBS volume, or by several when it spans a dynamic disk or a storage pool. Paths in
-a :class:`~lab.dataplane.VolumeImage` are relative to the volume root, with backslashes and no drive
-(``SQLData\shop.mdf``). On a spanned volume every file lives on ONE member, chosen by a hash of its path, and every
-member carries ``$LAB\span.json`` with the span's generation: restoring only some members, or members from different
-points in time, loses files or shows mismatched generations, as it would corrupt a real spanned volume.
+r"""The application of a simulated SQL Server host: a write-ahead-logged database across a data and a log volume.
 
 :class:`Journal` is the "application" of win-sql-01: a database whose write-ahead log lives on the log volume (E:)
 and whose data file lives on the data volume (D:). A transaction appends its log record first, then applies it to
@@ -12,6 +6,7 @@ the data file, in two separate steps (another thread, e.g. an EBS snapshot, may 
 writes, a page write cut in half: a torn page). Its VSS writer flushes it at freeze. :meth:`Journal.read` reads the
 state back from any two file maps, such as the images of two EBS snapshots or of the shadow copies embedded in them,
 and :func:`check_consistency` / :func:`assess_journal` are the invariant checker of the backup tests.
+:class:`SqlApplication` is the application as it runs on a host (``server.application``).
 """
 
 import json
@@ -19,100 +14,8 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 
-SPAN_HEADER = "$LAB\\span.json"
-SYSTEM_VOLUME_INFORMATION = "System Volume Information\\"
-
-
-def normalize(path):
-    """``\\SQLData/x.mdf`` -> ``SQLData\\x.mdf``."""
-    return path.replace("/", "\\").lstrip("\\")
-
-
-class VolumeContent:
-    """The files of one Windows volume, stored in the images of its member EBS volumes."""
-
-    def __init__(self, blockstore, volume_ids, span_name=None):
-        if not volume_ids:
-            raise ValueError("a volume needs at least one EBS volume")
-        self.blockstore = blockstore
-        self.volume_ids = list(volume_ids)
-        self.span_name = span_name
-
-    @property
-    def spanned(self):
-        return len(self.volume_ids) > 1
-
-    def image(self, index=0):
-        return self.blockstore.volume(self.volume_ids[index])
-
-    def member_for(self, path):
-        if not self.spanned:
-            return 0
-        return zlib.crc32(normalize(path).lower().encode("utf-8")) % len(self.volume_ids)
-
-    def initialize_span(self):
-        if not self.spanned:
-            return
-        with self.blockstore.locked():
-            for index in range(len(self.volume_ids)):
-                self._write_header(index, 0)
-
-    def _write_header(self, index, generation):
-        header = {"span": self.span_name, "member": index, "members": self.volume_ids, "generation": generation}
-        self.image(index).files[SPAN_HEADER] = json.dumps(header, sort_keys=True).encode("utf-8")
-
-    def _bump_generation(self):
-        if not self.spanned:
-            return
-        generation = max(json.loads(self.image(i).files.get(SPAN_HEADER, b'{"generation": 0}'))["generation"]
-                         for i in range(len(self.volume_ids))) + 1
-        for index in range(len(self.volume_ids)):
-            self._write_header(index, generation)
-
-    def write(self, path, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        path = normalize(path)
-        with self.blockstore.locked():
-            self.image(self.member_for(path)).files[path] = bytes(data)
-            self._bump_generation()
-
-    def append(self, path, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        path = normalize(path)
-        with self.blockstore.locked():
-            files = self.image(self.member_for(path)).files
-            files[path] = files.get(path, b"") + bytes(data)
-            self._bump_generation()
-
-    def read(self, path):
-        path = normalize(path)
-        with self.blockstore.locked():
-            return self.image(self.member_for(path)).files.get(path)
-
-    def delete(self, path):
-        path = normalize(path)
-        with self.blockstore.locked():
-            self.image(self.member_for(path)).files.pop(path, None)
-            self._bump_generation()
-
-    def files(self, include_system=False):
-        """Every file of the volume (path -> bytes), merged over the members; the lab's own headers left out."""
-        merged = {}
-        with self.blockstore.locked():
-            for index in range(len(self.volume_ids)):
-                for path, data in self.image(index).files.items():
-                    if path == SPAN_HEADER:
-                        continue
-                    if not include_system and path.startswith(SYSTEM_VOLUME_INFORMATION):
-                        continue
-                    merged[path] = data
-        return merged
-
-    def used_bytes(self):
-        with self.blockstore.locked():
-            return sum(len(data) for index in range(len(self.volume_ids)) for data in self.image(index).files.values())
+from . import catalog
+from .storage import normalize
 
 
 @dataclass(frozen=True)
@@ -384,3 +287,60 @@ def check_consistency(files_of_d, files_of_e, data_path="SQLData\\shop.mdf", log
     """
     verdict = assess_journal(files_of_d, files_of_e, data_path, log_path)
     return verdict["consistent"], verdict["reasons"]
+
+
+class SqlApplication:
+    """SQL Server on one host (``server.application``): its databases' files and the journal of database ``shop``."""
+
+    def __init__(self, server, system_databases="D:"):
+        self.server = server
+        self.database_files = catalog.sql_database_files(system_databases)
+        self.journal = None
+
+    def seed(self):
+        """The databases' files (the system databases relocated to D: and E:, or on C:), the journal of ``shop``."""
+        files = self.server.files
+        data = self.server.storage.find_volume("D:")
+        log = self.server.storage.find_volume("E:")
+        if data is None or log is None:
+            raise ValueError("%s: the sql application needs a D: (data) and an E: (log) volume" % self.server.name)
+        for database in catalog.SQL_SYSTEM_DATABASES:
+            (data_folder, data_file), (log_folder, log_file) = self.database_files[database]
+            files.write(data_folder + "\\" + data_file, ("%s data\r\n" % database).encode())
+            files.write(log_folder + "\\" + log_file, ("%s log\r\n" % database).encode())
+        self.journal = Journal(data.content, log.content)
+        self.journal.initialize()
+
+    def write_transaction(self, changes=None):
+        """One transaction (log on E:, then data on D:); returns its LSN."""
+        return self.journal.write_transaction(changes)
+
+    def transactions(self, count=1, mode="sync", changes=None):
+        """Transactions written the way ``mode`` says (sync, lazy, torn); their LSNs."""
+        return [self.journal.write_transaction(changes, mode=mode) for dummy in range(int(count))]
+
+    def start(self, interval=0.01, checkpoint_every=4, torn_pause=0.005):
+        self.journal.start_background(float(interval), int(checkpoint_every), float(torn_pause))
+        return self.state()
+
+    def stop(self, timeout=5.0):
+        if self.journal is not None:
+            self.journal.stop_background(timeout)
+        return self.state()
+
+    def state(self):
+        if self.journal is None:
+            return None
+        return {"running": self.journal.background_running, "settings": dict(self.journal.background_settings),
+                "background_transactions": self.journal.background_count, "frozen": self.journal.frozen}
+
+    def summary(self):
+        if self.journal is None:
+            return None
+        state = self.journal.state()
+        return {"applied_lsn": state.applied_lsn, "last_log_lsn": state.last_log_lsn, "rows": len(state.rows)}
+
+    def check(self):
+        """The invariant checker on the live volumes (the image a crash would leave now)."""
+        return assess_journal(self.journal.data_volume.files(), self.journal.log_volume.files(),
+                              self.journal.data_path, self.journal.log_path)

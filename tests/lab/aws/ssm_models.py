@@ -1,9 +1,10 @@
-"""The SSM half of the lab: AWS's own VSS path (``AWSEC2-CreateVssSnapshot``) emulated on the Windows models.
+"""The SSM state of the lab: AWS's own VSS path (``AWSEC2-CreateVssSnapshot``) emulated on the Windows models.
 
 moto 5 stores a SendCommand and answers every invocation ``Success`` at once, with no effect; it knows neither
-DescribeInstanceInformation nor ListCommandInvocations. :class:`SsmBehaviour` patches moto's SSM backend in the lab
-process (as lab.aws patches EBS) so that the AWS-owned document ``AWSEC2-CreateVssSnapshot`` does what AWS documents
-(EC2 User Guide, "Create VSS based snapshots using Systems Manager command documents", and FACTS.md):
+DescribeInstanceInformation nor ListCommandInvocations. :class:`SsmBehaviour` is what moto's SSM backend runs in the
+lab process instead (lab.aws.ssm_responses installs it), so that the AWS-owned document ``AWSEC2-CreateVssSnapshot``
+does what AWS documents (EC2 User Guide, "Create VSS based snapshots using Systems Manager command documents", and
+FACTS.md):
 
 * its parameters are strings (``ExcludeBootVolume``, ``NoWriters``, ``CopyOnly``, ``CreateAmi``, ``description``,
   ``tags``, ``executionTimeout``...); ``tags`` is ``Key=K,Value=V;Key=...``, and naming a reserved tag (``Device``,
@@ -30,12 +31,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from moto.core.exceptions import RESTError
-from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
-from moto.ssm.models import SimpleSystemManagerBackend as SSMBackend
-from moto.ssm.responses import SimpleSystemManagerResponse
 
 DOCUMENT_NAME = "AWSEC2-CreateVssSnapshot"
 RESERVED_TAGS = ("Device", "AppConsistent", "AwsVssConfig")
@@ -181,43 +178,43 @@ class SsmBehaviour:
     def _snapshot(self, ec2_backend, instance, model, exclude_boot, no_writers, copy_only, description, user_tags):
         set_id = "{%s}" % uuid.uuid4()
         details = {"requester": "ec2-vss-agent", "set_id": set_id, "backup_type": "copy" if copy_only else "full"}
-        writers = [] if no_writers else model.visible_writers()
-        faulted = {rule["writer"] for rule in model.take_vss_faults(("writer_fail_at_freeze", "writer_timeout"))}
+        writers = [] if no_writers else model.writers.visible()
+        faulted = {rule["writer"] for rule in model.vss_faults.take(("writer_fail_at_freeze", "writer_timeout"))}
         failed = [w for w in writers if _writer_failed(w) or w.name in faulted]
         healthy = [w for w in writers if w not in failed]
         if failed and self.settings.on_writer_failure == "fail":
             for writer in failed:
-                model.writer_transition(writer, FAILED_AT_FREEZE, "Freeze", error="retryable", failed=True, **details)
+                model.writers.transition(writer, FAILED_AT_FREEZE, "Freeze", error="retryable", failed=True, **details)
             for writer in healthy:
-                model.writer_transition(writer, STABLE, "Abort", **details)
+                model.writers.transition(writer, STABLE, "Abort", **details)
             raise DocumentFailure("VSS snapshot set creation failed: the writer '%s' failed at Freeze "
                                   "(VSS_E_WRITERERROR_RETRYABLE). No snapshot was created." % failed[0].name)
         journal = None
         for writer in healthy:
-            model.writer_transition(writer, STABLE, "PrepareForBackup", error="no_error", **details)
-            model.writer_transition(writer, WAITING_FOR_FREEZE, "PrepareForSnapshot", **details)
+            model.writers.transition(writer, STABLE, "PrepareForBackup", error="no_error", **details)
+            model.writers.transition(writer, WAITING_FOR_FREEZE, "PrepareForSnapshot", **details)
         try:
             for writer in healthy:
-                if writer.name == SQL_WRITER_NAME and model.journal is not None:
-                    model.journal.freeze()
-                    journal = model.journal
-                model.writer_transition(writer, WAITING_FOR_THAW, "Freeze", **details)
+                if writer.name == SQL_WRITER_NAME and model.application.journal is not None:
+                    model.application.journal.freeze()
+                    journal = model.application.journal
+                model.writers.transition(writer, WAITING_FOR_THAW, "Freeze", **details)
             spec = {"InstanceId": instance.id, "ExcludeBootVolume": "true" if exclude_boot else "false"}
             try:
                 snapshots = ec2_backend.create_snapshots(spec, description, {})
             except EC2ClientError as error:
                 for writer in healthy:
-                    model.writer_transition(writer, STABLE, "Abort", **details)
+                    model.writers.transition(writer, STABLE, "Abort", **details)
                 raise DocumentFailure("CreateSnapshots failed: %s" % error) from error
         finally:
             if journal is not None:
                 journal.thaw()
         for writer in healthy:
-            model.writer_transition(writer, WAITING_FOR_POST_SNAPSHOT, "Thaw", **details)
-            model.writer_transition(writer, WAITING_FOR_BACKUP_COMPLETE, "PostSnapshot", **details)
-            model.writer_transition(writer, STABLE, "BackupShutdown" if copy_only else "BackupComplete", **details)
+            model.writers.transition(writer, WAITING_FOR_POST_SNAPSHOT, "Thaw", **details)
+            model.writers.transition(writer, WAITING_FOR_BACKUP_COMPLETE, "PostSnapshot", **details)
+            model.writers.transition(writer, STABLE, "BackupShutdown" if copy_only else "BackupComplete", **details)
         app_consistent = not failed
-        model.record_vss_event("SnapshotSetCreated", set_id=set_id, no_writers=no_writers,
+        model.vss_events.record("SnapshotSetCreated", set_id=set_id, no_writers=no_writers,
                                writers=[w.name for w in healthy], **{k: v for k, v in details.items() if k != "set_id"})
         devices = {m.volume_id: name for name, m in instance.block_device_mapping.items()}
         config = "Version=%s;SnapshotSetId=%s;CopyOnly=%s;NoWriters=%s" % (
@@ -231,7 +228,7 @@ class SsmBehaviour:
             snapshot.add_tags(tags)
         return snapshots, app_consistent, set_id
 
-    # ---------------------------------------------------------------------------------------- installing
+    # ------------------------------------------------------------------------------------------- invocations
     def send_command(self, backend, command):
         """After moto stored a SendCommand of the document: run it and keep each invocation's terminal answer."""
         ec2_backend = ec2_backends[backend.account_id][backend.region_name]
@@ -265,64 +262,3 @@ class SsmBehaviour:
         invocation["ExecutionEndDateTime"] = end.isoformat()
         invocation["ExecutionElapsedTime"] = "PT%.3fS" % self.settings.run_seconds
         return invocation
-
-    def install(self):
-        """Patch moto's SSM backend and responses (process-wide, once)."""
-        behaviour = self
-        original_send_command = SSMBackend.send_command
-        original_get_invocation = SSMBackend.get_command_invocation
-
-        def send_command(backend, **kwargs):
-            if kwargs.get("document_name") == DOCUMENT_NAME:
-                for instance_id in kwargs.get("instance_ids") or []:
-                    if not behaviour.managed(instance_id):
-                        raise RESTError("InvalidInstanceId", "Instances [[%s]] not in a valid state for account %s"
-                                        % (instance_id, backend.account_id))
-            command = original_send_command(backend, **kwargs)
-            if command.document_name == DOCUMENT_NAME:
-                if not kwargs.get("targets"):
-                    # moto adds every instance of the Region when Targets is empty; SSM runs on the ones named.
-                    command.instance_ids = list(dict.fromkeys(kwargs.get("instance_ids") or []))
-                    command.invocations = [command.invocation_response(i, PLUGIN_NAME) for i in command.instance_ids]
-                    command.target_count = command.completed_count = len(command.instance_ids)
-                behaviour.send_command(backend, command)
-            return command
-
-        def get_command_invocation(backend, command_id, instance_id, plugin_name):
-            original_get_invocation(backend, command_id, instance_id, None)
-            return behaviour.invocation(backend.get_command_by_id(command_id), instance_id)
-
-        def describe_instance_information(response):
-            ec2_backend = ec2_backends[response.current_account][response.region]
-            wanted = []
-            for item in response._get_param("InstanceInformationFilterList") or []:  # pylint: disable=protected-access
-                if item.get("key") == "InstanceIds":
-                    wanted += item.get("valueSet") or []
-            for item in response._get_param("Filters") or []:  # pylint: disable=protected-access
-                if item.get("Key") == "InstanceIds":
-                    wanted += item.get("Values") or []
-            items = behaviour.instance_information(ec2_backend, wanted)
-            return ActionResult({"InstanceInformationList": items})
-
-        def list_command_invocations(response):
-            backend = response.ssm_backend
-            command_id = response._get_param("CommandId")  # pylint: disable=protected-access
-            instance_id = response._get_param("InstanceId")  # pylint: disable=protected-access
-            commands = backend.list_commands(command_id, instance_id)
-            invocations = []
-            for command in commands:
-                for target in command.instance_ids:
-                    if instance_id and target != instance_id:
-                        continue
-                    invocation = behaviour.invocation(command, target)
-                    invocation.pop("StandardOutputContent", None)
-                    invocations.append(invocation)
-            return ActionResult({"CommandInvocations": invocations})
-
-        if getattr(SSMBackend, "_shadowsnap_lab", False):
-            raise RuntimeError("SsmBehaviour is already installed in this process")
-        SSMBackend.send_command = send_command
-        SSMBackend.get_command_invocation = get_command_invocation
-        SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
-        SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
-        SSMBackend._shadowsnap_lab = True  # pylint: disable=protected-access

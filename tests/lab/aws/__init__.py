@@ -1,0 +1,20 @@
+"""The AWS half of the lab: a real moto server, the EBS and SSM behaviour moto leaves out, and a fault proxy in front.
+
+Laid out the way moto lays out a service: the state and logic the lab adds (``*_models``) apart from the wire and from
+where it plugs into moto (``*_responses``: templates, request parsing, the moto entry points routed to the models).
+"""
+
+from . import ebs_responses, ssm_responses
+from .ebs_models import EbsBehaviour
+from .fault_proxy import FaultProxy
+from .moto_server import MotoServer
+from .ssm_models import SsmBehaviour
+
+
+def install_into_moto(ebs, ssm):
+    """Route moto's EBS and SSM entry points to the lab's models (process-wide, once per process)."""
+    ebs_responses.install(ebs)
+    ssm_responses.install(ssm)
+
+
+__all__ = ["EbsBehaviour", "FaultProxy", "MotoServer", "SsmBehaviour", "install_into_moto"]

@@ -1,0 +1,96 @@
+r"""The lab's twin of the collection's agent, ``plugins/plugin_utils/agent/shadowsnap_agent.ps1``.
+
+A simulated host cannot run PowerShell, so it cannot run the agent. It recognises the agent instead (a
+``powershell.exe ... -EncodedCommand <bootstrap>`` command whose standard input is ``<request JSON>\n<agent script>``,
+the script's first line ``# shadowsnap-agent protocol=1``) and this package answers the request the way the .ps1
+would, from the host's model: one JSON document on stdout, non-ASCII characters escaped as ``\uXXXX``, exit code 0,
+failures included (``ok: false`` and an error document with ``message``, ``hresult``, ``command``, ``exit_code``,
+``output``, ``type`` and ``where``), batches of read operations, native tools' text with their lines joined by CRLF,
+a non-zero tool exit code turned into an error with the HRESULT found in the text. The collection's bootstrap is
+recognised too: fewer than two lines on standard input get its ``"op": null`` error document.
+
+It is a twin, not the agent: every integration test runs it instead of the .ps1, so the two must not drift.
+:mod:`.protocol` holds what they must agree on (op names, argument bounds, run-directory file names, the error
+document's keys), and tests/unit/lab/test_agent_twin_parity.py reads the .ps1 and fails when they disagree.
+:mod:`.read_ops` answers ``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops.
+"""
+
+import time
+
+from . import read_ops, session_ops
+from .protocol import PROTOCOL, READ_OPS, SESSION_OPS, AgentError, answer, error_document, get_property, parse_request
+
+# op -> (handler, the function of the .ps1 that answers it: the error document's ``where``).
+OPERATIONS = {
+    "facts": (lambda host, args: read_ops.facts(host.model), "Get-FactsResult"),
+    "storage": (lambda host, args: read_ops.storage(host.model), "Get-StorageResult"),
+    "writers": (read_ops.writers, "Get-WritersResult"),
+    "shadows": (lambda host, args: read_ops.shadows(host.model), "Get-ShadowsResult"),
+    "session_start": (session_ops.session_start, "Start-Session"),
+    "session_status": (session_ops.session_status, "Invoke-SessionStatus"),
+    "session_release": (session_ops.session_release, "Invoke-SessionRelease"),
+    "shadow_delete": (session_ops.shadow_delete, "Invoke-ShadowDelete"),
+    "session_cleanup": (session_ops.session_cleanup, "Invoke-SessionOp"),
+    "service_restart": (session_ops.service_restart, "Invoke-ServiceRestart"),
+    "file_read": (session_ops.file_read, "Invoke-FileRead"),
+}
+
+
+def run_op(host, op, args):
+    """One op, answered as a document (ok or error); replays of whole results or errors apply here."""
+    started = time.monotonic()
+    host.counters.count_op(str(op))
+    try:
+        replayed = host.replays.take(op, None, kinds=("result", "error"))
+        if replayed is not None:
+            if replayed["kind"] == "error":
+                return answer(op, started, error=error_document(**replayed["error"]))
+            return answer(op, started, result=replayed["result"])
+        if op not in OPERATIONS:
+            raise AgentError("unknown op '%s' (this agent answers: %s, batch)" % (
+                "" if op is None else op, ", ".join(READ_OPS + SESSION_OPS)))
+        handler, function = OPERATIONS[op]
+        try:
+            return answer(op, started, result=handler(host, args if isinstance(args, dict) else {}))
+        except AgentError as error:
+            error.where = error.where or "at %s, <No file>" % function
+            raise
+    except AgentError as error:
+        host.counters.add("errors")
+        return answer(op, started, error=error.document())
+
+
+def run_batch(host, args):
+    """Several read ops in one round trip (a batch holds read ops only)."""
+    started = time.monotonic()
+    requests = get_property(args, "requests", [])
+    if not isinstance(requests, list):
+        requests = [requests]
+    if not requests:
+        raise AgentError("a batch needs at least one request in args.requests")
+    for item in requests:
+        item_op = get_property(item, "op", "")
+        if item_op not in READ_OPS:
+            raise AgentError("op '%s' cannot be batched: a batch holds read ops only (%s)" % (item_op, ", ".join(READ_OPS)))
+    answers = [run_op(host, get_property(item, "op"), get_property(item, "args")) for item in requests]
+    return {"protocol": PROTOCOL, "op": "batch", "ok": True, "result": {"answers": answers},
+            "elapsed_ms": int((time.monotonic() - started) * 1000)}
+
+
+def handle_request(host, request_text):
+    """Answer one agent request (a single op or a batch) from the host's model and replay plan."""
+    op = None
+    try:
+        request = parse_request(request_text)
+        op = get_property(request, "op")
+        version = get_property(request, "protocol")
+        if version != PROTOCOL:
+            raise AgentError("request protocol '%s' is not supported by this agent (protocol %d)" % (
+                "" if version is None else version, PROTOCOL))
+        if op == "batch":
+            host.counters.count_op("batch")
+            return run_batch(host, get_property(request, "args"))
+        return run_op(host, op, get_property(request, "args"))
+    except AgentError as error:
+        host.counters.add("errors")
+        return {"protocol": PROTOCOL, "op": op, "ok": False, "error": error.document(), "elapsed_ms": 0}
