@@ -181,7 +181,7 @@ def test_ec2_token_buckets_are_survived_across_a_fleet(lab, ansible_playbook):
 
 
 def test_pending_snapshots_are_returned_at_once_and_waited_for_on_request(lab, ansible_playbook):
-    lab.ebs(pending_seconds=4)
+    lab.ebs(pending_seconds=60)  # pending for longer than two playbook runs take on a loaded machine
     instance = lab.instance("win-sql-01")
     run, result = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id="sql-pending", volumes="data")
     assert run.rc == 0, run.stdout
@@ -190,6 +190,7 @@ def test_pending_snapshots_are_returned_at_once_and_waited_for_on_request(lab, a
     info = ansible_playbook(lab, SNAPSHOT_SET_INFO, {"info_args": {"set_ids": ["sql-pending"]}}).result("sets")
     assert info["sets"][0]["status"] == "pending" and info["sets"][0]["complete"] is False
 
+    lab.ebs(pending_seconds=3)
     instance = lab.instance("win-web-01")
     run, result = run_set(ansible_playbook, lab, instance_id=instance["instance_id"], set_id="web-waited", wait=True)
     assert run.rc == 0, run.stdout
