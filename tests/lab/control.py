@@ -345,7 +345,7 @@ class LabClient:
         (inheritance off), ``add_aces`` (explicit entries: ``identity`` SID, ``rights``, ``type``, ``inheritance``),
         ``junction_to`` (the folder becomes a junction to that path). Returns the folder's security."""
         return self._call("PUT", "/windows/%s/folders" % name, {"path": path, "owner": owner, "protected": protected,
-                                                                  "add_aces": list(add_aces), "junction_to": junction_to})
+                                                                "add_aces": list(add_aces), "junction_to": junction_to})
 
     def hostile_session_directory(self, name, kind, path=None):
         """``%ProgramData%\\shadowsnap`` (or ``path``) prepared by the host's non-admin user ``lab-user`` before the

@@ -215,7 +215,7 @@ class SsmBehaviour:
             model.writers.transition(writer, STABLE, "BackupShutdown" if copy_only else "BackupComplete", **details)
         app_consistent = not failed
         model.vss_events.record("SnapshotSetCreated", set_id=set_id, no_writers=no_writers,
-                               writers=[w.name for w in healthy], **{k: v for k, v in details.items() if k != "set_id"})
+                                writers=[w.name for w in healthy], **{k: v for k, v in details.items() if k != "set_id"})
         devices = {m.volume_id: name for name, m in instance.block_device_mapping.items()}
         config = "Version=%s;SnapshotSetId=%s;CopyOnly=%s;NoWriters=%s" % (
             model.aws_vss_components_version, set_id, copy_only, no_writers)

@@ -9,7 +9,8 @@ Volumes whose topology entries share a ``span`` (``{"name": "Pool1", "kind": "st
 Windows volume over several EBS volumes. Volume GUIDs are derived from the EBS volume ids, so they are stable.
 
 The files of every volume live in the lab's BlockStore (:class:`VolumeContent`), so that an EBS snapshot captures
-them (lab.windows.files reaches them by Windows path). Paths in a volume image are relative to the volume root, with backslashes and no drive (``SQLData\shop.mdf``).
+them (lab.windows.files reaches them by Windows path). Paths in a volume image are relative to the volume root, with
+backslashes and no drive (``SQLData\shop.mdf``).
 On a spanned volume every file lives on ONE member, chosen by a hash of its path, and every member carries
 ``$LAB\span.json`` with the span's generation: restoring only some members, or members from different points in time,
 loses files or shows mismatched generations, as it would corrupt a real spanned volume.

@@ -17,8 +17,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import (
     parse_diskshadow_shadows,
     parse_vssadmin_writers,
 )
-from lab.dataplane import BlockStore
-from lab.windows import LabWindowsHost, WindowsServer
+from lab.windows import LabWindowsHost
 from lab.windows.application import Journal, assess_journal, check_consistency
 from lab.windows.diskshadow import run_diskshadow
 from lab.windows.locales import agent_decode, console_bytes

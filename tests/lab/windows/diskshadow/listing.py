@@ -64,7 +64,6 @@ def attribute_bits(attributes):
     return value
 
 
-
 class ShadowCommands:
     """The shadow copy commands of :class:`lab.windows.diskshadow.DiskShadow` (a mixin over its state)."""
 
@@ -167,7 +166,6 @@ class ShadowCommands:
         if len(text) == 2 and text[1] == ":":
             text += "\\"
         return text.upper() if len(text) == 3 else text
-
 
     def _expose(self, words):
         if len(words) < 2:

@@ -127,7 +127,7 @@ class DiskShadow(CreateCommand, ShadowCommands):  # pylint: disable=too-many-ins
             for writer in self.included:
                 if writer.state == STATE_WAITING_FOR_BACKUP_COMPLETE:
                     self.model.writers.transition(writer, STATE_STABLE, "Abort", set_id=self.set_id, run_id=self.run_id,
-                                                 backup_type=self.backup_type)
+                                                  backup_type=self.backup_type)
         if self.context == "volatile":
             for entry in self.created:
                 self.model.shadows.delete(entry["id"])
@@ -228,7 +228,7 @@ class DiskShadow(CreateCommand, ShadowCommands):  # pylint: disable=too-many-ins
         for writer in self.included:
             if writer.state == STATE_WAITING_FOR_BACKUP_COMPLETE:
                 self.model.writers.transition(writer, STATE_STABLE, "BackupComplete", set_id=self.set_id,
-                                             run_id=self.run_id, backup_type=self.backup_type)
+                                              run_id=self.run_id, backup_type=self.backup_type)
         self.ended = True
 
     def _add_volume(self, words):
@@ -262,7 +262,7 @@ class DiskShadow(CreateCommand, ShadowCommands):  # pylint: disable=too-many-ins
         from .. import batch  # pylint: disable=import-outside-toplevel
         if batch.protocol_script_kind(data) is not None:
             code = batch.run_batch(self.model, path, data, self.environment, self.print, stop=self.stop,
-                                      sleep=self.sleep, cwd=self.cwd, run_id=self.run_id)
+                                   sleep=self.sleep, cwd=self.cwd, run_id=self.run_id)
         else:
             code = self.model.exec_exit_codes.get(path.lower(), 0)
         self._check_stop()
