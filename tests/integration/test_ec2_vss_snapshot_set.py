@@ -1,4 +1,4 @@
-"""ec2_vss_snapshot_set (the aws_vss engine) through real ansible-playbook runs against the lab (lab.ssm)."""
+"""ec2_vss_snapshot_set (the aws_vss engine) through real ansible-playbook runs against the lab (lab.aws.ssm_models)."""
 
 import boto3
 import pytest
