@@ -181,7 +181,7 @@ def test_the_report_judges_each_instance_fails_the_job_and_the_browser_shows_it(
                                                                                 tmp_path):
     sql, web, xen = (lab.instance(name)["instance_id"] for name in (SQL, WEB, XEN))
     run, report, stats, page = run_report(lab, ansible_playbook, seeded, tmp_path, target_hosts=",".join([SQL, WEB]),
-                                          rpo_hours="24", rpo_instance_filters='{"tag:Backup": "daily"}')
+                                          rpo_hours="24", rpo_timeline_days="7", rpo_instance_filters='{"tag:Backup": "daily"}')
 
     assert run.rc != 0, "an instance out of its RPO fails the job"
     failure = run.result("Fail when an instance is out of its RPO")
@@ -265,7 +265,8 @@ def test_every_instance_in_rpo_passes_and_bad_input_is_refused(lab, ansible_play
     assert page.exists()
 
     for variables, expected in (({"rpo_hours": "0"}, "rpo_hours (0)"), ({"rpo_hours": "a day"}, "rpo_hours (a day)"),
-                                ({"target_hosts": "no-such-host"}, "matched 0 hosts")):
+                                ({"target_hosts": "no-such-host"}, "matched 0 hosts"),
+                                ({"target_hosts": ""}, "matched 0 hosts")):
         (tmp_path / "rpo.json").unlink(missing_ok=True)
         run, report, _stats, _page = run_report(lab, ansible_playbook, str(inventory), tmp_path, **variables)
         assert run.rc != 0 and report is None
