@@ -134,8 +134,8 @@ class PageReader(html.parser.HTMLParser):
         attrs = dict(attrs)
         classes = (attrs.get("class") or "").split()
         if tag == "tr" and "data-instance-id" in attrs:
-            self.row = self.rows.setdefault(attrs["data-instance-id"], {"verdict": attrs["data-verdict"], "sets": [],
-                                                                         "text": []})
+            self.row = self.rows.setdefault(attrs["data-instance-id"],
+                                            {"verdict": attrs["data-verdict"], "sets": [], "text": []})
         elif tag == "li" and "set" in classes and self.row is not None:
             self.row["sets"].append(attrs)
         elif attrs.get("id") == "summary":

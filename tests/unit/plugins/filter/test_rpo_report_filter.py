@@ -6,8 +6,8 @@ import math
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.shadowsnap.ec2.plugins.filter.rpo_report import (KINDS, TICK_SPACING, FilterModule, Timeline,
-                                                                         age_text, rpo_report)
+from ansible_collections.shadowsnap.ec2.plugins.filter.rpo_report import (
+    KINDS, TICK_SPACING, FilterModule, Timeline, age_text, rpo_report)
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets, snapshot_tags
 
 UTC = datetime.timezone.utc
