@@ -254,13 +254,18 @@ def test_the_report_judges_each_instance_fails_the_job_and_the_browser_shows_it(
 
 
 def test_every_instance_in_rpo_passes_and_bad_input_is_refused(lab, ansible_playbook, tmp_path):
+    """WEB and SQL from the inventory, XEN from EC2's list by a filter given as survey text (YAML)."""
     lab.ebs(per_volume_interval=0)
     seed_sets(lab, ansible_playbook, [(name, name + "-app", "shadow", "application", 1) for name in (SQL, WEB, XEN)])
+    lab.ec2().create_tags(Resources=[lab.instance(XEN)["instance_id"]], Tags=[{"Key": "Backup", "Value": "daily"}])
     inventory = tmp_path / "windows.ini"
     lab.write_inventory(str(inventory))
-    run, report, stats, page = run_report(lab, ansible_playbook, str(inventory), tmp_path, rpo_hours="1.5")
+    run, report, stats, page = run_report(lab, ansible_playbook, str(inventory), tmp_path, rpo_hours="1.5",
+                                          target_hosts=",".join([SQL, WEB]), rpo_instance_filters="tag:Backup: daily")
     assert run.rc == 0, run.stdout
     assert report["counts"] == {"instances": 3, "in_rpo": 3, "out_of_rpo": 0}
+    xen = next(row for row in report["instances"] if row["instance_id"] == lab.instance(XEN)["instance_id"])
+    assert (xen["sources"], xen["last_good"]["set_id"]) == (["ec2"], XEN + "-app"), "the sets of what EC2 listed"
     assert stats["shadowsnap_rpo"]["counts"] == report["counts"]
     assert page.exists()
 
