@@ -10,7 +10,7 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/shadowsnap/ec2
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv demo test sanity lint docs-lint unit integration bench clean
+.PHONY: venv browser demo test sanity lint docs-lint unit integration bench clean
 
 $(BIN)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ $(COLLECTION_LINK):
 	ln -sfn ../../../.. $@
 
 venv: $(BIN)/.installed $(COLLECTION_LINK)
+
+# Debian's chromium, in which the integration tests load the HTML reports (headless); installed only when missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
+	@$(CHROMIUM) --version
 
 clean:
 	rm -rf $(BUILD) tests/output .pytest_cache
@@ -48,10 +57,10 @@ docs-lint: venv
 unit: venv
 	pytest tests/unit
 
-integration: venv
+integration: venv browser
 	pytest tests/integration
 
-test: sanity lint docs-lint unit integration
+test: browser sanity lint docs-lint unit integration
 
 demo: venv
 	cd tests && ../$(BIN)/python -m lab.demo

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -30,7 +31,11 @@ def playbook_inputs(name):
 ROLE_OPTIONS = load_yaml("roles", "backup", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
 
 
-@pytest.mark.parametrize("name, playbook", [("backup-survey.json", "backup.yml"), ("fleet-health-survey.json", "fleet_health.yml")])
+SURVEYS = [("backup-survey.json", "backup.yml"), ("fleet-health-survey.json", "fleet_health.yml"),
+           ("rpo-survey.json", "rpo_report.yml")]
+
+
+@pytest.mark.parametrize("name, playbook", SURVEYS)
 def test_every_survey_question_is_an_input_of_its_playbook(name, playbook):
     known = playbook_inputs(playbook) | (set(ROLE_OPTIONS) if playbook == "backup.yml" else set())
     questions = [q["variable"] for q in survey(name)["spec"]]
@@ -52,6 +57,18 @@ def test_backup_survey_answers_fit_the_role_options():
             assert choices and set(choices) <= set(option["choices"]), question["variable"]
         if choices:
             assert question["default"] in choices, question["variable"]
+
+
+@pytest.mark.parametrize("name, playbook", [survey for survey in SURVEYS if survey[1] != "backup.yml"])
+def test_playbooks_read_numbers_and_booleans_from_survey_text_with_their_filter(name, playbook):
+    """Survey answers arrive as text: a playbook that compares or computes with one reads it with int, float or bool."""
+    text = open(os.path.join(ROOT, "playbooks", playbook), encoding="utf-8").read()
+    for question in survey(name)["spec"]:
+        variable = question["variable"]
+        if question["type"] in ("integer", "float"):
+            assert re.search(r"\b%s \| (int|float)\b" % variable, text), variable
+        elif question["type"] == "multiplechoice" and sorted(question["choices"].split("\n")) == ["false", "true"]:
+            assert re.search(r"\b%s \| bool\b" % variable, text), variable
 
 
 def test_the_project_requirements_match_the_collection_dependencies():
