@@ -64,8 +64,8 @@ def test_aws_keys_and_a_survey_region_back_up_three_hosts(lab, tmp_path, monkeyp
 
 
 def test_without_a_region_the_job_fails_before_anything_exists(lab, tmp_path, monkeypatch):
-    runner, artifacts = run_job(lab, tmp_path, monkeypatch, {"target_hosts": SQL, "backup_volumes": ["D:", "E:"],
-                                                               "backup_type": "full"})
+    survey = {"target_hosts": SQL, "backup_volumes": ["D:", "E:"], "backup_type": "full"}
+    runner, artifacts = run_job(lab, tmp_path, monkeypatch, survey)
     assert runner.rc != 0
     assert artifacts["shadowsnap_backup_counts"] == {"ok": 0, "fallback": 0, "failed": 1}
     assert "region" in artifacts["shadowsnap_backup"][SQL]["error"]
