@@ -165,7 +165,7 @@ def test_create_snapshots_throttled_then_failing_aborts_the_held_session(lab, an
 
 def test_a_connection_dropped_while_the_session_is_held_aborts_it(lab, ansible_playbook, inventory, tmp_path):
     """The release is not idempotent, so a dropped connection is not retried: the session is aborted instead."""
-    lab.host_fault(SQL, "drop_connection", action="Command", after=2, times=1)
+    lab.host_fault(SQL, "drop_connection", action="Command", after=3, times=1)
     run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full")
     assert run.rc != 0
     assert report["hosts"][0]["status"] == "failed"

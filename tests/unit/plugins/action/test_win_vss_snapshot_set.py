@@ -7,6 +7,7 @@ session ops of docs/vss-session.md from a small model (runs, shadow copies, writ
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import re
 
@@ -51,7 +52,7 @@ class WindowsServer(FakeAgentHost):
     """
 
     def __init__(self, start=("created",), writer_states=None, host_facts=None, cab=CAB, restart_heals=True,
-                 settle_after=None, drop_components=()):
+                 settle_after=None, drop_components=(), clock_offset=0.0):
         self.writer_states = dict(writer_states or {})
         self.settle_after = settle_after
         self.drop_components = tuple(drop_components)
@@ -62,6 +63,8 @@ class WindowsServer(FakeAgentHost):
         self.cab = cab
         self.restart_heals = restart_heals
         self.restarted = []
+        self.installed = {}
+        self.clock_offset = clock_offset
 
     def ops(self):
         return [request["op"] for request in self.requests]
@@ -87,7 +90,7 @@ class WindowsServer(FakeAgentHost):
         return {"oem_code_page": 437, "outputs": {source: output}}
 
     def op_shadows(self, args):
-        return {"shadows": [{"ID": shadow_id.upper(), "SetID": set_id, "VolumeName": None}
+        return {"shadows": [{"ID": shadow_id.upper(), "SetID": set_id, "VolumeName": None, "InstallDate": self.installed[shadow_id]}
                             for shadow_id, set_id in self.shadows.items()]}
 
     def status(self, run_id, **extra):
@@ -107,8 +110,10 @@ class WindowsServer(FakeAgentHost):
         full = "hold.cmd" in run["files"]
         run.update(state="created" if full else "completed", exit_code=None if full else 0, shadow_set_id=SET_ID, shadows=shadows,
                    log=CREATE_LOG.replace("{begin}", "-> begin backup\r\n" if full else ""))
+        installed = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=self.clock_offset))
         for shadow_id in shadows.values():
             self.shadows[shadow_id] = SET_ID
+            self.installed[shadow_id] = installed.strftime("%Y%m%d%H%M%S.%f") + "+000"
 
     def op_session_start(self, args):
         behaviour = self.start.pop(0) if self.start else "created"
