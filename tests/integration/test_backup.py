@@ -427,6 +427,18 @@ def test_create_snapshots_throttled_then_failing_aborts_the_held_session(lab, an
     assert_failed_cleanly(lab)
 
 
+def test_the_in_session_create_snapshots_retries_end_within_the_hold(lab, ansible_playbook, inventory, tmp_path):
+    """A 61 s hold less the 60 s kept for the proof and the release leaves no time to retry a throttled creation."""
+    lab.faults(rules=[{"action": "CreateSnapshots", "error": "RequestLimitExceeded", "count": 20}])
+    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full", backup_hold_timeout=61)
+    assert run.rc != 0
+    assert "RequestLimitExceeded" in report["hosts"][0]["error"]
+    assert lab.counts()["actions"]["CreateSnapshots"]["faults"] == 1, "one attempt, no retry beyond the hold"
+    assert lab.vss_events(SQL, event="BackupComplete") == []
+    assert lab_snapshots(lab) == []
+    assert_failed_cleanly(lab)
+
+
 def test_a_connection_dropped_while_the_session_is_held_aborts_it(lab, ansible_playbook, inventory, tmp_path):
     """The release is not idempotent, so a dropped connection is not retried: the session is aborted instead. The
     fourth command is the release (pre-flight, session_start, the listing of the proof, the release)."""
