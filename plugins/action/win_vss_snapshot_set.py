@@ -5,8 +5,9 @@
 Orchestration only: the pre-flight rules live in ``plugin_utils/shadow_plan.py``, the writer rules in
 ``plugin_utils/vss_writers.py``, the session and the release verdict in ``plugin_utils/shadow_session.py``, the files in
 ``plugin_utils/diskshadow.py`` (all pure, tested); the Windows side is the agent's session ops (docs/vss-session.md).
-Round trips: ``present`` 1 pre-flight batch + 1 ``session_start`` (+1 ``file_read`` with ``fetch_metadata``);
-``completed``, ``aborted`` and ``absent`` 1 each. Documentation: plugins/modules/win_vss_snapshot_set.py.
+Round trips: ``present`` 1 pre-flight batch + 1 ``session_start`` (+1 ``shadows`` listing after the EBS snapshot set,
+for its proof in ``plugin_utils/shadow_proof.py``; +1 ``file_read`` with ``fetch_metadata``); ``completed``,
+``aborted`` and ``absent`` 1 each. Documentation: plugins/modules/win_vss_snapshot_set.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import (
     diskshadow,
     ebs_disks,
     shadow_plan,
+    shadow_proof,
     shadow_session,
     vss,
     vss_writers,
@@ -36,6 +38,8 @@ PLUGIN_NAME = "shadowsnap.ec2.win_vss_snapshot_set"
 # The most a session op waits on the host in one round trip (the agent's own bound is 900 s).
 MAX_AGENT_WAIT = 900
 SERVICE_RESTART_TIMEOUT = 120
+# Seconds of a hold kept for the proof and the release after the EBS snapshot set (its retries stop before).
+HOLD_MARGIN = 60
 
 
 def _shadows_of_set(shadows_result: dict, set_id: str) -> list[str]:
@@ -91,7 +95,7 @@ class ActionModule(AgentAction):
         "fetch_metadata": {"type": "path"},
         "block_device_mappings": {"type": "list", "elements": "dict"},
         "ebs_snapshot_set": {"type": "dict", "options": {
-            "set_id": {"type": "str", "required": True},
+            "set_id": {"type": "str"},
             "instance_id": {"type": "str"},
             "include_boot": {"type": "bool", "default": False},
             "policy": {"type": "str", "default": "default"},
@@ -124,6 +128,7 @@ class ActionModule(AgentAction):
 
     @staticmethod
     def _options(args: dict) -> shadow_plan.SelectionOptions:
+        ebs_request = args.get("ebs_snapshot_set") or {}
         return shadow_plan.SelectionOptions(
             volumes=args["volumes"],
             writers=args["writers"],
@@ -133,6 +138,7 @@ class ActionModule(AgentAction):
             add_storage_volumes=args["add_storage_volumes"],
             add_companion_volumes=args["add_companion_volumes"],
             min_diff_area_free=args["min_diff_area_free"],
+            include_boot=bool(ebs_request.get("include_boot")),
         )
 
     @staticmethod
@@ -142,10 +148,8 @@ class ActionModule(AgentAction):
         except vss_writers.WritersError as exc:
             raise TaskFailure(str(exc)) from exc
 
-    def _preflight(self, args, transport, result):
-        """One batch of read ops; returns (facts, mapping, writers, plan, source, options)."""
-        options = self._options(args)
-        source = "diskshadow_detailed" if options.needs_components() else "vssadmin"
+    def _read_host(self, transport, source, result):
+        """One batch of read ops; returns (facts, storage, writers, shadows) of a host that can run the engine."""
         try:
             reply = transport.request_many([("facts", None), ("storage", None), ("writers", {"sources": [source]}), ("shadows", None)])
         except AgentOperationError as exc:
@@ -159,21 +163,27 @@ class ActionModule(AgentAction):
         problems = shadow_plan.check_host(facts)
         if problems:
             raise TaskFailure("; ".join(problems))
+        result.update(instance_id=((facts.get("ec2") or {}).get("instance_id")), windows_hostname=facts.get("hostname"),
+                      writers_source=source)
+        return facts, storage, self._read_writers(writers_result, source), shadows.get("shadows")
+
+    @staticmethod
+    def _plan(args, options, storage, writers, prepared, shadows, source):
+        """The storage mapping (Xen devices named by ``block_device_mappings``, else by the instance's mapping EC2
+        answered) and the plan; returns (mapping, plan)."""
+        mappings = args.get("block_device_mappings")
+        if mappings is None and prepared is not None:
+            mappings = prepared["instance"].get("BlockDeviceMappings")
         try:
-            attachments = ebs_disks.attachments_from_block_device_mappings(args.get("block_device_mappings"))
-            mapping = ebs_disks.map_storage(storage, attachments)
+            mapping = ebs_disks.map_storage(storage, ebs_disks.attachments_from_block_device_mappings(mappings))
         except ebs_disks.EbsMappingError as exc:
             raise TaskFailure(f"agent storage result: {exc}") from exc
-        writers = self._read_writers(writers_result, source)
         try:
-            plan = shadow_plan.build_plan(mapping, writers, options, shadows.get("shadows"))
+            plan = shadow_plan.build_plan(mapping, writers, options, shadows)
         except shadow_plan.PreflightError as exc:
             raise TaskFailure("the shadow set cannot be made safely: " + "; ".join(exc.problems),
                               preflight_problems=exc.problems, writers_source=source) from exc
-        self._shadows = shadows.get("shadows")
-        result.update(instance_id=((facts.get("ec2") or {}).get("instance_id")), windows_hostname=facts.get("hostname"),
-                      writers_source=source)
-        return facts, mapping, writers, plan, source, options
+        return mapping, plan
 
     def _health(self, writers, plan) -> vss_writers.WriterHealth:
         return vss_writers.writer_health(writers, plan, shadow_plan.RESTART_OPTION)
@@ -228,18 +238,53 @@ class ActionModule(AgentAction):
                               "ebs_snapshot_set.instance_id")
         return identity
 
+    def _prepare_ebs(self, args, facts, task_vars, result) -> dict | None:
+        """What the EBS set needs from EC2 before any shadow set (the instance, whether its set id is taken), or None
+        without ``ebs_snapshot_set``."""
+        if not args.get("ebs_snapshot_set"):
+            return None
+        identity = self._ebs_identity(args, facts, task_vars)
+        try:
+            prepared = action_ec2.prepare_shadow_snapshot_set(args, PLUGIN_NAME, identity["region"], identity["instance_id"],
+                                                              args["ebs_snapshot_set"].get("set_id"))
+        except action_ec2.Ec2LookupError as exc:
+            raise TaskFailure(f"the EBS snapshot set cannot be taken, so no shadow set was made: {exc}") from exc
+        result.update(instance_id=identity["instance_id"], ebs_set_id=prepared["set_id"])
+        return prepared
+
+    @staticmethod
+    def _ebs_request(args, result, shadow_set_id, timeout=None) -> dict:
+        """The request of action_ec2 for exactly the shadow set's EBS volumes (the boot volume is one when shadowed)."""
+        return dict(args["ebs_snapshot_set"], include_boot=False, volume_ids=result["ebs_volume_ids"],
+                    volume_metadata=result["ec2_volume_metadata"], shadow_set_id=shadow_set_id,
+                    backup_type=args["backup_type"], timeout=timeout)
+
+    def _check_ebs(self, args, result, prepared, plan) -> None:
+        """Before any freeze: every member's EBS volume id is known and the set's tags fit (TaskFailure)."""
+        unnamed = shadow_plan.unnamed_ebs_volumes(plan.volumes)
+        if unnamed:
+            raise TaskFailure("the EBS snapshot set could not be exactly the shadow set, so no shadow set was made: "
+                              + "; ".join(unnamed))
+        try:
+            action_ec2.check_shadow_snapshot_set(prepared, self._ebs_request(args, result, None))
+        except action_ec2.Ec2LookupError as exc:
+            raise TaskFailure(f"the EBS snapshot set cannot be taken, so no shadow set was made: {exc}") from exc
+
     def _present(self, args, transport, result, task_vars):
+        result.update(verified=False, verification=shadow_proof.not_verified(
+            "the task ended before an EBS snapshot set was proven to hold a shadow set"))
+        options = self._options(args)
+        source = "diskshadow_detailed" if options.needs_components() else "vssadmin"
         with self.phase("preflight"):
-            facts, mapping, writers, plan, source, options = self._preflight(args, transport, result)
-            ebs_request = args.get("ebs_snapshot_set")
-            ebs_prepared = None
-            if ebs_request:
-                identity = self._ebs_identity(args, facts, task_vars)
-                try:
-                    ebs_prepared = action_ec2.prepare_shadow_snapshot_set(
-                        args, PLUGIN_NAME, identity["region"], identity["instance_id"], ebs_request["set_id"])
-                except action_ec2.Ec2LookupError as exc:
-                    raise TaskFailure(f"the EBS snapshot set cannot be taken, so no shadow set was made: {exc}") from exc
+            facts, storage, writers, self._shadows = self._read_host(transport, source, result)
+            prepared = self._prepare_ebs(args, facts, task_vars, result)
+            if prepared is not None and prepared["existing"]:
+                existing = prepared["existing"]
+                result.update(existing_set=True, ebs_set=existing, verification=shadow_proof.not_verified(
+                    f"the snapshot set {prepared['set_id']} already exists ({existing['status']}, consistency "
+                    f"{existing['consistency']}): no shadow set was made, nothing was verified"))
+                return
+            mapping, plan = self._plan(args, options, storage, writers, prepared, self._shadows, source)
         writers, plan, health = self._writers_ready(args, transport, result, mapping, writers, plan, source, options)
         warnings = plan.warnings + health.warnings
         result["storage_problems"] = list(mapping.get("problems") or [])
@@ -247,13 +292,16 @@ class ActionModule(AgentAction):
             self._display.warning(f"{transport.host}: {warning}")
         result.update(plan.as_result())
         result.update(required_writers=[entry["name"] for entry in plan.required_writers], preflight_warnings=warnings,
-                      backup_type=args["backup_type"])
+                      backup_type=args["backup_type"], existing_set=False)
+        metadata, volume_ids, devices = shadow_plan.ec2_volume_metadata(plan.volumes, {})
+        result.update(ec2_volume_metadata=metadata, ebs_volume_ids=volume_ids, device_names=devices)
+        if prepared is not None:
+            self._check_ebs(args, result, prepared, plan)
         if self._task.check_mode:
             session_plan = plan.session_plan("check-mode", args["backup_type"], args["hold_timeout"])
             result.update(changed=True, session_state="planned", script=diskshadow.diskshadow_script(session_plan),
-                          writers=shadow_session.writer_results(plan, writers, None))
-            metadata, volume_ids, devices = shadow_plan.ec2_volume_metadata(plan.volumes, {})
-            result.update(ec2_volume_metadata=metadata, ebs_volume_ids=volume_ids, device_names=devices)
+                          writers=shadow_session.writer_results(plan, writers, None),
+                          verification=shadow_proof.not_verified("check mode: nothing was made"))
             return
 
         runner = shadow_session.SessionRunner(
@@ -271,8 +319,7 @@ class ActionModule(AgentAction):
         except (shadow_session.SessionError, AgentError):
             result.update(attempts=runner.attempts, cleanup_errors=runner.cleanup_errors)
             raise
-        # Taken when the controller learned that the set exists: every EBS snapshot whose start time is later was taken
-        # while the shadow copies existed.
+        # The controller's clock when it learned that the set exists: informational, no proof rests on it.
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         result.update(changed=True, run_id=outcome.run_id, session_state=outcome.status.get("state"), shadows_created_at=created_at,
                       shadow_set_id=outcome.shadow_set_id, shadows=outcome.shadows, attempts=outcome.attempts,
@@ -283,17 +330,41 @@ class ActionModule(AgentAction):
             entry.update(alias=aliases.get(entry["path"]), shadow_id=outcome.shadows.get(entry["path"]))
         metadata, volume_ids, devices = shadow_plan.ec2_volume_metadata(result["volumes"], outcome.shadows)
         result.update(ec2_volume_metadata=metadata, ebs_volume_ids=volume_ids, device_names=devices)
-        if ebs_request:
-            request = dict(ebs_request, volume_ids=volume_ids, volume_metadata=metadata, shadow_set_id=outcome.shadow_set_id,
-                           backup_type=args["backup_type"])
+        try:
+            self._hold(args, transport, result, prepared, outcome)
+        except (TaskFailure, AgentError) as exc:
+            aborted = runner.abort(outcome.run_id) is not None
+            result.update(session_state="aborted" if aborted else result["session_state"], cleanup_errors=runner.cleanup_errors)
+            then = ("the session was aborted (no BackupComplete) and its shadow copies deleted" if aborted else
+                    f"aborting the session failed too: run state=aborted with run_id {outcome.run_id}")
+            raise TaskFailure(f"{exc}; {then}", **getattr(exc, "extra", {})) from exc
+
+    def _hold(self, args, transport, result, prepared, outcome):
+        """While the shadow set exists: the EBS set and its proof (before any BackupComplete), the metadata document."""
+        if prepared is not None:
+            # The creation retries within what is left of the hold, less the time the proof and the release need.
+            budget = max(0.0, args["hold_timeout"] - (time.monotonic() - outcome.started) - HOLD_MARGIN)
+            requested = time.monotonic()
             try:
                 with self.phase("ebs"):
-                    result["ebs_set"] = action_ec2.create_shadow_snapshot_set(ebs_prepared, request)
+                    result["ebs_set"] = action_ec2.create_shadow_snapshot_set(
+                        prepared, self._ebs_request(args, result, outcome.shadow_set_id, budget))
             except action_ec2.Ec2LookupError as exc:
-                runner.abort(outcome.run_id)
-                result.update(session_state="aborted", cleanup_errors=runner.cleanup_errors)
-                raise TaskFailure(f"the EBS snapshot set could not be taken, so the session {outcome.run_id} was aborted and "
-                                  f"its shadow copies deleted: {exc}") from exc
+                raise TaskFailure(f"the EBS snapshot set {prepared['set_id']} could not be taken: {exc}") from exc
+            returned = listed = time.monotonic()
+            with self.phase("verify"):
+                listing = transport.request("shadows").result.get("shadows") or []
+            proof = shadow_proof.prove(outcome.shadow_set_id, outcome.shadows, result["ec2_volume_metadata"], result["ebs_set"],
+                                       listing, shadow_proof.Timeline(outcome.started, outcome.reported, requested, returned,
+                                                                      listed))
+            result.update(verified=proof.verified, verification=proof.as_result())
+            if not proof.verified:
+                raise TaskFailure(f"the EBS snapshot set {prepared['set_id']} is not proven to hold shadow set "
+                                  f"{outcome.shadow_set_id}: " + "; ".join(proof.failures))
+        else:
+            result["verification"] = shadow_proof.not_verified(
+                "no EBS snapshot set was taken by this task (ebs_snapshot_set): state=completed proves that the shadow "
+                "copies lasted until the release (shadows_verified)")
         if args["backup_type"] == "full":
             deadline = datetime.now(timezone.utc) + timedelta(seconds=args["hold_timeout"])
             result["release_deadline"] = deadline.isoformat(timespec="seconds")
@@ -304,10 +375,7 @@ class ActionModule(AgentAction):
                 with self.phase("fetch"):
                     result["metadata"].update(self._fetch(transport, remote_cab, args["fetch_metadata"], outcome.run_id))
             except (TaskFailure, AgentError) as exc:
-                runner.abort(outcome.run_id)
-                result.update(changed=True, session_state="aborted", cleanup_errors=runner.cleanup_errors)
-                raise TaskFailure(f"fetching the backup components document {remote_cab} failed, so the session "
-                                  f"{outcome.run_id} was aborted and its shadow copies deleted: {exc}") from exc
+                raise TaskFailure(f"fetching the backup components document {remote_cab} failed: {exc}") from exc
 
     @staticmethod
     def _fetch(transport, remote_path, destination, run_id):

@@ -102,9 +102,15 @@ def existing_snapshot_set(client, set_id: str, instance_id: str | None = None) -
     return dict(found, changed=False, retries=[], tags=found["snapshots"][0]["tags"]) if found else None
 
 
-def prepare_shadow_snapshot_set(options: dict, plugin_name: str, region: str | None, instance_id: str, set_id: str) -> dict:
+def prepare_shadow_snapshot_set(options: dict, plugin_name: str, region: str | None, instance_id: str,
+                                set_id: str | None = None) -> dict:
     """Everything the shadow engine's EBS snapshot set needs that can be asked before the shadow set exists (the
-    instance and its attachments, an existing set with that id), so that only CreateSnapshots is left for after it."""
+    instance and its attachments, an existing set with that id), so that only CreateSnapshots is left for after it.
+
+    Without ``set_id`` the set gets the default id (``snapshot_tags.default_set_id``: the instance and the UTC time
+    now). ``existing`` is the set that already has the id, if any: then nothing may be made.
+    """
+    set_id = set_id or snapshot_tags.default_set_id(instance_id, datetime.now(timezone.utc))
     client = ec2_client(options, plugin_name, region)
     existing = existing_snapshot_set(client, set_id, instance_id)
     with _reported(f"reading instance {instance_id} from EC2 failed"):
@@ -114,7 +120,12 @@ def prepare_shadow_snapshot_set(options: dict, plugin_name: str, region: str | N
 
 
 def _plan(prepared: dict, request: dict) -> tuple[dict, dict]:
-    """(InstanceSpecification, tags) of the shadow engine's set, tagged ``unverified``."""
+    """(InstanceSpecification, tags) of the shadow engine's set, tagged ``unverified``; exactly ``volume_ids``, never
+    a default selection."""
+    if not request.get("volume_ids"):
+        raise snapshot_sets.SnapshotSetError(
+            f"no EBS volume id is known for the shadow set's volumes on {prepared['instance']['InstanceId']}: refusing a "
+            f"snapshot set that would not be exactly the shadow set")
     specification, dummy, tags = snapshot_sets.plan_snapshot_set(
         prepared["instance"], {"volume_ids": request["volume_ids"], "include_boot": request.get("include_boot", False)},
         request.get("volume_metadata"), set_id=prepared["set_id"], engine="shadow", consistency="unverified",
@@ -140,8 +151,8 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
 
     ``prepared`` comes from :func:`prepare_shadow_snapshot_set`; ``request``: ``volume_ids``, ``include_boot``,
     ``volume_metadata``, ``shadow_set_id``, ``backup_type``, ``policy``, ``tags`` and optionally ``timeout`` (seconds
-    the creation may keep retrying). Same tags, retries and reconciliation as the ec2_snapshot_set
-    module; an existing set with that id is returned as it is.
+    the creation may keep retrying after its first attempt; 0: no retry). Same tags, retries and reconciliation as the
+    ec2_snapshot_set module; an existing set with that id is returned as it is.
     """
     if prepared["existing"]:
         return prepared["existing"]
@@ -152,5 +163,5 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
         description = f"shadowsnap.ec2 set {set_id} of {instance_id} (unverified)"
         created, retries = snapshot_sets.create_snapshot_set(
             prepared["create_client"], prepared["client"], specification, description, tags, set_id,
-            timeout=request.get("timeout") or snapshot_sets.CREATE_TIMEOUT)
+            timeout=snapshot_sets.CREATE_TIMEOUT if request.get("timeout") is None else request["timeout"])
     return dict(snapshot_sets.group_sets(created)[0], changed=True, retries=retries, tags=tags)

@@ -33,6 +33,8 @@ SHADOW_SET_VARIABLE = "VSS_SHADOW_SET"
 DEFAULT_HOLD_TIMEOUT = 600
 
 _DRIVE = re.compile(r"^[A-Za-z]:\\?$")
+# A component's full path as ``list writers detailed`` names it (``\\WIN-SQL-01\\shop``), in a form a script line can carry.
+_COMPONENT_PATH = re.compile(r"^\\[\x20-\x7e]+$")
 _MOUNT_POINT = re.compile(r"^[A-Za-z]:\\[^\"%<>|?*\r\n ]+\\?$")
 
 
@@ -42,13 +44,16 @@ class SessionPlanError(ValueError):
 
 @dataclass
 class SessionPlan:
-    """What one session snapshots and how."""
+    """What one session snapshots and how: ``verify_writer_ids`` are writers verified whole, ``verify_components``
+    ``(writer id, component full path)`` pairs verified one by one (the components of an application writer that the
+    set holds, so that its components on other volumes do not fail the set)."""
 
     run_id: str
     volumes: list
     backup_type: str = "copy"
     verify_writer_ids: list = field(default_factory=list)
     exclude_writer_ids: list = field(default_factory=list)
+    verify_components: list = field(default_factory=list)
     hold_timeout_seconds: int = DEFAULT_HOLD_TIMEOUT
 
     def run_dir(self):
@@ -85,6 +90,21 @@ def volume_aliases(volumes):
     return aliases
 
 
+def verify_target(writer_id, component_path=None):
+    """The argument of ``writer verify``: ``{writer id}``, or ``{writer id}:\\<logical path>\\<name>`` for one component
+    (quoted when it holds a space); SessionPlanError for what a script line cannot carry."""
+    guid = normalise_guid(writer_id)
+    if guid is None:
+        raise SessionPlanError("writer id %r is not a GUID" % writer_id)
+    if component_path is None:
+        return guid
+    if not _COMPONENT_PATH.match(component_path or "") or '"' in component_path or "%" in component_path:
+        raise SessionPlanError("component %r of writer %s cannot be named in a diskshadow script (printable ASCII "
+                               "without quotes or %%, starting with a backslash)" % (component_path, guid))
+    target = "%s:%s" % (guid, component_path)
+    return '"%s"' % target if " " in target else target
+
+
 def validate(plan):
     """Normalised volumes of the plan; SessionPlanError for anything diskshadow would misread."""
     if not is_run_id(plan.run_id):
@@ -102,9 +122,11 @@ def validate(plan):
     if len(volumes) > MAX_VOLUMES_PER_SET:
         raise SessionPlanError("a shadow set holds at most %d volumes, not %d" % (MAX_VOLUMES_PER_SET, len(volumes)))
     for writer_id in list(plan.verify_writer_ids) + list(plan.exclude_writer_ids):
-        if normalise_guid(writer_id) is None:
-            raise SessionPlanError("writer id %r is not a GUID" % writer_id)
-    both = {normalise_guid(w) for w in plan.verify_writer_ids} & {normalise_guid(w) for w in plan.exclude_writer_ids}
+        verify_target(writer_id)
+    for writer_id, component_path in plan.verify_components:
+        verify_target(writer_id, component_path)
+    verified = {normalise_guid(w) for w in plan.verify_writer_ids} | {normalise_guid(w) for w, dummy in plan.verify_components}
+    both = verified & {normalise_guid(w) for w in plan.exclude_writer_ids}
     if both:
         raise SessionPlanError("writers cannot be both required and excluded: %s" % ", ".join(sorted(both)))
     if plan.hold_timeout_seconds < 1:
@@ -122,7 +144,8 @@ def diskshadow_script(plan):
         "set verbose on",
         "set metadata %s\\%s" % (run_dir, METADATA_FILE),
     ]
-    lines += ["writer verify %s" % normalise_guid(writer_id) for writer_id in plan.verify_writer_ids]
+    lines += ["writer verify %s" % verify_target(writer_id) for writer_id in plan.verify_writer_ids]
+    lines += ["writer verify %s" % verify_target(writer_id, path) for writer_id, path in plan.verify_components]
     lines += ["writer exclude %s" % normalise_guid(writer_id) for writer_id in plan.exclude_writer_ids]
     if plan.backup_type == "full":
         lines.append("begin backup")

@@ -21,10 +21,12 @@ vss_writers.py, ``shadows``); ``build_plan`` returns the :class:`Plan` the sessi
   outside the set are left out of this backup and reported. An unhealthy application writer that lists no components
   (FAILED_AT_IDENTIFY: its metadata is missing) is required too (rule ``unidentified``): nobody can tell which volumes
   it needs, so the set cannot be application-consistent until it identifies again or is excluded. Required writers
-  get ``writer verify``, so diskshadow itself fails rather than silently dropping them; they must be listed and STABLE
-  (vss_writers.writer_health).
+  get ``writer verify``, so diskshadow itself fails rather than silently dropping them - a writer required per
+  component is verified by those components (the databases on the set), so that its components on other volumes
+  (``master`` on C:) do not fail the set; they must be listed and STABLE (vss_writers.writer_health).
 - **Volumes one by one.** NTFS, on EBS (not instance store), reachable by a drive letter or an ASCII mount point,
-  at most 64, and with at least ``min_diff_area_free`` of shadow storage space left.
+  at most 64, and with at least ``min_diff_area_free`` of shadow storage space left. With ``include_boot`` the boot
+  volume is a member too (the EBS set then holds its disk, so it is shadowed like any other member).
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -200,6 +202,7 @@ class SelectionOptions:
     add_storage_volumes: bool = False
     add_companion_volumes: bool = True
     min_diff_area_free: Any = DEFAULT_MIN_DIFF_AREA_FREE
+    include_boot: bool = False
 
     def needs_components(self) -> bool:
         """Whether the pre-flight needs diskshadow's detailed listing (components and their volumes)."""
@@ -223,7 +226,12 @@ class Plan:
         return [entry["path"] for entry in self.volumes]
 
     def verify_writer_ids(self) -> list[str]:
+        """Every writer diskshadow verifies, whole or by its components."""
         return _unique(entry["writer_id"] for entry in self.required_writers)
+
+    def verify_components(self) -> list[tuple[str, str]]:
+        """``(writer id, component full path)`` of the writers required per component: the components on the set."""
+        return [(entry["writer_id"], path) for entry in self.required_writers for path in entry.get("components") or []]
 
     def exclude_writer_ids(self) -> list[str]:
         return _unique(entry["writer_id"] for entry in self.excluded_writers)
@@ -233,7 +241,8 @@ class Plan:
             run_id=run_id,
             volumes=self.paths(),
             backup_type=backup_type,
-            verify_writer_ids=self.verify_writer_ids(),
+            verify_writer_ids=_unique(entry["writer_id"] for entry in self.required_writers if not entry.get("components")),
+            verify_components=self.verify_components(),
             exclude_writer_ids=self.exclude_writer_ids(),
             hold_timeout_seconds=hold_timeout,
         )
@@ -309,6 +318,12 @@ def _select(mapping_volumes, writers, options, problems, skipped) -> _Selection:
                 problems.append(f"writer {writer['name']!r} touches volume {key}, which the storage listing does not show")
             else:
                 selection.add(volume, f"touched by writer {writer['name']}")
+    if options.include_boot:
+        boot = [volume for volume in mapping_volumes if volume.get("is_boot")]
+        if not boot:
+            problems.append("include_boot: the storage listing shows no boot volume to put in the shadow set")
+        for volume in boot:
+            selection.add(volume, "include_boot (its disk is in the EBS snapshot set)")
     if options.all_data_volumes:
         for volume in mapping_volumes:
             picked, why_not = is_data_volume(volume)
@@ -469,13 +484,13 @@ def _writers_rules(writers, options, selection: _Selection, chosen_refs, problem
     touching: list[dict] = []
     excluded_components: list[dict] = []
 
-    def add_required(writer, rule, why):
+    def add_required(writer, rule, why, components=None):
         if writer["writer_id"] in excluded_ids:
             problems.append(f"writer {writer['name']!r} is both required ({why}) and in exclude_writers")
             return
         if all(entry["instance_id"] != writer["instance_id"] for entry in required):
             required.append({"name": writer["name"], "writer_id": writer["writer_id"], "instance_id": writer["instance_id"],
-                             "rule": rule, "why": why})
+                             "rule": rule, "why": why, "components": list(components or [])})
 
     for writer, why in strict:
         add_required(writer, "writer", why)
@@ -517,7 +532,15 @@ def _writers_rules(writers, options, selection: _Selection, chosen_refs, problem
             })
         if options.required_writers is not None or writer["infrastructure"]:
             continue
-        add_required(writer, "component", "application writer with components on the set")
+        components_on_set = [component.get("full_path") or component.get("name") for component in touched]
+        try:
+            for path in components_on_set:
+                diskshadow.verify_target(writer["writer_id"], path)
+        except diskshadow.SessionPlanError as exc:
+            problems.append(f"writer {writer['name']!r}: {exc}; exclude the writer, or name it in required_writers to "
+                            f"verify it whole")
+            continue
+        add_required(writer, "component", "application writer with components on the set", components_on_set)
         split: dict[tuple, list[str]] = {}
         for component in touched:
             keys = component_volume_keys(component)
@@ -588,6 +611,7 @@ def build_plan(mapping: dict, writers: list[dict], options: SelectionOptions, sh
             "storage_pool": volume.get("storage_pool"),
             "disk_numbers": list(volume.get("disk_numbers") or []),
             "ebs_volume_ids": list(volume.get("ebs_volume_ids") or []),
+            "all_ebs_volume_ids_known": bool(volume.get("all_ebs")),
             "devices": list(volume.get("devices") or []),
             "is_boot": bool(volume.get("is_boot")),
             "reasons": selection.reasons[volume["unique_id"]],
@@ -620,6 +644,21 @@ def build_plan(mapping: dict, writers: list[dict], options: SelectionOptions, sh
 
 
 # ---------------------------------------------------------------------------------------------------------- EC2 side
+
+
+def unnamed_ebs_volumes(plan_volumes: list[dict]) -> list[str]:
+    """Why the EBS volumes under the set cannot all be named by their ids (empty: they can). An EBS snapshot set of
+    such a set would miss a disk (or, asked for no volume at all, take every volume of the instance)."""
+    problems = []
+    for entry in plan_volumes:
+        if entry.get("all_ebs_volume_ids_known"):
+            continue
+        devices = ", ".join(entry.get("devices") or []) or "unknown devices"
+        problems.append(
+            f"{entry['path']}: the EBS volume id of its disk ({devices}) is not known: on Xen it comes from the instance's "
+            f"block-device mapping, which lists no volume at that device; see win_ebs_disk_info"
+        )
+    return problems
 
 
 def ec2_volume_metadata(plan_volumes: list[dict], shadows: dict) -> tuple[dict, list[str], list[str]]:

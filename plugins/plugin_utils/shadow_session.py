@@ -142,7 +142,9 @@ class RetryPolicy:
 
 @dataclass
 class CreateOutcome:
-    """A shadow set that exists: the run, what diskshadow recorded, and the story of the attempts."""
+    """A shadow set that exists: the run, what diskshadow recorded, and the story of the attempts; ``started`` (its
+    session_start was sent) and ``reported`` (the answer saying the set exists came in) are instants of the runner's
+    clock."""
 
     run_id: str
     session_plan: Any
@@ -151,6 +153,8 @@ class CreateOutcome:
     shadows: dict
     attempts: list
     cleaned: list
+    started: float = 0.0
+    reported: float = 0.0
 
 
 class SessionRunner:
@@ -194,7 +198,8 @@ class SessionRunner:
             session_plan = plan.session_plan(self.run_id_factory(), backup_type, hold_timeout)
             files = diskshadow.session_files(session_plan)
             run_id = session_plan.run_id
-            deadline = self.clock() + self.session_timeout
+            started = self.clock()
+            deadline = started + self.session_timeout
             args = {"run_id": run_id, "files": files, "wait_seconds": self._wait(deadline), "run_dir": session_plan.run_dir(),
                     "time_limit_seconds": time_limit}
             if cleanup_age is not None:
@@ -211,9 +216,15 @@ class SessionRunner:
                     raise
                 self.sleep(decision[1])
                 continue
+            except AgentError as exc:
+                raise self._lost(run_id, "session_start", exc) from exc
             cleaned.extend(status.get("cleaned") or [])
-            while session_state(status) == "starting" and self.clock() < deadline:
-                status = self.send("session_status", {"run_id": run_id, "wait_seconds": self._wait(deadline), "until": "created"})
+            try:
+                while session_state(status) == "starting" and self.clock() < deadline:
+                    status = self.send("session_status", {"run_id": run_id, "wait_seconds": self._wait(deadline),
+                                                          "until": "created"})
+            except AgentError as exc:
+                raise self._lost(run_id, "session_status", exc) from exc
             state = session_state(status)
             if state == "starting":
                 self.attempts.append({"run_id": run_id, "outcome": "timeout"})
@@ -230,7 +241,8 @@ class SessionRunner:
                     self.abort(run_id)
                     raise
                 self.attempts.append({"run_id": run_id, "outcome": state})
-                return CreateOutcome(run_id, session_plan, status, set_id, shadows, self.attempts, cleaned)
+                return CreateOutcome(run_id, session_plan, status, set_id, shadows, self.attempts, cleaned, started,
+                                     self.clock())
             if state == "missing":
                 raise SessionError(f"session {run_id}: its run directory vanished on the host", run_id=run_id)
             failure = failure_from_log(status.get("log"))
@@ -247,6 +259,16 @@ class SessionRunner:
                     details={"status": status, "failure": failure},
                 )
             self.sleep(decision[1])
+
+    def _lost(self, run_id: str, op: str, exc: AgentError) -> SessionError:
+        """The error of a session whose start may have happened unseen: it is aborted first, best effort."""
+        self.attempts.append({"run_id": run_id, "outcome": "lost", "message": str(exc)})
+        aborted = self.abort(run_id) is not None
+        return SessionError(
+            f"session {run_id}: {op} failed after it was sent ({exc}); the session may run on the host, so it was "
+            + ("aborted (no BackupComplete, its shadow copies deleted)" if aborted else
+               f"to be aborted, which failed too: run state=aborted with run_id {run_id}"),
+            run_id=run_id)
 
     def abort(self, run_id: str) -> dict | None:
         """Best effort: release ``abort`` and delete the run's shadows; errors are kept, never raised."""
@@ -326,7 +348,8 @@ def judge_release(status: dict, decision: str, run_id: str) -> ReleaseOutcome:
         missing = tuple(shadow_id for shadow_id in recorded if shadow_id not in present)
         outcome = replace(outcome, missing_shadow_ids=missing, verified=not missing)
     if decision != "ok":
-        outcome = replace(outcome, backup_complete_sent=False if full else None)
+        # An abort after an ``ok`` release finds BackupComplete already sent.
+        outcome = replace(outcome, backup_complete_sent=(state == "completed" and effective == "ok") if full else None)
         if state in ("starting", "created"):
             return outcome.failed(f"session {run_id}: diskshadow still runs after the abort; its task is stopped at its "
                                   f"time limit")

@@ -7,12 +7,13 @@ session ops of docs/vss-session.md from a small model (runs, shadow copies, writ
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import re
 
 import boto3
 import pytest
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from moto import mock_aws
 
 from ansible_collections.shadowsnap.ec2.plugins.action.win_vss_snapshot_set import ActionModule
@@ -51,7 +52,7 @@ class WindowsServer(FakeAgentHost):
     """
 
     def __init__(self, start=("created",), writer_states=None, host_facts=None, cab=CAB, restart_heals=True,
-                 settle_after=None, drop_components=()):
+                 settle_after=None, drop_components=(), clock_offset=0.0):
         self.writer_states = dict(writer_states or {})
         self.settle_after = settle_after
         self.drop_components = tuple(drop_components)
@@ -62,6 +63,9 @@ class WindowsServer(FakeAgentHost):
         self.cab = cab
         self.restart_heals = restart_heals
         self.restarted = []
+        self.installed = {}
+        self.clock_offset = clock_offset
+        self.lose_answers = []
 
     def ops(self):
         return [request["op"] for request in self.requests]
@@ -87,7 +91,7 @@ class WindowsServer(FakeAgentHost):
         return {"oem_code_page": 437, "outputs": {source: output}}
 
     def op_shadows(self, args):
-        return {"shadows": [{"ID": shadow_id.upper(), "SetID": set_id, "VolumeName": None}
+        return {"shadows": [{"ID": shadow_id.upper(), "SetID": set_id, "VolumeName": None, "InstallDate": self.installed[shadow_id]}
                             for shadow_id, set_id in self.shadows.items()]}
 
     def status(self, run_id, **extra):
@@ -107,8 +111,10 @@ class WindowsServer(FakeAgentHost):
         full = "hold.cmd" in run["files"]
         run.update(state="created" if full else "completed", exit_code=None if full else 0, shadow_set_id=SET_ID, shadows=shadows,
                    log=CREATE_LOG.replace("{begin}", "-> begin backup\r\n" if full else ""))
+        installed = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=self.clock_offset))
         for shadow_id in shadows.values():
             self.shadows[shadow_id] = SET_ID
+            self.installed[shadow_id] = installed.strftime("%Y%m%d%H%M%S.%f") + "+000"
 
     def op_session_start(self, args):
         behaviour = self.start.pop(0) if self.start else "created"
@@ -166,6 +172,15 @@ class WindowsServer(FakeAgentHost):
     def op_file_read(self, args):
         return {"path": args["path"], "size": len(CAB), "sha256": hashlib.sha256(CAB).hexdigest(),
                 "content_base64": base64.b64encode(self.cab).decode("ascii")}
+
+    def answer(self, command, stdin):
+        """As the host answers; the answer to an op in ``lose_answers`` is lost on the way back (the op was done)."""
+        answered = super().answer(command, stdin)
+        op = self.requests[-1]["op"]
+        if op in self.lose_answers:
+            self.lose_answers.remove(op)
+            raise AnsibleConnectionFailure("winrm connection error: ('Connection aborted.', ConnectionResetError(104))")
+        return answered
 
 
 class AgentFailure(Exception):
@@ -507,3 +522,164 @@ def test_without_imds_the_inventory_names_the_instance_and_its_region(ec2_host):
                  task_vars={"instance_id": instance_id, "placement": {"region": "eu-west-1"}})
     assert not result.get("failed"), result.get("msg")
     assert result["ebs_set"]["instance_id"] == instance_id, "placement.region, not AWS_REGION (us-east-1)"
+
+
+def test_a_lost_session_start_answer_aborts_the_session_it_started():
+    host = WindowsServer()
+    host.lose_answers = ["session_start"]
+    result = run(host, dict(DATA, backup_type="full"))
+    assert result["failed"] is True
+    run_id = host.requests[1]["args"]["run_id"]
+    assert result["run_id"] == run_id and host.runs[run_id]["release"] == "abort"
+    assert host.ops() == ["batch", "session_start", "session_release"]
+    assert f"session {run_id}: session_start failed after it was sent" in result["msg"]
+    assert "it was aborted (no BackupComplete, its shadow copies deleted)" in result["msg"]
+    assert host.shadows == {} and result["attempts"][-1]["outcome"] == "lost"
+    assert result["verified"] is False
+
+
+def test_a_lost_status_answer_while_waiting_for_the_set_aborts_it_too():
+    host = WindowsServer(start=["slow"])
+    host.lose_answers = ["session_status"] * 4
+    result = run(host, DATA)
+    assert result["failed"] is True and result["run_id"] == host.requests[1]["args"]["run_id"]
+    assert host.ops()[-1] == "session_release" and host.requests[-1]["args"]["decision"] == "abort"
+    assert "session_status failed after it was sent" in result["msg"] and host.shadows == {}
+
+
+def test_an_abort_after_a_completed_release_says_backup_complete_was_sent():
+    host = WindowsServer()
+    present = run(host, dict(DATA, backup_type="full"))
+    assert run(host, {"state": "completed", "run_id": present["run_id"]})["backup_complete_sent"] is True
+    aborted = run(host, {"state": "aborted", "run_id": present["run_id"]})
+    assert not aborted.get("failed") and aborted["decision"] == "ok"
+    assert aborted["backup_complete_sent"] is True, "BackupComplete went out with the first release"
+
+
+def test_without_an_ebs_set_nothing_is_verified_and_the_release_is_the_proof():
+    result = run(WindowsServer(), DATA)
+    assert result["verified"] is False
+    assert result["verification"]["failures"][0].startswith("no EBS snapshot set was taken by this task")
+
+
+def test_the_ebs_set_is_proven_before_the_task_returns(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    result = run(server, dict(DATA, backup_type="full", ebs_snapshot_set={"set_id": "sql-6"}))
+    assert not result.get("failed"), result.get("msg")
+    assert server.ops() == ["batch", "session_start", "shadows"], "the listing of the proof, before any release"
+    assert result["verified"] is True and result["verification"]["failures"] == []
+    assert [check["name"] for check in result["verification"]["checks"] if check["ok"]] == [
+        "members", "shadow_ids", "states", "order", "shadows_present", "host_clock"]
+    timeline = result["verification"]["timeline"]
+    assert 0 <= timeline["set_reported"] <= timeline["snapshots_requested"] <= timeline["snapshots_returned"]
+    assert result["session_state"] == "created" and "verify" in result["timings"] and result["round_trips"] == 3
+
+
+def test_shadow_copies_gone_before_the_listing_fail_the_proof_and_abort_the_session(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    listing = server.op_shadows
+
+    def deleted_meanwhile(args):
+        server.shadows.pop("{aaaaaaaa-0000-4000-8000-000000000002}", None)   # VSS made room in a full diff area
+        return listing(args)
+
+    server.op_shadows = deleted_meanwhile
+    result = run(server, dict(DATA, backup_type="full", ebs_snapshot_set={"set_id": "sql-7"}))
+    assert result["failed"] is True and result["verified"] is False
+    assert "was gone when the host listed its shadow copies after CreateSnapshots returned" in result["msg"]
+    assert result["msg"].endswith("the session was aborted (no BackupComplete) and its shadow copies deleted")
+    assert server.ops()[-1] == "session_release" and server.requests[-1]["args"]["decision"] == "abort"
+    assert result["session_state"] == "aborted" and result["ebs_set"]["set_id"] == "sql-7"
+    assert "-> end backup" not in server.runs[result["run_id"]]["log"]
+
+
+def test_a_host_clock_ahead_of_ec2s_fails_the_proof(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    server.clock_offset = 30
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-8"}))
+    assert result["failed"] is True and result["verified"] is False
+    (failure,) = result["verification"]["failures"]
+    assert "the host's clock is ahead of EC2's" in failure
+
+
+def test_an_existing_set_id_stops_before_any_shadow_set(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    first = run(host(), dict(DATA, backup_type="full", ebs_snapshot_set={"set_id": "sql-9"}))
+    assert not first.get("failed"), first.get("msg")
+    server = host()
+    again = run(server, dict(DATA, backup_type="full", ebs_snapshot_set={"set_id": "sql-9"}))
+    assert not again.get("failed"), again.get("msg")
+    assert server.ops() == ["batch"], "no session, so no shadow set and no BackupComplete"
+    assert (again["changed"], again["existing_set"], again["verified"]) == (False, True, False)
+    assert again["ebs_set"]["volume_snapshot_map"] == first["ebs_set"]["volume_snapshot_map"]
+    assert again["verification"]["failures"] == [
+        "the snapshot set sql-9 already exists (completed, consistency unverified): no shadow set was made, nothing was verified"]
+
+
+def test_the_default_set_id_is_the_collections_one_rule(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    result = run(host(), dict(DATA, ebs_snapshot_set={}))
+    assert not result.get("failed"), result.get("msg")
+    assert re.fullmatch(re.escape(instance_id) + r"-\d{8}T\d{6}Z", result["ebs_set_id"])
+    assert result["ebs_set"]["set_id"] == result["ebs_set_id"]
+
+
+def xen(storage_answer, targets):
+    """The storage answer with D: and L: on Xen PV disks at SCSI targets ``targets``, serial numbers unreadable."""
+    for disk in storage_answer["disks"][1:3]:
+        disk.update(SerialNumber="", FriendlyName="AWS PVDISK", BusType=1)
+    storage_answer["disk_drives"] = [{"Index": index, "SCSITargetId": target, "Model": "AWS PVDISK SCSI Disk Device"}
+                                     for index, target in zip((1, 2), targets)]
+    return storage_answer
+
+
+def test_xen_devices_are_named_by_the_instances_own_block_device_mapping(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    server.results["storage"] = xen(server.results["storage"], (5, 6))      # xvdf, xvdg: attached in EC2
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-10"}))
+    assert not result.get("failed"), result.get("msg")
+    assert result["ebs_volume_ids"] == sorted(data) and result["verified"] is True
+    assert sorted(snapshot["volume_id"] for snapshot in result["ebs_set"]["snapshots"]) == sorted(data)
+
+    server = host()
+    server.results["storage"] = xen(server.results["storage"], (5, 7))      # xvdh: nothing attached there
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-11"}))
+    assert result["failed"] is True and server.ops() == ["batch"]
+    assert result["msg"] == ("win-sql-01: the EBS snapshot set could not be exactly the shadow set, so no shadow set was "
+                             "made: L:: the EBS volume id of its disk (xvdh) is not known: on Xen it comes from the "
+                             "instance's block-device mapping, which lists no volume at that device; see win_ebs_disk_info")
+
+
+def test_the_tag_budget_is_checked_before_the_freeze(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    tags = {"Tag%02d" % number: "x" for number in range(45)}
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-12", "tags": tags}))
+    assert result["failed"] is True and "EC2 allows 50" in result["msg"] and "no shadow set was made" in result["msg"]
+    assert server.ops() == ["batch"]
+
+
+def test_check_mode_plans_the_ebs_set_and_creates_nothing(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-13"}), check_mode=True)
+    assert not result.get("failed"), result.get("msg")
+    assert server.ops() == ["batch"] and result["session_state"] == "planned"
+    assert (result["ebs_set_id"], result["ebs_volume_ids"], result["verified"]) == ("sql-13", sorted(data), False)
+    assert ec2.describe_snapshots(Filters=[{"Name": "tag-key", "Values": ["shadowsnap:set-id"]}])["Snapshots"] == []
+
+
+def test_the_boot_volume_of_the_set_is_shadowed_too(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    root = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]
+    server = host()
+    server.results["storage"]["disks"][0]["SerialNumber"] = root["Ebs"]["VolumeId"].replace("-", "") + "_00000001."
+    result = run(server, dict(DATA, ebs_snapshot_set={"set_id": "sql-14", "include_boot": True}))
+    assert not result.get("failed"), result.get("msg")
+    assert sorted(result["shadows"]) == ["C:", "D:", "L:"] and result["verified"] is True
+    members = {snapshot["volume_id"]: snapshot["shadow_id"] for snapshot in result["ebs_set"]["snapshots"]}
+    assert members[root["Ebs"]["VolumeId"]] == result["shadows"]["C:"], "the boot volume's snapshot holds its shadow copy"

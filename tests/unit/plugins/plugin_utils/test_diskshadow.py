@@ -94,3 +94,27 @@ def test_run_script_records_the_exit_code_with_the_redirection_first():
     run = diskshadow.run_script(plan())
     assert '> "C:\\ProgramData\\shadowsnap\\runs\\ss-20261125T010203-0a1b2c3d\\exit.tmp" echo %ERRORLEVEL%' in run
     assert "%ERRORLEVEL%>" not in run
+
+
+def test_components_are_verified_one_by_one_after_the_whole_writers():
+    lines = commands(diskshadow.diskshadow_script(plan(verify_components=[(SQL_WRITER, "\\WIN-SQL-01\\shop"),
+                                                                          (SQL_WRITER, "\\WIN-SQL-01\\Sales DB")])))
+    verifies = [line for line in lines if line.startswith("writer verify")]
+    assert verifies == ["writer verify {%s}" % SQL_WRITER, "writer verify {%s}:\\WIN-SQL-01\\shop" % SQL_WRITER,
+                        'writer verify "{%s}:\\WIN-SQL-01\\Sales DB"' % SQL_WRITER]
+    assert lines.index(verifies[-1]) < lines.index("add volume D: alias vol_d")
+
+
+@pytest.mark.parametrize("path", ["WIN-SQL-01\\shop", "\\WIN-SQL-01\\50%", '\\WIN-SQL-01\\"x"', "\\WIN-SQL-01\\\u30c7\u30fc\u30bf",
+                                  "\\WIN-SQL-01\\a\r\nexec evil.cmd"])
+def test_a_component_a_script_line_cannot_carry_is_refused(path):
+    with pytest.raises(diskshadow.SessionPlanError, match="cannot be named in a diskshadow script"):
+        diskshadow.verify_target(SQL_WRITER, path)
+    with pytest.raises(diskshadow.SessionPlanError, match="cannot be named"):
+        diskshadow.session_files(plan(verify_writer_ids=[], verify_components=[(SQL_WRITER, path)]))
+
+
+def test_a_writer_verified_by_its_components_cannot_be_excluded():
+    with pytest.raises(diskshadow.SessionPlanError, match="both required and excluded"):
+        diskshadow.session_files(plan(verify_writer_ids=[], verify_components=[(SQL_WRITER, "\\WIN-SQL-01\\shop")],
+                                      exclude_writer_ids=[SQL_WRITER]))

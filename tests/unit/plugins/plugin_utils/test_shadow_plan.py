@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, ebs_disks, shadow_plan
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, ebs_disks, shadow_plan, vss_writers
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_diskshadow_writers
 from unit.plugins.plugin_utils.sql_host import (
     GIB,
     SQL_WRITER,
@@ -23,6 +24,7 @@ from unit.plugins.plugin_utils.sql_host import (
     volume,
     volume_guid,
     writers,
+    writers_text,
 )
 
 
@@ -69,6 +71,7 @@ def test_the_data_and_log_volumes_of_a_database_form_a_set_without_the_system_vo
     assert paths(result) == ["D:", "L:"]
     assert [(entry["name"], entry["rule"]) for entry in result.required_writers] == [("SqlServerWriter", "component")]
     assert result.verify_writer_ids() == [SQL_WRITER[1]]
+    assert result.verify_components() == [(SQL_WRITER[1], "\\WIN-SQL-01\\Sales")], "the database on the set, not master"
     assert result.exclude_writer_ids() == []
     assert result.touching_writers == ["SqlServerWriter", "System Writer"]
     assert {(item["writer"], item["component"]) for item in result.excluded_components} == {
@@ -271,3 +274,43 @@ def test_two_windows_volumes_on_one_ebs_volume_share_its_metadata():
     metadata, volume_ids, dummy = shadow_plan.ec2_volume_metadata(result.volumes, {"G:": "{g}", "H:": "{h}"})
     assert metadata == {ebs_id(12): {"paths": ["G:\\", "H:\\"], "shadow_id": "{g}"}}
     assert volume_ids == [ebs_id(12)]
+
+
+def test_a_writer_required_per_component_is_verified_by_the_components_on_the_set_only():
+    script = diskshadow.diskshadow_script(plan(volumes=["D:", "L:"]).session_plan("ss-1"))
+    assert [line for line in script.splitlines() if line.startswith("writer verify")] == [
+        "writer verify %s:\\WIN-SQL-01\\Sales" % SQL_WRITER[1]]
+    whole = diskshadow.diskshadow_script(plan(writers=["SqlServerWriter"]).session_plan("ss-1"))
+    assert [line for line in whole.splitlines() if line.startswith("writer verify")] == ["writer verify %s" % SQL_WRITER[1]]
+
+
+def test_a_component_diskshadow_cannot_name_fails_the_plan_with_the_fix():
+    renamed = writers_text().replace("Sales", "Sales%DB")
+    described = [vss_writers.describe_writer(writer) for writer in parse_diskshadow_writers(renamed)]
+    with pytest.raises(shadow_plan.PreflightError) as raised:
+        shadow_plan.build_plan(mapping(), described, shadow_plan.SelectionOptions(volumes=["D:", "L:"]))
+    (problem,) = raised.value.problems
+    assert problem.startswith("writer 'SqlServerWriter': component '\\\\WIN-SQL-01\\\\Sales%DB' of writer")
+    assert problem.endswith("exclude the writer, or name it in required_writers to verify it whole")
+
+
+def test_include_boot_puts_the_boot_volume_in_the_set():
+    result = plan(volumes=["D:", "L:"], include_boot=True)
+    assert paths(result) == ["C:", "D:", "L:"]
+    assert result.volumes[0]["reasons"] == ["include_boot (its disk is in the EBS snapshot set)"]
+    assert [item["unique_id"] for item in result.unshadowed_volumes] == [volume_guid("efi"), volume_guid("recovery")]
+    assert ebs_id(0) in shadow_plan.ec2_volume_metadata(result.volumes, {})[1]
+
+
+def test_volumes_whose_ebs_volume_id_is_unknown_are_named():
+    data = storage()
+    data["disks"][1].update(SerialNumber="", FriendlyName="AWS PVDISK", BusType=1)
+    data["disk_drives"] = [{"Index": 1, "SCSITargetId": 5, "Model": "AWS PVDISK SCSI Disk Device"}]
+    result = shadow_plan.build_plan(ebs_disks.map_storage(data), writers(), shadow_plan.SelectionOptions(volumes=["D:", "L:"]))
+    assert shadow_plan.unnamed_ebs_volumes(result.volumes) == [
+        "D:: the EBS volume id of its disk (xvdf) is not known: on Xen it comes from the instance's block-device mapping, "
+        "which lists no volume at that device; see win_ebs_disk_info"]
+    attached = ebs_disks.attachments_from_block_device_mappings([{"DeviceName": "xvdf", "Ebs": {"VolumeId": ebs_id(1)}}])
+    named = shadow_plan.build_plan(ebs_disks.map_storage(data, attached), writers(), shadow_plan.SelectionOptions(volumes=["D:", "L:"]))
+    assert shadow_plan.unnamed_ebs_volumes(named.volumes) == []
+    assert shadow_plan.ec2_volume_metadata(named.volumes, {})[1] == [ebs_id(1), ebs_id(2)]
