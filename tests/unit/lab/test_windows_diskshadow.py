@@ -80,7 +80,7 @@ def test_copy_backup_creates_the_set_records_it_and_never_sends_backup_complete(
     assert re.search(r"^Alias vol_d for shadow ID \{[0-9a-f-]{36}\} set as environment variable\.$", text, re.MULTILINE)
     assert "Alias VSS_SHADOW_SET for shadow set ID %s set as environment variable." % result.set_id in text
     created = model.files.read(session_plan.run_dir() + "\\created.txt").decode("ascii")
-    set_id, shadows = generator.parse_created_record(created, session_plan)
+    set_id, shadows = generator.read_created_record(created).by_volume(session_plan)
     assert set_id == result.set_id and shadows == {"D:": result.shadows["vol_d"], "E:": result.shadows["vol_e"]}
     # the create output parses like the captures, and Win32_ShadowCopy agrees
     parsed = parse_diskshadow_shadows(text)
