@@ -105,7 +105,7 @@ class AgentScript:
                 re.findall(r"^    (\w+) = (.+)$", match.group("body"), flags=re.MULTILINE)}
 
     def value(self, token: str):
-        """A literal, a module-level variable, a ``$Shadowsnap.Name`` or ``Join-Path <base> <name>``."""
+        """A literal, a module-level variable, a ``$Shadowsnap.Name``, an array of those, ``Join-Path <base> <name>``."""
         token = token.strip()
         if token == "$null":
             return None
@@ -116,6 +116,9 @@ class AgentScript:
             return PROGRAM_DATA
         if token.startswith("$"):
             return self.value(self.assignments[token[1:]])
+        items = re.fullmatch(r"@\((?P<items>[^()]*\$[^()]*)\)", token)
+        if items:
+            return [self.value(item) for item in items.group("items").split(",")]
         join = re.fullmatch(r"Join-Path (\S+) (\S+)", token)
         if join:
             return self.value(join.group(1)) + "\\" + self.value(join.group(2))
