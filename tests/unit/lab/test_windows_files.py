@@ -144,3 +144,23 @@ def test_the_twin_reports_each_hostile_session_directory_and_the_controller_refu
     tree = call_agent(host, "sessions")["result"]
     assert session_host.directory_problems(tree) == [found]
     assert host.model.tasks.describe() == [] and host.model.shadows.list() == [], "reading the tree changes nothing"
+
+
+def test_a_folder_made_or_removed_after_the_controllers_check_stops_the_start(host_model):
+    host = make_host(host_model)
+    files = host.model.files
+    checked = session_host.folders_to_create(call_agent(host, "sessions")["result"])
+    files.make_hostile("foreign_owner", ROOT)
+    session_plan = generator.SessionPlan(run_id="ss-race", volumes=["D:"], verify_writer_ids=[])
+    args = {"run_id": "ss-race", "files": generator.session_files(session_plan), "create_folders": checked}
+    raced = call_agent(host, "session_start", args)
+    assert not raced["ok"] and raced["error"]["message"] == (
+        "C:\\ProgramData\\shadowsnap exists now, but did not when the controller checked the session directory: someone "
+        "else created it; the session was not started")
+    assert files.security(ROOT)["root"]["owner"] == files.local_user_sid(), "not protected: nothing was done"
+    assert host.model.tasks.describe() == [] and not files.folder_exists(ROOT + "\\runs\\ss-race")
+
+    files.remove_tree(ROOT)
+    gone = call_agent(host, "session_start", dict(args, create_folders=[]))
+    assert not gone["ok"] and gone["error"]["message"].startswith("C:\\ProgramData\\shadowsnap is gone since the controller")
+    assert host.model.tasks.describe() == [] and not files.folder_exists(ROOT)
