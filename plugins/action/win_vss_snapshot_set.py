@@ -5,9 +5,9 @@
 Orchestration only: the pre-flight rules live in ``plugin_utils/shadow_plan.py``, the writer rules in
 ``plugin_utils/vss_writers.py``, the session and the release verdict in ``plugin_utils/shadow_session.py``, the files in
 ``plugin_utils/diskshadow.py`` (all pure, tested); the Windows side is the agent's session ops (docs/vss-session.md).
-Round trips: ``present`` 1 pre-flight batch + 1 ``session_start`` (+1 ``shadows`` listing after the EBS snapshot set,
-for its proof in ``plugin_utils/shadow_proof.py``; +1 ``file_read`` with ``fetch_metadata``); ``completed``,
-``aborted`` and ``absent`` 1 each. Documentation: plugins/modules/win_vss_snapshot_set.py.
+Round trips: ``present`` 1 pre-flight batch (with the session directory's facts) + 1 ``session_start`` (+1 ``shadows``
+listing after the EBS snapshot set, for its proof in ``plugin_utils/shadow_proof.py``; +1 ``file_read`` with
+``fetch_metadata``); ``completed``, ``aborted`` and ``absent`` 1 each. Documentation: plugins/modules/win_vss_snapshot_set.py.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import (
     action_ec2,
     diskshadow,
     ebs_disks,
+    session_host,
     shadow_plan,
     shadow_proof,
     shadow_session,
@@ -109,6 +110,7 @@ class ActionModule(AgentAction):
         ("state", "absent", ["run_id", "shadow_set_id"], True),
     ]}
     _shadows = None
+    _sessions = None
 
     def run_on_host(self, args, transport, result, task_vars):
         result["state"] = args["state"]
@@ -151,7 +153,8 @@ class ActionModule(AgentAction):
     def _read_host(self, transport, source, result):
         """One batch of read ops; returns (facts, storage, writers, shadows) of a host that can run the engine."""
         try:
-            reply = transport.request_many([("facts", None), ("storage", None), ("writers", {"sources": [source]}), ("shadows", None)])
+            reply = transport.request_many([("facts", None), ("storage", None), ("writers", {"sources": [source]}), ("shadows", None),
+                                            ("sessions", None)])
         except AgentOperationError as exc:
             if exc.op == "writers":
                 raise TaskFailure(
@@ -159,7 +162,7 @@ class ActionModule(AgentAction):
                     f"with diskshadow and a working VSS", hresult=exc.hresult, hresult_name=exc.hresult_name, agent_error=exc.error,
                 ) from exc
             raise
-        facts, storage, writers_result, shadows = reply.results
+        facts, storage, writers_result, shadows, self._sessions = reply.results
         problems = shadow_plan.check_host(facts)
         if problems:
             raise TaskFailure("; ".join(problems))
@@ -315,7 +318,7 @@ class ActionModule(AgentAction):
         try:
             with self.phase("create"):
                 outcome = runner.create(plan, args["backup_type"], args["hold_timeout"], cleanup=args["cleanup_leftovers"],
-                                        leftover_age=args["leftover_age"])
+                                        leftover_age=args["leftover_age"], sessions=self._sessions)
         except (shadow_session.SessionError, AgentError):
             result.update(attempts=runner.attempts, cleanup_errors=runner.cleanup_errors)
             raise
@@ -401,18 +404,18 @@ class ActionModule(AgentAction):
         delete = True if decision == "abort" else not args["keep_shadows"]
         result["run_id"] = run_id
         if self._task.check_mode:
-            status = transport.request("session_status", {"run_id": run_id, "wait_seconds": 0}).result
-            state = shadow_session.session_state(status)
+            status = session_host.run_status(transport.request("session_status", {"run_id": run_id, "wait_seconds": 0}).result)
+            state = status["state"]
             result.update(session_state=state, shadow_set_id=status.get("shadow_set_id"), shadows=status.get("shadows") or {},
                           changed=state != "missing" and not status.get("release"))
             if state == "missing" and decision == "ok":
                 raise TaskFailure(f"session {run_id} does not exist on the host: nothing to complete")
             return
         with self.phase("release"):
-            status = transport.request("session_release", {
+            status = session_host.run_status(transport.request("session_release", {
                 "run_id": run_id, "decision": decision, "delete_shadows": delete,
                 "wait_seconds": min(MAX_AGENT_WAIT, args["session_timeout"]),
-            }).result
+            }).result)
         outcome = shadow_session.judge_release(status, decision, run_id)
         result.update(
             changed=outcome.changed,
@@ -451,14 +454,14 @@ class ActionModule(AgentAction):
             if args.get("run_id"):
                 result["run_id"] = args["run_id"]
                 if self._task.check_mode:
-                    status = transport.request("session_status", {"run_id": args["run_id"], "wait_seconds": 0}).result
+                    status = session_host.run_status(transport.request("session_status", {"run_id": args["run_id"], "wait_seconds": 0}).result)
                     if status.get("shadow_set_id") and status.get("state") != "missing":
                         deleted += [normalise_guid(value) for value in (status.get("shadows") or {}).values()]
                 else:
-                    status = transport.request("session_release", {
+                    status = session_host.run_status(transport.request("session_release", {
                         "run_id": args["run_id"], "decision": "abort", "delete_shadows": True,
                         "wait_seconds": min(MAX_AGENT_WAIT, args["session_timeout"]),
-                    }).result
+                    }).result)
                     deleted += status.get("deleted_shadow_ids") or []
                     result["session_state"] = status.get("state")
                     result.setdefault("shadow_set_id", normalise_guid(status.get("shadow_set_id")))

@@ -13,6 +13,11 @@ An action plugin sends one request per round trip through the host's own Ansible
 - standard input is the request (JSON, one line) and the agent script after it. Both are ASCII, so no code page can
   mangle them. The bootstrap reads them with ``$input`` (lines of stdin for winrm and ssh, pipeline input for psrp),
   turns the script into a script block and runs it with the request;
+- the agent script is joined here from its parts in ``agent/`` (:func:`agent_script`): the frame with the shared helpers
+  and the dispatch, the read ops, the session ops, the C# helper as a here-string, and a generated ``$Shadowsnap``
+  block with the names the script shares with the controller (op lists and handlers, run-file names, the run-id and
+  GUID patterns, the in-progress HRESULT...), taken from their owners (:func:`script_constants`), so that the
+  PowerShell never spells them;
 - standard output is exactly one JSON document; stderr may carry a CLIXML progress or error stream, kept for
   diagnostics only.
 
@@ -48,7 +53,14 @@ from typing import Any, Callable, Iterable
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.utils.display import Display
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss import format_hresult, hresult_from_text, hresult_info
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, run_ids, session_host
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import GUID_PATTERN
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss import (
+    VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+    format_hresult,
+    hresult_from_text,
+    hresult_info,
+)
 
 try:
     from requests import exceptions as requests_exceptions
@@ -59,13 +71,35 @@ display = Display()
 
 PROTOCOL_VERSION = 1
 AGENT_HEADER = "# shadowsnap-agent protocol=1"
-AGENT_PATH = Path(__file__).resolve().parent / "agent" / "shadowsnap_agent.ps1"
+AGENT_DIRECTORY = Path(__file__).resolve().parent / "agent"
+# The agent script's parts: the frame (the protocol header, the shared helpers, the dispatch) holds the line
+# PARTS_MARKER, where the generated constants, the C# helper and the other parts go, in this order.
+AGENT_FRAME = "shadowsnap_agent.ps1"
+AGENT_PARTS = ("read_ops.ps1", "session_ops.ps1")
+VOLUME_EXTENTS_SOURCE = "VolumeExtents.cs"
+PARTS_MARKER = "# @shadowsnap-agent-parts@"
 
+# Every op of the protocol and the function of the agent script that answers it (the script dispatches by this).
+AGENT_OPS = {
+    "facts": "Get-FactsResult",
+    "storage": "Get-StorageResult",
+    "writers": "Get-WritersResult",
+    "shadows": "Get-ShadowsResult",
+    "sessions": "Get-SessionsResult",
+    "session_start": "Start-Session",
+    "session_status": "Invoke-SessionStatus",
+    "session_release": "Invoke-SessionRelease",
+    "shadow_delete": "Invoke-ShadowDelete",
+    "session_cleanup": "Invoke-SessionCleanup",
+    "service_restart": "Invoke-ServiceRestart",
+    "file_read": "Invoke-FileRead",
+}
 # Ops that only read: safe to repeat after a lost answer. A batch is a read when every op in it is one.
-READ_OPS = frozenset(("facts", "storage", "writers", "shadows"))
-# Ops that change nothing on the host either, but are not batchable reads of the protocol (docs/vss-session.md):
-# they may be retried after a lost answer too.
-IDEMPOTENT_OPS = frozenset(("session_status", "file_read"))
+READ_OPS = ("facts", "storage", "writers", "shadows", "sessions")
+# The session ops (docs/vss-session.md): never batched; all but these idempotent ones change the host.
+SESSION_OPS = tuple(op for op in AGENT_OPS if op not in READ_OPS)
+# Ops that change nothing on the host either, but are not batchable reads: they may be retried after a lost answer too.
+IDEMPOTENT_OPS = ("session_status", "file_read")
 BATCH_OP = "batch"
 
 DEFAULT_RETRIES = 3
@@ -194,17 +228,98 @@ class AgentReply:
     stderr: str
 
 
-def agent_script(path: Path = AGENT_PATH) -> str:
-    """The agent script, checked: ASCII only (no code page can change it), protocol header on the first line."""
+def script_constants() -> dict:
+    """The names the agent script shares with the controller, from their owners; the script reads them as
+    ``$Shadowsnap.<Name>`` and spells none of them itself."""
+    return {
+        "Protocol": PROTOCOL_VERSION,
+        "ReadOps": list(READ_OPS),
+        "SessionOps": list(SESSION_OPS),
+        "Handlers": dict(AGENT_OPS),
+        "BatchOp": BATCH_OP,
+        "RunIdPattern": run_ids.RUN_ID_PATTERN,
+        "GuidPattern": "^" + GUID_PATTERN + "$",
+        "InProgressHResult": "0x%08X" % VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+        "AgentFolder": diskshadow.AGENT_FOLDER,
+        "RunsFolder": diskshadow.RUNS_FOLDER,
+        "TaskPath": run_ids.TASK_PATH,
+        "TaskPrefix": run_ids.TASK_PREFIX,
+        "SessionFiles": list(diskshadow.SESSION_FILES),
+        "RequiredSessionFiles": list(diskshadow.REQUIRED_SESSION_FILES),
+        "ScriptFile": diskshadow.SCRIPT_FILE,
+        "RunFile": diskshadow.RUN_FILE,
+        "CreatedFile": diskshadow.CREATED_FILE,
+        "ExitFile": diskshadow.EXIT_FILE,
+        "ReleaseFile": diskshadow.RELEASE_FILE,
+        "LogFile": diskshadow.LOG_FILE,
+        "ShadowSetVariable": diskshadow.SHADOW_SET_VARIABLE,
+        "ReleaseDecisions": list(diskshadow.RELEASE_DECISIONS),
+        "AbortDecision": diskshadow.RELEASE_ABORT,
+        "ActiveTaskStates": list(session_host.ACTIVE_TASK_STATES),
+        "TaskNeverRan": session_host.TASK_NEVER_RAN,
+        "SystemSid": session_host.SYSTEM_SID,
+        "AdministratorsSid": session_host.ADMINISTRATORS_SID,
+    }
+
+
+def powershell_literal(value: Any) -> str:
+    """A PowerShell expression for a constant: single-quoted text, a whole number, an array, an ordered dictionary."""
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if not value.isascii():
+            raise ValueError(f"agent constant {value!r} is not ASCII")
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return "@(" + ", ".join(powershell_literal(item) for item in value) + ")"
+    if isinstance(value, dict):
+        return "[ordered]@{ " + "; ".join(f"{_powershell_key(key)} = {powershell_literal(item)}" for key, item in value.items()) + " }"
+    raise TypeError(f"no PowerShell literal for {value!r}")
+
+
+def _powershell_key(key: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ValueError(f"agent constant name {key!r} is not a plain identifier")
+    return key
+
+
+def constants_block(constants: dict | None = None) -> str:
+    """``$Shadowsnap = [pscustomobject]...``: a property the script reads but the block lacks fails under strict mode."""
+    lines = ["# The names this agent shares with the controller (generated by agent_transport.py from their owners).",
+             "$Shadowsnap = [pscustomobject][ordered]@{"]
+    lines += [f"    {_powershell_key(name)} = {powershell_literal(value)}"
+              for name, value in (script_constants() if constants is None else constants).items()]
+    return "\n".join(lines + ["}"])
+
+
+def _read_part(path: Path) -> str:
     data = path.read_bytes()
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise AnsibleError(f"the agent script {path} must be ASCII only: byte {exc.start} is not") from exc
-    text = text.replace("\r\n", "\n")
-    if text.split("\n", 1)[0].strip() != AGENT_HEADER:
-        raise AnsibleError(f"the agent script {path} must start with the line {AGENT_HEADER!r}")
-    return text
+        raise AnsibleError(f"the agent script part {path} must be ASCII only: byte {exc.start} is not") from exc
+    return text.replace("\r\n", "\n")
+
+
+def agent_script(directory: Path = AGENT_DIRECTORY) -> str:
+    """The one agent script sent with every request: the frame with the generated constants, the C# helper (as the
+    here-string ``$VolumeExtentsSource``) and the other parts in place of its PARTS_MARKER line. Every part is checked
+    to be ASCII (no code page can change it); the protocol header is the first line."""
+    frame = _read_part(directory / AGENT_FRAME)
+    if frame.split("\n", 1)[0].strip() != AGENT_HEADER:
+        raise AnsibleError(f"the agent script {directory / AGENT_FRAME} must start with the line {AGENT_HEADER!r}")
+    marker = re.compile("^" + re.escape(PARTS_MARKER) + "\n", re.MULTILINE)
+    if len(marker.findall(frame)) != 1:
+        raise AnsibleError(f"the agent script {directory / AGENT_FRAME} must hold the line {PARTS_MARKER!r} once")
+    source = _read_part(directory / VOLUME_EXTENTS_SOURCE)
+    if re.search(r"^'@", source, flags=re.MULTILINE):
+        raise AnsibleError(f"{directory / VOLUME_EXTENTS_SOURCE} must not have a line starting with '@ (that would end "
+                           f"the here-string the script carries it in)")
+    inserted = [constants_block(), "$VolumeExtentsSource = @'", source.rstrip("\n"), "'@"]
+    inserted += [_read_part(directory / name).rstrip("\n") for name in AGENT_PARTS]
+    return marker.sub(lambda match: "\n".join(inserted) + "\n", frame, count=1)
 
 
 def is_read_request(op: str, args: dict | None = None) -> bool:

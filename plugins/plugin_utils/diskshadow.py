@@ -21,14 +21,30 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.run_ids import is_r
 
 MAX_VOLUMES_PER_SET = 64
 BACKUP_TYPES = ("copy", "full")
-RUN_ROOT = r"C:\ProgramData\shadowsnap\runs"
+
+# The names of the session tree on the host, and of the files of a run directory. They are shared with the agent
+# script, which gets them from here (agent_transport.script_constants) instead of spelling them.
+PROGRAM_DATA = r"C:\ProgramData"
+AGENT_FOLDER = "shadowsnap"
+RUNS_FOLDER = "runs"
+RUN_ROOT = "\\".join((PROGRAM_DATA, AGENT_FOLDER, RUNS_FOLDER))
+SCRIPT_FILE = "snapshot.dsh"
+RECORD_FILE = "record.cmd"
+HOLD_FILE = "hold.cmd"
+RUN_FILE = "run.cmd"
+# What session_start writes (generated here), and what it needs; hold.cmd only for full backups.
+SESSION_FILES = (SCRIPT_FILE, RECORD_FILE, HOLD_FILE, RUN_FILE)
+REQUIRED_SESSION_FILES = (SCRIPT_FILE, RECORD_FILE, RUN_FILE)
 CREATED_FILE = "created.txt"
 RELEASE_FILE = "release.txt"
 EXIT_FILE = "exit.txt"
 LOG_FILE = "diskshadow.log"
-SCRIPT_FILE = "snapshot.dsh"
 METADATA_FILE = "backup.cab"
 SHADOW_SET_VARIABLE = "VSS_SHADOW_SET"
+# What release.txt may say: only the first lets hold.cmd go on to ``end backup``.
+RELEASE_OK = "ok"
+RELEASE_ABORT = "abort"
+RELEASE_DECISIONS = (RELEASE_OK, RELEASE_ABORT)
 # Seconds a full backup's hold.cmd waits for the release before diskshadow quits without BackupComplete.
 DEFAULT_HOLD_TIMEOUT = 600
 
@@ -150,9 +166,9 @@ def diskshadow_script(plan):
     if plan.backup_type == "full":
         lines.append("begin backup")
     lines += ["add volume %s alias %s" % (volume, aliases[volume]) for volume in volumes]
-    lines += ["create", "exec %s\\record.cmd" % run_dir]
+    lines += ["create", "exec %s\\%s" % (run_dir, RECORD_FILE)]
     if plan.backup_type == "full":
-        lines += ["exec %s\\hold.cmd" % run_dir, "end backup"]
+        lines += ["exec %s\\%s" % (run_dir, HOLD_FILE), "end backup"]
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -186,7 +202,7 @@ def hold_script(plan):
         "set /a remaining-=1",
         "goto wait",
         ":decide",
-        'findstr /x /c:"ok" "%s\\%s" >nul && exit /b 0' % (run_dir, RELEASE_FILE),
+        'findstr /x /c:"%s" "%s\\%s" >nul && exit /b 0' % (RELEASE_OK, run_dir, RELEASE_FILE),
         "exit /b 1",
     ]
     return "\r\n".join(lines) + "\r\n"
@@ -210,26 +226,46 @@ def run_script(plan):
 
 def session_files(plan):
     """Every file ``session_start`` writes into the run directory (name -> text)."""
-    files = {SCRIPT_FILE: diskshadow_script(plan), "record.cmd": record_script(plan), "run.cmd": run_script(plan)}
+    files = {SCRIPT_FILE: diskshadow_script(plan), RECORD_FILE: record_script(plan), RUN_FILE: run_script(plan)}
     if plan.backup_type == "full":
-        files["hold.cmd"] = hold_script(plan)
+        files[HOLD_FILE] = hold_script(plan)
     return files
 
 
-def parse_created_record(text, plan):
-    """The shadow set id and the shadow id of each volume from created.txt; SessionPlanError when incomplete."""
+@dataclass(frozen=True)
+class CreatedRecord:
+    """created.txt as record.cmd wrote it (``NAME=value`` lines), parsed once: the shadow set id and each alias's id."""
+
+    values: dict
+
+    @property
+    def shadow_set_id(self):
+        """``{guid}`` of the set, None when the record holds none."""
+        return normalise_guid(self.values.get(SHADOW_SET_VARIABLE))
+
+    @property
+    def shadows(self):
+        """alias -> ``{guid}`` of its shadow copy (None for a value that is no GUID)."""
+        return {name: normalise_guid(value) for name, value in self.values.items() if name != SHADOW_SET_VARIABLE}
+
+    def by_volume(self, plan):
+        """The set id and the shadow id of each of the plan's volumes; SessionPlanError when the record is incomplete."""
+        if self.shadow_set_id is None:
+            raise SessionPlanError("created.txt holds no shadow set id (got %r)" % self.values.get(SHADOW_SET_VARIABLE, ""))
+        shadows = {}
+        for volume, alias in volume_aliases(validate(plan)).items():
+            shadow_id = normalise_guid(self.values.get(alias))
+            if shadow_id is None:
+                raise SessionPlanError("created.txt holds no shadow id for %s (alias %s)" % (volume, alias))
+            shadows[volume] = shadow_id
+        return self.shadow_set_id, shadows
+
+
+def read_created_record(text):
+    """The :class:`CreatedRecord` of created.txt's text (lines without ``=`` are ignored)."""
     values = {}
     for line in (text or "").splitlines():
         name, separator, value = line.strip().partition("=")
         if separator:
             values[name.strip()] = value.strip()
-    set_id = normalise_guid(values.get(SHADOW_SET_VARIABLE))
-    if set_id is None:
-        raise SessionPlanError("created.txt holds no shadow set id (got %r)" % values.get(SHADOW_SET_VARIABLE, ""))
-    shadows = {}
-    for volume, alias in volume_aliases(validate(plan)).items():
-        shadow_id = normalise_guid(values.get(alias))
-        if shadow_id is None:
-            raise SessionPlanError("created.txt holds no shadow id for %s (alias %s)" % (volume, alias))
-        shadows[volume] = shadow_id
-    return set_id, shadows
+    return CreatedRecord(values)

@@ -4,8 +4,9 @@
 
 ``new_run_id`` makes them (``ss-<UTC yyyyMMddTHHmmss>-<8 hex>``, docs/vss-session.md); ``RUN_ID_PATTERN`` is what a
 run id may be wherever one arrives (an option, a session file): it becomes a directory and a task name, and goes into
-batch files, so it is letters, digits, ``.``, ``_`` and ``-`` only. The agent script spells the same pattern
-(``$RunIdPattern``) for the names it finds on the host.
+batch files, so it is letters, digits, ``.``, ``_`` and ``-`` only. The run's task is ``TASK_PREFIX`` + run id in the
+Task Scheduler folder ``TASK_PATH``. The agent script gets the pattern and the task names from here
+(agent_transport.script_constants) for the run ids it is sent and the names it finds on the host.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -19,6 +20,8 @@ import secrets
 from datetime import datetime, timezone
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+TASK_PATH = "\\shadowsnap\\"
+TASK_PREFIX = "shadowsnap-"
 _RUN_ID_RE = re.compile(RUN_ID_PATTERN)
 
 

@@ -4,9 +4,10 @@
 
 Pure Python over the agent's session ops (docs/agent-protocol.md, docs/vss-session.md); the only side effects are the
 callables a :class:`SessionRunner` is given (send a request, sleep, read a clock), so every rule is tested without
-Windows. The plan it runs comes from shadow_plan.py, the files from diskshadow.py; what the diskshadow log says is
-read by diskshadow_log.py. A release answer becomes a :class:`ReleaseOutcome`, the one place that decides whether a
-release proved the backup (``verified``) and whether BackupComplete was sent.
+Windows. The plan it runs comes from shadow_plan.py, the files from diskshadow.py; what the agent's answers mean (the
+session state, created.txt, the session directory's safety, the leftover runs) is read by session_host.py, what the
+diskshadow log says by diskshadow_log.py. A release status becomes a :class:`ReleaseOutcome`, the one place that
+decides whether a release proved the backup (``verified``) and whether BackupComplete was sent.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -19,7 +20,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, vss
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow, session_host, vss
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_transport import AgentError, AgentOperationError
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.diskshadow_log import (
     failure_from_log,
@@ -37,7 +38,8 @@ WAIT_PER_ROUND_TRIP = 120
 TASK_TIME_LIMIT_MARGIN = 300
 # Run directories older than the task time limit plus this margin are leftovers (session_cleanup).
 CLEANUP_MARGIN = 600
-SESSION_STATES = ("starting", "created", "completed", "failed", "missing")
+# The run files whose appearance ends an agent-side wait: the set was created, or diskshadow ended.
+WAIT_FOR_CREATED = [diskshadow.CREATED_FILE, diskshadow.EXIT_FILE]
 
 
 class SessionError(Exception):
@@ -50,20 +52,19 @@ class SessionError(Exception):
         self.details = details or {}
 
 
-def session_state(status: dict) -> str:
-    state = status.get("state")
-    if state not in SESSION_STATES:
-        raise SessionError(f"the agent reported session state {state!r}; expected one of {', '.join(SESSION_STATES)}")
-    return state
+def check_session_directory(sessions: dict) -> None:
+    """SessionError unless the session tree of the agent's ``sessions`` answer is safe (session_host.py)."""
+    problems = session_host.directory_problems(sessions)
+    if problems:
+        raise SessionError("the session directory is not safe for SYSTEM to run files from, so no session was started: "
+                           + "; ".join(problems), details={"session_directory_problems": problems})
 
 
 def recorded_shadows(status: dict, session_plan) -> tuple[str, dict]:
-    """(shadow set id, {volume path: shadow id}) from what record.cmd wrote; SessionError when incomplete."""
-    values = dict(status.get("shadows") or {})
-    values[diskshadow.SHADOW_SET_VARIABLE] = status.get("shadow_set_id") or values.get(diskshadow.SHADOW_SET_VARIABLE) or ""
-    text = "\n".join(f"{name}={value}" for name, value in values.items())
+    """(shadow set id, {volume path: shadow id}) from the created.txt of a run status; SessionError when incomplete."""
+    record = status["record"] or diskshadow.read_created_record("")
     try:
-        return diskshadow.parse_created_record(text, session_plan)
+        return record.by_volume(session_plan)
     except diskshadow.SessionPlanError as exc:
         raise SessionError(f"session {session_plan.run_id}: {exc}", run_id=session_plan.run_id) from exc
 
@@ -184,16 +185,20 @@ class SessionRunner:
         return int(hold_timeout + self.session_timeout + TASK_TIME_LIMIT_MARGIN)
 
     def create(self, plan: Plan, backup_type: str, hold_timeout: int, cleanup: bool = True,
-               leftover_age: int | None = None) -> CreateOutcome:
+               leftover_age: int | None = None, *, sessions: dict) -> CreateOutcome:
         """Starts sessions until one has created its shadow set, a failure is final, or the retries run out.
 
-        With ``cleanup``, the first start also cleans the runs older than ``leftover_age`` seconds (default: this
-        session's task time limit plus a margin, so that no live session of another controller is touched).
+        ``sessions`` is the agent's ``sessions`` answer: nothing starts on a session directory that is not safe, and the
+        agent creates the folders that did not exist. With ``cleanup``, the first start also cleans the runs older than
+        ``leftover_age`` seconds (default: this session's task time limit plus a margin, so that no live session of
+        another controller is touched).
         """
+        check_session_directory(sessions)
         used: dict = {}
         cleaned: list = []
         time_limit = self.task_time_limit(hold_timeout)
-        cleanup_age = (leftover_age or time_limit + CLEANUP_MARGIN) if cleanup else None
+        leftovers = session_host.leftover_runs(sessions, leftover_age or time_limit + CLEANUP_MARGIN) if cleanup else []
+        new_folders = session_host.folders_to_create(sessions)
         while True:
             session_plan = plan.session_plan(self.run_id_factory(), backup_type, hold_timeout)
             files = diskshadow.session_files(session_plan)
@@ -201,12 +206,11 @@ class SessionRunner:
             started = self.clock()
             deadline = started + self.session_timeout
             args = {"run_id": run_id, "files": files, "wait_seconds": self._wait(deadline), "run_dir": session_plan.run_dir(),
-                    "time_limit_seconds": time_limit}
-            if cleanup_age is not None:
-                args["cleanup_older_than_seconds"] = cleanup_age
-                cleanup_age = None
+                    "time_limit_seconds": time_limit, "wait_for": WAIT_FOR_CREATED, "create_folders": new_folders}
+            if leftovers:
+                args["cleanup"], leftovers = leftovers, []
             try:
-                status = self.send("session_start", args)
+                status = session_host.run_status(self.send("session_start", args))
             except AgentOperationError as exc:
                 decision = self.policy.decide(exc.hresult, used)
                 self.attempts.append({"run_id": run_id, "outcome": "refused", "hresult": exc.hresult,
@@ -215,17 +219,23 @@ class SessionRunner:
                 if decision is None:
                     raise
                 self.sleep(decision[1])
+                if new_folders:
+                    # Refused before the agent created anything; whoever ran meanwhile may have made the folders.
+                    sessions = self.send("sessions", {})
+                    check_session_directory(sessions)
+                    new_folders = session_host.folders_to_create(sessions)
                 continue
             except AgentError as exc:
                 raise self._lost(run_id, "session_start", exc) from exc
+            new_folders = []
             cleaned.extend(status.get("cleaned") or [])
             try:
-                while session_state(status) == "starting" and self.clock() < deadline:
-                    status = self.send("session_status", {"run_id": run_id, "wait_seconds": self._wait(deadline),
-                                                          "until": "created"})
+                while status["state"] == "starting" and self.clock() < deadline:
+                    status = session_host.run_status(self.send("session_status", {
+                        "run_id": run_id, "wait_seconds": self._wait(deadline), "wait_for": WAIT_FOR_CREATED}))
             except AgentError as exc:
                 raise self._lost(run_id, "session_status", exc) from exc
-            state = session_state(status)
+            state = status["state"]
             if state == "starting":
                 self.attempts.append({"run_id": run_id, "outcome": "timeout"})
                 self.abort(run_id)
@@ -246,7 +256,7 @@ class SessionRunner:
             if state == "missing":
                 raise SessionError(f"session {run_id}: its run directory vanished on the host", run_id=run_id)
             failure = failure_from_log(status.get("log"))
-            if status.get("shadow_set_id") or status.get("shadows"):
+            if status["record"] is not None:
                 self.abort(run_id)
             hresult = failure["hresult"] if failure else None
             decision = self.policy.decide(hresult, used)
@@ -273,8 +283,9 @@ class SessionRunner:
     def abort(self, run_id: str) -> dict | None:
         """Best effort: release ``abort`` and delete the run's shadows; errors are kept, never raised."""
         try:
-            return self.send("session_release", {"run_id": run_id, "decision": "abort", "wait_seconds": min(60, self.wait_per_round_trip),
-                                                 "delete_shadows": True})
+            return session_host.run_status(self.send("session_release", {
+                "run_id": run_id, "decision": diskshadow.RELEASE_ABORT, "wait_seconds": min(60, self.wait_per_round_trip),
+                "delete_shadows": True}))
         except AgentError as exc:
             self.cleanup_errors.append(f"aborting session {run_id} failed: {exc}")
             return None
@@ -306,7 +317,7 @@ def failure_message(plan: Plan, status: dict, failure: dict | None, run_id: str)
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
-    """What a ``session_release`` answer means for the task.
+    """What a ``session_release`` status means for the task.
 
     ``ok`` False means the task fails with ``message``. ``verified``: every shadow recorded at creation still existed
     when the release came (so every EBS snapshot taken in between holds it); None when it cannot be told (released
@@ -328,8 +339,9 @@ class ReleaseOutcome:
 
 
 def judge_release(status: dict, decision: str, run_id: str) -> ReleaseOutcome:
-    """The outcome of releasing session ``run_id`` with ``decision`` (``ok`` or ``abort``), from the agent's answer."""
-    state = session_state(status)
+    """The outcome of releasing session ``run_id`` with ``decision`` (``ok`` or ``abort``), from the status of the
+    agent's answer (session_host.run_status)."""
+    state = status["state"]
     full = is_full_backup_log(status.get("log"))
     outcome = ReleaseOutcome(state=state, backup_type="full" if full else "copy")
     if state == "missing":

@@ -1,10 +1,11 @@
-"""The lab's twin of the agent (lab.windows.agent_twin) against the agent itself (shadowsnap_agent.ps1, as the
-transport sends it): the same op names and dispatch, the same argument bounds, the same run-directory file names and
-constants, the same keys in answers and error documents.
+"""The lab's twin of the agent (lab.windows.agent_twin) against the agent itself, as the transport sends it: the same
+op names and handlers, the same argument bounds, the same run-directory file names and other shared names, the same
+keys in answers, error documents and raw facts; and the agent's PowerShell parts spell none of the names the
+controller owns.
 
 There is no PowerShell here, so every integration test talks to the twin: this is what keeps it the agent's twin.
-The script is read with tree-sitter-powershell (functions, their bodies, the ``if ($Op -eq '...')`` dispatch) and its
-module-level assignments; each check also runs on a deliberately broken copy of either side, to prove that it fails.
+The script is read with tree-sitter-powershell and its generated ``$Shadowsnap`` block (unit.plugins.plugin_utils.
+agent_reader); each check also runs on a deliberately broken copy of either side, to prove that it fails.
 """
 
 from __future__ import annotations
@@ -13,147 +14,63 @@ import copy
 import re
 
 import pytest
-import tree_sitter
-import tree_sitter_powershell
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
-from lab.dataplane import BlockStore
-from lab.windows import LabWindowsHost, WindowsServer, agent_twin
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
+from lab.windows import LabWindowsHost, agent_twin
 from lab.windows.agent_twin import protocol
-from lab.windows.testing import call_agent, sample_instance
+from lab.windows.testing import call_agent
+from unit.plugins.plugin_utils.agent_reader import AgentScript
 
-PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
-PROGRAM_DATA = "C:\\ProgramData"
-
-
-def nodes(node):
-    yield node
-    for child in node.children:
-        yield from nodes(child)
+AGENT_DIRECTORY = agent_transport.AGENT_DIRECTORY
+SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
 
 
-class Script:
-    """What the agent's script says, read from its text."""
-
-    def __init__(self, source):
-        self.source = source
-        self.data = source.encode("utf-8")
-        self.tree = PARSER.parse(self.data)
-        self.functions = {}
-        for node in nodes(self.tree.root_node):
-            if node.type == "function_statement":
-                name = next(self.text(child) for child in node.children if child.type == "function_name")
-                self.functions[name] = node
-        self.assignments = dict(re.findall(r"^\$(\w+) = (.+?)\s*$", source, flags=re.MULTILINE))
-
-    def text(self, node):
-        return self.data[node.start_byte:node.end_byte].decode("utf-8")
-
-    def value(self, token):
-        """A literal or a module-level variable: ``900``, ``'x'``, ``$null``, ``$MaxWaitSeconds``, ``@('a', 'b')``,
-        ``Join-Path $Var 'name'``."""
-        token = token.strip()
-        if token == "$null":
-            return None
-        if token.startswith("$"):
-            return self.value(self.assignments[token[1:]])
-        if re.fullmatch(r"-?\d+", token):
-            return int(token)
-        if token.startswith("@("):
-            return re.findall(r"'([^']*)'", token)
-        join = re.fullmatch(r"Join-Path (\$[\w:]+) '([^']*)'", token)
-        if join:
-            base = PROGRAM_DATA if join.group(1) == "$env:ProgramData" else self.value(join.group(1))
-            return base + "\\" + join.group(2)
-        return re.fullmatch(r"'(.*)'", token).group(1)
-
-    def branches(self, function):
-        """``{op: branch block}`` of the ``if ($Op -eq '...')`` chain in a function."""
-        found = {}
-        for node in nodes(self.functions[function]):
-            if node.type not in ("if_statement", "elseif_clause"):
-                continue
-            condition = next(child for child in node.children if child.type == "pipeline")
-            match = re.fullmatch(r"\$Op\s+-eq\s+'(\w+)'", self.text(condition).strip())
-            if match:
-                found[match.group(1)] = next(child for child in node.children if child.type == "statement_block")
-        return found
-
-    def handlers(self):
-        """``{op: (the function that answers it, the text of the code that does)}``: Invoke-Request's dispatch, and
-        Invoke-SessionOp's for the session ops; a branch that is not one call answers in the dispatching function."""
-        found = {}
-        for function in ("Invoke-Request", "Invoke-SessionOp"):
-            for op, block in self.branches(function).items():
-                body = self.text(block)
-                call = re.fullmatch(r"\{\s*(?:\$result = |return \()?([A-Z][\w-]+)(?: -OpArgs \$OpArgs)?\)?\s*\}", body.strip())
-                if call and call.group(1) == "Invoke-SessionOp":
-                    continue
-                if call:
-                    defined = self.functions.get(call.group(1))
-                    found[op] = (call.group(1), self.text(defined) if defined is not None else "")
-                else:
-                    found[op] = (function, body)
-        return found
-
-    def int_arguments(self):
-        """``{op: {argument: (default, minimum, maximum)}}`` of the Get-IntArgument calls that answer each op."""
-        found = {}
-        for op, (dummy, body) in self.handlers().items():
-            calls = re.findall(r"Get-IntArgument\s+\$OpArgs\s+'(\w+)'\s+([^\s)]+)\s+([^\s)]+)\s+([^\s)]+)", body)
-            if calls:
-                found[op] = {name: tuple(self.value(token) for token in bounds) for name, *bounds in calls}
-        return found
-
-    def run_files(self):
-        """The file names the script joins to a run directory."""
-        pattern = r"Join-Path (?:\$[Dd]irectory(?:\.FullName)?|\(Get-RunDirectory [^)]*\)) '([\w.]+)'"
-        return set(re.findall(pattern, self.source))
-
-    def required_files(self):
-        body = self.text(self.functions["Start-Session"])
-        return self.value(re.search(r"foreach \(\$required in (@\([^)]*\))\)", body).group(1))
-
-    def hash_keys(self, function, opening):
-        """The keys of the ``[ordered]@{...}`` that follows ``opening`` in a function, in order (nested ones skipped)."""
-        body = self.text(self.functions[function])
-        start = body.index(opening) + len(opening)
-        keys, depth = [], 0
-        for line in body[start:].split("\n"):
-            if depth == 0:
-                match = re.match(r"\s*(\w+) = ", line)
-                if match:
-                    keys.append(match.group(1))
-            depth += line.count("@{") - line.count("}")
-            if depth < 0:
-                break
-        return keys
-
-    def writer_sources(self):
-        return re.findall(r"\$name -eq '(\w+)'", self.text(self.functions["Get-WritersResult"]))
-
-    def facts(self):
-        return {
-            "read ops": self.value(self.assignments["ReadOps"]),
-            "session ops": self.value(self.assignments["SessionOps"]),
-            "dispatch": {op: function for op, (function, dummy) in self.handlers().items()},
-            "argument bounds": self.int_arguments(),
-            "session files": self.value(self.assignments["SessionFiles"]),
-            "required session files": self.required_files(),
-            "other run-directory files": sorted(self.run_files() - set(self.value(self.assignments["SessionFiles"]))),
-            "run id pattern": self.value(self.assignments["RunIdPattern"]),
-            "root": self.value(self.assignments["ShadowsnapRoot"]),
-            "run root": self.value(self.assignments["RunRoot"]),
-            "task path": self.value(self.assignments["TaskPath"]),
-            "task prefix": self.value(self.assignments["TaskPrefix"]),
-            "in-progress HRESULT": self.value(self.assignments["InProgressHResult"]),
-            "output limit": self.value(self.assignments["OutputLimit"]),
-            "log limit": self.value(self.assignments["LogLimit"]),
-            "writer sources": self.writer_sources(),
-            "error document keys": self.hash_keys("New-ErrorAnswer", "error = [ordered]@{"),
-            "answer keys": sorted(set(self.hash_keys("Invoke-Request", "$answer = [ordered]@{"))
-                                  | set(self.hash_keys("New-ErrorAnswer", "return [ordered]@{"))),
-        }
+def agent_facts(source):
+    """What the joined script says, by the names the checks compare."""
+    script = AgentScript(source)
+    constants = script.constants()
+    handlers = constants["Handlers"]
+    return {
+        "read ops": constants["ReadOps"],
+        "session ops": constants["SessionOps"],
+        "batch op": constants["BatchOp"],
+        "dispatch": {op: function if function in script.functions else function + " (not defined)"
+                     for op, function in handlers.items()},
+        "argument bounds": {op: bounds for op, function in handlers.items() if (bounds := script.int_arguments(function))},
+        "session files": constants["SessionFiles"],
+        "required session files": constants["RequiredSessionFiles"],
+        "run-directory files": script.value("$RunFiles"),
+        "run id pattern": constants["RunIdPattern"],
+        "GUID pattern": constants["GuidPattern"],
+        "root": script.value("$ShadowsnapRoot"),
+        "run root": script.value("$RunRoot"),
+        "task path": constants["TaskPath"],
+        "task prefix": constants["TaskPrefix"],
+        "in-progress HRESULT": constants["InProgressHResult"],
+        "shadow set variable": constants["ShadowSetVariable"],
+        "release decisions": constants["ReleaseDecisions"],
+        "abort decision": constants["AbortDecision"],
+        "active task states": constants["ActiveTaskStates"],
+        "task never ran": constants["TaskNeverRan"],
+        "SYSTEM": constants["SystemSid"],
+        "Administrators": constants["AdministratorsSid"],
+        "output limit": script.value("$OutputLimit"),
+        "log limit": script.value("$LogLimit"),
+        "writer sources": re.findall(r"\$name -eq '(\w+)'", script.body("Get-WritersResult")),
+        "error document keys": script.hash_keys("New-ErrorAnswer", "error = [ordered]@{"),
+        "answer keys": sorted(set(script.hash_keys("Invoke-Request", "$answer = [ordered]@{"))
+                              | set(script.hash_keys("New-ErrorAnswer", "return [ordered]@{"))),
+        "run fact keys": script.hash_keys("Get-RunFacts", "$facts = [ordered]@{"),
+        "task fact keys": script.hash_keys("Get-TaskFacts", "return [ordered]@{"),
+        "folder fact keys": script.hash_keys("Get-FolderFacts", "$facts = [ordered]@{"),
+        "access entry keys": script.hash_keys("Get-FolderFacts", "            [ordered]@{"),
+        "sessions keys": script.hash_keys("Get-SessionsResult", "return [ordered]@{"),
+        "shadow copy keys": script.hash_keys("Get-ShadowCopyIds", "[ordered]@{"),
+        "cleaned keys": script.hash_keys("Invoke-RunCleanup", "$entry = [ordered]@{"),
+        "start keys": script.added_keys("Start-Session"),
+        "release keys": script.added_keys("Invoke-SessionRelease"),
+    }
 
 
 def twin_facts(twin=protocol, operations=None):
@@ -161,22 +78,40 @@ def twin_facts(twin=protocol, operations=None):
     return {
         "read ops": list(twin.READ_OPS),
         "session ops": list(twin.SESSION_OPS),
+        "batch op": twin.BATCH_OP,
         "dispatch": {op: function for op, (dummy, function) in operations.items()},
         "argument bounds": {op: dict(bounds) for op, bounds in twin.INT_ARGUMENTS.items()},
         "session files": list(twin.SESSION_FILES),
         "required session files": list(twin.REQUIRED_SESSION_FILES),
-        "other run-directory files": sorted(twin.RUN_FILES),
+        "run-directory files": list(twin.RUN_FILES),
         "run id pattern": twin.RUN_ID_PATTERN,
+        "GUID pattern": twin.GUID_PATTERN,
         "root": twin.SHADOWSNAP_ROOT,
         "run root": twin.RUN_ROOT,
         "task path": twin.TASK_PATH,
         "task prefix": twin.TASK_PREFIX,
         "in-progress HRESULT": twin.IN_PROGRESS_HRESULT,
+        "shadow set variable": twin.SHADOW_SET_VARIABLE,
+        "release decisions": list(twin.RELEASE_DECISIONS),
+        "abort decision": twin.ABORT_DECISION,
+        "active task states": list(twin.ACTIVE_TASK_STATES),
+        "task never ran": twin.TASK_NEVER_RAN,
+        "SYSTEM": twin.SYSTEM_SID,
+        "Administrators": twin.ADMINISTRATORS_SID,
         "output limit": twin.OUTPUT_LIMIT,
         "log limit": twin.LOG_LIMIT,
         "writer sources": list(twin.WRITER_SOURCES),
         "error document keys": list(twin.ERROR_KEYS),
         "answer keys": sorted(twin.ANSWER_KEYS),
+        "run fact keys": list(twin.RUN_FACT_KEYS),
+        "task fact keys": list(twin.TASK_FACT_KEYS),
+        "folder fact keys": list(twin.FOLDER_FACT_KEYS),
+        "access entry keys": list(twin.ACCESS_ENTRY_KEYS),
+        "sessions keys": list(twin.SESSIONS_KEYS),
+        "shadow copy keys": list(twin.SHADOW_COPY_KEYS),
+        "cleaned keys": list(twin.CLEANED_KEYS),
+        "start keys": list(twin.START_KEYS),
+        "release keys": list(twin.RELEASE_KEYS),
     }
 
 
@@ -190,41 +125,71 @@ def agent_source_fixture():
 
 
 def test_the_twin_agrees_with_the_agent(agent_source):
-    agent = Script(agent_source).facts()
-    assert agent["read ops"] and agent["session ops"] and agent["argument bounds"], "the script was read"
+    agent = agent_facts(agent_source)
+    assert agent["read ops"] and agent["session ops"] and agent["argument bounds"] and agent["run fact keys"], "the script was read"
     assert disagreements(agent, twin_facts()) == []
 
 
-def test_the_twin_dispatches_what_it_declares_and_answers_with_the_declared_keys():
+def test_the_twin_dispatches_what_it_declares_and_answers_with_the_declared_keys(host_model):
     assert list(agent_twin.OPERATIONS) == list(protocol.READ_OPS + protocol.SESSION_OPS)
-    host = LabWindowsHost(WindowsServer(sample_instance("win-xen-01"), BlockStore()).seed())
+    host = LabWindowsHost(host_model("win-xen-01"))
     ok = call_agent(host, "facts")
     failed = call_agent(host, "session_status", {"run_id": "not valid!"})
     assert set(ok) | set(failed) == set(protocol.ANSWER_KEYS)
     assert list(failed["error"]) == list(protocol.ERROR_KEYS) and failed["error"]["where"] == "at Get-RunId, <No file>"
     clamped = call_agent(host, "session_status", {"run_id": "ss-1", "wait_seconds": -5})
-    assert clamped["ok"] and clamped["result"]["state"] == "missing"
+    assert clamped["ok"] and clamped["result"]["exists"] is False
     refused = call_agent(host, "file_read", {"path": "C:\\Windows\\System32\\config\\SYSTEM", "max_bytes": "many"})
     assert "must be a whole number" in refused["error"]["message"]
+
+
+def test_the_twins_raw_facts_have_the_keys_it_declares(host_model):
+    """The twin's tables, which the script is compared with, are what the twin answers."""
+    host = LabWindowsHost(host_model())
+    host.model.files.make_hostile("extra_ace", protocol.SHADOWSNAP_ROOT)
+    session_plan = generator.SessionPlan(run_id="ss-keys", volumes=["D:", "E:"], verify_writer_ids=[SQL_WRITER_ID])
+    started = call_agent(host, "session_start", {"run_id": "ss-keys", "files": generator.session_files(session_plan),
+                                                 "wait_seconds": 30, "wait_for": ["exit.txt"]})["result"]
+    assert tuple(started) == protocol.RUN_FACT_KEYS + protocol.START_KEYS
+    assert tuple(started["task"]) == protocol.TASK_FACT_KEYS
+    tree = call_agent(host, "sessions")["result"]
+    assert tuple(tree) == protocol.SESSIONS_KEYS and [tuple(run) for run in tree["runs"]] == [protocol.RUN_FACT_KEYS]
+    assert {tuple(folder) for folder in tree["folders"]} == {protocol.FOLDER_FACT_KEYS}
+    entries = [entry for folder in tree["folders"] for entry in folder["explicit_access"]]
+    assert entries and {tuple(entry) for entry in entries} == {protocol.ACCESS_ENTRY_KEYS}
+    released = call_agent(host, "session_release", {"run_id": "ss-keys", "decision": "ok", "wait_seconds": 30})["result"]
+    assert tuple(released) == protocol.RUN_FACT_KEYS + protocol.RELEASE_KEYS
+    assert released["shadow_copies"] and {tuple(item) for item in released["shadow_copies"]} == {protocol.SHADOW_COPY_KEYS}
+    cleaned = call_agent(host, "session_cleanup", {"runs": [{"run_id": "ss-keys", "shadow_set_id": None}]})["result"]["cleaned"]
+    assert [tuple(entry) for entry in cleaned] == [protocol.CLEANED_KEYS]
 
 
 AGENT_MUTATIONS = [
     pytest.param(lambda s: s.replace("'shadow_delete', 'session_cleanup'", "'shadow_remove', 'session_cleanup'", 1),
                  "session ops", id="session-op-renamed"),
-    pytest.param(lambda s: s.replace("elseif ($Op -eq 'session_release') {", "elseif ($Op -eq 'session_free') {", 1),
+    pytest.param(lambda s: s.replace("session_release = 'Invoke-SessionRelease'", "session_free = 'Invoke-SessionRelease'", 1),
                  "dispatch", id="dispatch-renamed"),
-    pytest.param(lambda s: s.replace("$result = Get-FactsResult", "$result = Get-HostFacts", 1), "dispatch", id="handler"),
+    pytest.param(lambda s: s.replace("function Get-FactsResult {", "function Get-HostFacts {", 1), "dispatch", id="handler"),
     pytest.param(lambda s: s.replace("$MaxWaitSeconds = 900", "$MaxWaitSeconds = 600", 1), "argument bounds", id="max-wait"),
     pytest.param(lambda s: s.replace("'max_bytes' $FileReadDefaultLimit 1", "'max_bytes' $FileReadDefaultLimit 0", 1),
                  "argument bounds", id="minimum"),
-    pytest.param(lambda s: s.replace("'release.txt'", "'released.txt'"), "other run-directory files", id="file-renamed"),
-    pytest.param(lambda s: s.replace("'snapshot.dsh', 'record.cmd', 'run.cmd')", "'snapshot.dsh', 'run.cmd')", 1),
+    pytest.param(lambda s: s.replace("ReleaseFile = 'release.txt'", "ReleaseFile = 'released.txt'", 1), "run-directory files",
+                 id="file-renamed"),
+    pytest.param(lambda s: s.replace("RequiredSessionFiles = @('snapshot.dsh', 'record.cmd', 'run.cmd')",
+                                     "RequiredSessionFiles = @('snapshot.dsh', 'run.cmd')", 1),
                  "required session files", id="required-file"),
     pytest.param(lambda s: s.replace("            where = [string]$ErrorRecord.ScriptStackTrace\n", "", 1),
                  "error document keys", id="error-key"),
-    pytest.param(lambda s: s.replace("$RunIdPattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'",
-                                     "$RunIdPattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'", 1), "run id pattern", id="run-id"),
-    pytest.param(lambda s: s.replace("$TaskPrefix = 'shadowsnap-'", "$TaskPrefix = 'shadowsnap_'", 1), "task prefix", id="task-prefix"),
+    pytest.param(lambda s: s.replace("RunIdPattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'",
+                                     "RunIdPattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'", 1), "run id pattern", id="run-id"),
+    pytest.param(lambda s: s.replace("TaskPrefix = 'shadowsnap-'", "TaskPrefix = 'shadowsnap_'", 1), "task prefix", id="task-prefix"),
+    pytest.param(lambda s: s.replace("        exists = $false\n        created = $null\n        task = $null",
+                                     "        present = $false\n        created = $null\n        task = $null", 1),
+                 "run fact keys", id="run-fact-key"),
+    pytest.param(lambda s: s.replace("        owner_name = $null\n", "", 1), "folder fact keys", id="folder-fact-key"),
+    pytest.param(lambda s: s.replace("$answer['shadow_copies']", "$answer['shadows_present']", 1), "release keys", id="release-key"),
+    pytest.param(lambda s: s.replace("                propagation = [string]$rule.PropagationFlags\n", "", 1),
+                 "access entry keys", id="access-entry-key"),
 ]
 
 
@@ -232,7 +197,7 @@ AGENT_MUTATIONS = [
 def test_each_check_catches_an_agent_that_drifted(agent_source, mutate, expected):
     broken = mutate(agent_source)
     assert broken != agent_source, "the mutation did not apply: update the test"
-    problems = disagreements(Script(broken).facts(), twin_facts())
+    problems = disagreements(agent_facts(broken), twin_facts())
     assert any(problem.startswith(expected + ":") for problem in problems), problems
 
 
@@ -250,14 +215,20 @@ def rename_op(operations, old, new):
 
 
 TWIN_MUTATIONS = [
-    pytest.param(lambda t: setattr(t, "READ_OPS", ("facts", "storage", "writer", "shadows")), None, "read ops", id="read-op"),
+    pytest.param(lambda t: setattr(t, "READ_OPS", ("facts", "storage", "writer", "shadows", "sessions")), None, "read ops",
+                 id="read-op"),
     pytest.param(None, lambda o: rename_op(o, "session_start", "session_begin"), "dispatch", id="twin-dispatch"),
     pytest.param(lambda t: t.INT_ARGUMENTS["session_release"].update(wait_seconds=(0, 0, 600)), None, "argument bounds",
                  id="twin-bound"),
     pytest.param(lambda t: setattr(t, "RUN_FILES", ("created.txt", "exit.txt", "release.txt")), None,
-                 "other run-directory files", id="twin-file"),
+                 "run-directory files", id="twin-file"),
     pytest.param(lambda t: setattr(t, "ERROR_KEYS", t.ERROR_KEYS[:-1]), None, "error document keys", id="twin-error-key"),
     pytest.param(lambda t: setattr(t, "RUN_ROOT", "C:\\ProgramData\\shadowsnap\\run"), None, "run root", id="twin-root"),
+    pytest.param(lambda t: setattr(t, "RUN_FACT_KEYS", t.RUN_FACT_KEYS + ("state",)), None, "run fact keys",
+                 id="twin-decides-a-state"),
+    pytest.param(lambda t: setattr(t, "RELEASE_KEYS", ("released_before", "present_shadow_ids", "deleted_shadow_ids")), None,
+                 "release keys", id="twin-release-key"),
+    pytest.param(lambda t: setattr(t, "ACTIVE_TASK_STATES", ("Running",)), None, "active task states", id="twin-active-states"),
 ]
 
 
@@ -267,5 +238,62 @@ def test_each_check_catches_a_twin_that_drifted(agent_source, mutate_tables, mut
     if mutate_tables:
         mutate_tables(twin)
     operations = mutate_operations(dict(agent_twin.OPERATIONS)) if mutate_operations else None
-    problems = disagreements(Script(agent_source).facts(), twin_facts(twin, operations))
+    problems = disagreements(agent_facts(agent_source), twin_facts(twin, operations))
     assert any(problem.startswith(expected + ":") for problem in problems), problems
+
+
+# ------------------------------------------------------------------------------------------------ one owner per name
+
+
+# Lines that spell the value of a shared name with another meaning: (the name, the line).
+COINCIDENCES = {
+    ("ReadOps", "$run = Invoke-Native -FilePath (Join-Path $SystemDir 'vssadmin.exe') -ArgumentList @('list', 'writers') "
+                "-CodePage $codePage"): "vssadmin's own command",
+    ("TaskPrefix", "$name = 'shadowsnap-' + [guid]::NewGuid().ToString('N') + '.dsh'"): "diskshadow's temporary scripts",
+    ("ReleaseDecisions", "$answer = '{\"protocol\":' + $Shadowsnap.Protocol + ',\"op\":\"' + $Shadowsnap.BatchOp + "
+                         "'\",\"ok\":true,\"result\":{\"answers\":['"): "the answer's key ok",
+    ("RunsFolder", "$runs = Get-Property $OpArgs 'runs' $null"): "session_cleanup's argument",
+    ("ActiveTaskStates", "$dependents = @($service.DependentServices | Where-Object { [string]$_.Status -eq 'Running' })"):
+        "a service's status",
+    ("ActiveTaskStates", "$service.WaitForStatus('Running', $timeout)"): "a service's status",
+    ("ActiveTaskStates", "if ([string]$dependent.Status -ne 'Running') {"): "a service's status",
+    ("ActiveTaskStates", "$dependent.WaitForStatus('Running', $timeout)"): "a service's status",
+}
+
+
+def spelled_names(text):
+    """The names the controller owns (the values of agent_transport.script_constants()) that a PowerShell part spells
+    itself, as a quoted literal or as the number, on lines that are not COINCIDENCES."""
+    found = []
+    for line in text.split("\n"):
+        for name, value in agent_transport.script_constants().items():
+            if (name, line.strip()) in COINCIDENCES:
+                continue
+            values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+            for item in values:
+                if isinstance(item, str) and re.search(r"""(['"])%s\1""" % re.escape(item), line):
+                    found.append("%s: %r" % (name, item))
+                elif isinstance(item, int) and item > 255 and re.search(r"(?<![\w.])%d(?![\w.])" % item, line):
+                    found.append("%s: %d" % (name, item))
+    return found
+
+
+PARTS = (agent_transport.AGENT_FRAME, *agent_transport.AGENT_PARTS)
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_the_powershell_parts_do_not_spell_the_names_the_controller_owns(part):
+    assert spelled_names((AGENT_DIRECTORY / part).read_text(encoding="ascii")) == []
+
+
+@pytest.mark.parametrize("spelled, expected", [
+    ("$path = Join-Path $Directory 'created.txt'", "CreatedFile: 'created.txt'"),
+    ('if ($Op -eq "session_start") {', "SessionOps: 'session_start'"),
+    ("$InProgressHResult = '0x80042316'", "InProgressHResult: '0x80042316'"),
+    ("$RunIdPattern = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'", "RunIdPattern"),
+    ("return ($result -eq 267011)", "TaskNeverRan: 267011"),
+    ("$identity = 'S-1-5-32-544'", "AdministratorsSid: 'S-1-5-32-544'"),
+])
+def test_a_part_that_spells_a_shared_name_is_caught(spelled, expected):
+    text = (AGENT_DIRECTORY / "session_ops.ps1").read_text(encoding="ascii") + "\n" + spelled + "\n"
+    assert any(problem.startswith(expected) for problem in spelled_names(text)), spelled_names(text)

@@ -24,6 +24,7 @@ from lab.windows.locales import agent_decode, console_bytes
 from lab.windows.agent_twin import read_ops, session_ops
 from lab.windows.batch import Batch, parse_redirections, protocol_script_kind
 from lab.windows.testing import call_agent, sample_instance
+from unit.lab.session_calls import UNTIL_CREATED, UNTIL_END, agent_call, leftovers, session_call
 
 SQL_WRITER_ID = "{a65faa63-5ea8-4ebc-9dbd-a0c4db26912a}"
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "windows"
@@ -79,7 +80,7 @@ def test_copy_backup_creates_the_set_records_it_and_never_sends_backup_complete(
     assert re.search(r"^Alias vol_d for shadow ID \{[0-9a-f-]{36}\} set as environment variable\.$", text, re.MULTILINE)
     assert "Alias VSS_SHADOW_SET for shadow set ID %s set as environment variable." % result.set_id in text
     created = model.files.read(session_plan.run_dir() + "\\created.txt").decode("ascii")
-    set_id, shadows = generator.parse_created_record(created, session_plan)
+    set_id, shadows = generator.read_created_record(created).by_volume(session_plan)
     assert set_id == result.set_id and shadows == {"D:": result.shadows["vol_d"], "E:": result.shadows["vol_e"]}
     # the create output parses like the captures, and Win32_ShadowCopy agrees
     parsed = parse_diskshadow_shadows(text)
@@ -286,10 +287,8 @@ def test_held_full_backup_shows_waiting_writers_to_another_agent_call_until_rele
     host = LabWindowsHost(host_model())
     model = host.model
     session_plan = plan(backup_type="full", hold_timeout_seconds=30)
-    started = call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
-                                                 "run_dir": session_plan.run_dir()})
-    assert started["ok"], started
-    status = started["result"]
+    status = session_call(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
+                                                  "run_dir": session_plan.run_dir(), "wait_for": UNTIL_CREATED})
     assert status["state"] == "created" and status["task_running"] and status["task_state"] == "Running"
     assert status["cleaned"] == [] and set(status["shadows"]) == {"vol_d", "vol_e"}
     text = call_agent(host, "writers", {"sources": ["vssadmin"]})["result"]["outputs"]["vssadmin"]["text"]
@@ -297,18 +296,17 @@ def test_held_full_backup_shows_waiting_writers_to_another_agent_call_until_rele
     assert (sql["state"], sql["state_name"]) == (5, "WAITING_FOR_BACKUP_COMPLETE")
     assert "Waiting for completion" in text
     # one session at a time
-    other = call_agent(host, "session_start", {"run_id": "ss-other", "files": fixed_files(plan(run_id="ss-other"))})
+    other = agent_call(host, "session_start", {"run_id": "ss-other", "files": fixed_files(plan(run_id="ss-other"))})
     assert not other["ok"] and other["error"]["hresult"] == "0x80042316" and "shadowsnap-" + RUN_ID in other["error"]["message"]
     assert events(model, "BackupComplete") == []
-    released = call_agent(host, "session_release", {"run_id": RUN_ID, "decision": "ok", "wait_seconds": 10, "delete_shadows": True})
-    result = released["result"]
-    assert released["ok"] and result["state"] == "completed" and result["exit_code"] == 0 and result["decision"] == "ok"
+    result = session_call(host, "session_release", {"run_id": RUN_ID, "decision": "ok", "wait_seconds": 10, "delete_shadows": True})
+    assert result["state"] == "completed" and result["exit_code"] == 0 and result["decision"] == "ok"
     assert sorted(result["present_shadow_ids"]) == sorted(status["shadows"].values()) == sorted(result["deleted_shadow_ids"])
     assert not result["released_before"] and model.shadows.list() == []
     assert events(model, "BackupComplete") == ["SqlServerWriter"] and states(model)["SqlServerWriter"] == 1
     assert result["log"].rstrip().endswith("-> end backup")
     # the first decision stands; the task is gone, the run directory stays until cleanup
-    again = call_agent(host, "session_release", {"run_id": RUN_ID, "decision": "abort"})["result"]
+    again = session_call(host, "session_release", {"run_id": RUN_ID, "decision": "abort"})
     assert again["decision"] == "ok" and again["released_before"] and again["task_state"] is None
     cab = call_agent(host, "file_read", {"path": session_plan.run_dir() + "\\backup.cab"})["result"]
     assert cab["size"] > 0 and len(cab["sha256"]) == 64 and cab["content_base64"]
@@ -319,15 +317,16 @@ def test_abort_or_hold_timeout_quits_without_backup_complete(how, host_model):
     host = LabWindowsHost(host_model())
     model = host.model
     session_plan = plan(backup_type="full", hold_timeout_seconds=1 if how == "timeout" else 30)
-    started = call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
-    assert started["result"]["state"] == "created"
+    started = session_call(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
+                                                   "wait_for": UNTIL_CREATED})
+    assert started["state"] == "created"
     began = time.monotonic()
     if how == "abort":
-        result = call_agent(host, "session_release", {"run_id": RUN_ID, "decision": "abort", "wait_seconds": 10})["result"]
+        result = session_call(host, "session_release", {"run_id": RUN_ID, "decision": "abort", "wait_seconds": 10})
         assert time.monotonic() - began < 2, "the release wakes the hold at once"
         assert result["decision"] == "abort" and result["deleted_shadow_ids"] == [] and len(result["present_shadow_ids"]) == 2
     else:
-        result = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]
+        result = session_call(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10, "wait_for": UNTIL_END})
         assert 0.5 < time.monotonic() - began < 5
     assert result["state"] == "failed" and result["exit_code"] == 1 and not result["task_running"]
     assert "-> end backup" not in result["log"] and "hold.cmd\" returned error code 1." in result["log"]
@@ -342,47 +341,54 @@ def test_abort_or_hold_timeout_quits_without_backup_complete(how, host_model):
 
 def test_session_status_of_runs_that_do_not_exist_and_argument_checks(host_model):
     host = LabWindowsHost(host_model())
-    missing = call_agent(host, "session_status", {"run_id": "ss-nothing"})["result"]
+    missing = session_call(host, "session_status", {"run_id": "ss-nothing"})
     assert missing["state"] == "missing" and missing["shadows"] == {} and missing["log"] is None
     assert "is not valid" in call_agent(host, "session_status", {"run_id": "../x"})["error"]["message"]
-    assert "until must be" in call_agent(host, "session_status", {"run_id": "r1", "until": "soon"})["error"]["message"]
+    assert "argument 'wait_for' may hold created.txt, exit.txt, release.txt, diskshadow.log, not 'soon'" in call_agent(
+        host, "session_status", {"run_id": "r1", "wait_for": ["soon"]})["error"]["message"]
+    assert "argument 'create_folders' may hold" in call_agent(
+        host, "session_start", {"run_id": "r1", "files": fixed_files(plan()), "create_folders": "C:\\Windows"})["error"]["message"]
     files = fixed_files(plan())
-    assert "not ASCII" in call_agent(host, "session_start", {"run_id": "r1", "files": dict(files, **{"record.cmd": "caf\u00e9"})})["error"]["message"]
-    assert "not a session file" in call_agent(host, "session_start", {"run_id": "r1", "files": dict(files, **{"x.cmd": ""})})["error"]["message"]
-    assert "needs the file run.cmd" in call_agent(host, "session_start", {"run_id": "r1", "files": {"snapshot.dsh": "", "record.cmd": ""}})["error"]["message"]
-    assert "generated for" in call_agent(host, "session_start", {"run_id": "r1", "files": files, "run_dir": "D:\\runs\\r1"})["error"]["message"]
-    assert "whole number" in call_agent(host, "session_start", {"run_id": "r1", "files": files, "wait_seconds": "soon"})["error"]["message"]
+    assert "not ASCII" in agent_call(host, "session_start", {"run_id": "r1", "files": dict(files, **{"record.cmd": "caf\u00e9"})})["error"]["message"]
+    assert "not a session file" in agent_call(host, "session_start", {"run_id": "r1", "files": dict(files, **{"x.cmd": ""})})["error"]["message"]
+    assert "needs the file run.cmd" in agent_call(host, "session_start", {"run_id": "r1", "files": {"snapshot.dsh": "", "record.cmd": ""}})["error"]["message"]
+    assert "generated for" in agent_call(host, "session_start", {"run_id": "r1", "files": files, "run_dir": "D:\\runs\\r1"})["error"]["message"]
+    assert "whole number" in agent_call(host, "session_start", {"run_id": "r1", "files": files, "wait_seconds": "soon"})["error"]["message"]
     assert "not a GUID" in call_agent(host, "shadow_delete", {"shadow_ids": ["x; delete shadows all"]})["error"]["message"]
-    assert "older_than_seconds" in call_agent(host, "session_cleanup", {})["error"]["message"]
+    assert "session_cleanup needs runs" in call_agent(host, "session_cleanup", {})["error"]["message"]
+    assert "decision must be 'ok' or 'abort', not 'OK'" in call_agent(
+        host, "session_release", {"run_id": "r1", "decision": "OK"})["error"]["message"]
 
 
 def test_session_cleanup_stops_stale_tasks_deletes_their_shadows_and_removes_the_runs(host_model):
     host = LabWindowsHost(host_model())
     model = host.model
     session_plan = plan(backup_type="full", hold_timeout_seconds=300)
-    status = call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
-                                                "time_limit_seconds": 600})["result"]
-    assert call_agent(host, "session_cleanup", {"older_than_seconds": 0})["result"] == {"cleaned": []}, "younger than 60 s"
+    status = session_call(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
+                                                  "time_limit_seconds": 600, "wait_for": UNTIL_CREATED})
+    assert leftovers(host, 0) == [], "younger than 60 s"
     session_ops.age(model, RUN_ID, 61)
-    assert call_agent(host, "session_cleanup", {"older_than_seconds": 60})["result"] == {"cleaned": []}, \
-        "a task within its own time limit is left alone"
+    assert leftovers(host, 60) == [], "a task within its own time limit is left alone"
     session_ops.age(model, RUN_ID, 600)
-    cleaned = call_agent(host, "session_cleanup", {"older_than_seconds": 60})["result"]["cleaned"]
+    runs = leftovers(host, 60)
+    assert runs == [{"run_id": RUN_ID, "shadow_set_id": status["shadow_set_id"]}]
+    cleaned = call_agent(host, "session_cleanup", {"runs": runs})["result"]["cleaned"]
     assert [(c["run_id"], c["shadow_set_id"], sorted(c["deleted_shadow_ids"]), c["error"]) for c in cleaned] == [
         (RUN_ID, status["shadow_set_id"], sorted(status["shadows"].values()), None)]
     assert model.shadows.list() == [] and model.files.list(session_plan.run_dir()) == []
     assert events(model, "BackupComplete") == [] and set(states(model).values()) == {1}
-    assert call_agent(host, "session_status", {"run_id": RUN_ID})["result"]["state"] == "missing"
+    assert session_call(host, "session_status", {"run_id": RUN_ID})["state"] == "missing"
     assert model.tasks.describe() == []
 
 
 def test_the_task_time_limit_stops_diskshadow(host_model):
     host = LabWindowsHost(host_model())
     session_plan = plan(backup_type="full", hold_timeout_seconds=300)
-    call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
+    agent_call(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10,
+                                       "wait_for": UNTIL_CREATED})
     task = host.model.tasks.get(session_ops.task_name(RUN_ID))
     host.model.tasks._time_limit(task)  # pylint: disable=protected-access
-    status = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]
+    status = session_call(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10, "wait_for": UNTIL_END})
     assert status["state"] == "failed" and status["exit_code"] is None and not status["task_running"]
     assert task.last_result == 0x41306 and "time limit" in task.error
     assert set(states(host.model).values()) == {1} and events(host.model, "Abort") == ["SqlServerWriter"]
@@ -522,8 +528,8 @@ def test_the_generated_run_cmd_as_cmd_exe_runs_it(host_model):
     exit-code line is not ``echo %ERRORLEVEL%> file`` (empty for exit code 0, ``ECHO is off.`` for 1)."""
     host = LabWindowsHost(host_model())
     files = generator.session_files(plan())
-    status = call_agent(host, "session_start", {"run_id": RUN_ID, "files": files, "wait_seconds": 10})["result"]
-    status = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]
+    agent_call(host, "session_start", {"run_id": RUN_ID, "files": files, "wait_seconds": 10, "wait_for": UNTIL_CREATED})
+    status = session_call(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10, "wait_for": UNTIL_END})
     assert status["shadow_set_id"] and status["log"].rstrip().endswith(".cmd")
     if re.search(r"^echo %ERRORLEVEL%> ", files["run.cmd"], re.MULTILINE):
         assert (status["exit_code"], status["state"]) == (None, "failed"), "exit.txt is empty: the generator's bug"
@@ -618,8 +624,8 @@ def test_mount_folders_aliases_in_commands_and_writer_listings(host_model):
 def test_a_japanese_host_writes_its_session_log_in_code_page_932(host_model):
     host = LabWindowsHost(host_model("win-web-01"))
     session_plan = plan(volumes=["D:"], verify=())
-    call_agent(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
-    status = call_agent(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10})["result"]
+    agent_call(host, "session_start", {"run_id": RUN_ID, "files": fixed_files(session_plan), "wait_seconds": 10})
+    status = session_call(host, "session_status", {"run_id": RUN_ID, "wait_seconds": 10, "wait_for": UNTIL_END})
     assert status["state"] == "completed"
     raw = host.model.files.read(session_plan.run_dir() + "\\diskshadow.log")
     assert raw.decode("cp932").startswith("Microsoft DiskShadow \u30d0\u30fc\u30b8\u30e7\u30f3 1.0\r\n")

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import session_host
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss_parse import parse_vssadmin_writers
 from lab.windows.testing import call_agent_over_winrm
 
@@ -36,8 +37,21 @@ def collection_wire():
 
 
 def agent(client, op, args=None):
-    """One agent round trip with pywinrm, as the collection's transport sends it; the answer document."""
+    """One agent round trip with pywinrm, as the collection's transport sends it; the answer document. A session_start
+    creates the folders the host's ``sessions`` answer lacks, as the controller's does."""
+    args = dict(args or {})
+    if op == "session_start":
+        tree = call_agent_over_winrm(client.windows_host(HOST), "sessions", None, **collection_wire())["result"]
+        args.setdefault("create_folders", session_host.folders_to_create(tree))
+        args.setdefault("wait_for", ["created.txt", "exit.txt"])
     return call_agent_over_winrm(client.windows_host(HOST), op, args, **collection_wire())
+
+
+def session(client, op, args=None):
+    """The run status (session_host.run_status) of a session op's answer; the op must succeed."""
+    answer = agent(client, op, args)
+    assert answer["ok"], answer
+    return session_host.run_status(answer["result"])
 
 
 def session_files(session_plan):
@@ -50,10 +64,9 @@ def session_files(session_plan):
 def start(client, run_id, backup_type, volumes=("D:", "E:"), hold=120):
     session_plan = generator.SessionPlan(run_id=run_id, volumes=list(volumes), backup_type=backup_type,
                                          verify_writer_ids=[SQL_WRITER_ID], hold_timeout_seconds=hold)
-    answer = agent(client, "session_start", {"run_id": run_id, "files": session_files(session_plan), "wait_seconds": 30,
-                                             "run_dir": session_plan.run_dir(), "time_limit_seconds": hold + 600})
-    assert answer["ok"], answer
-    return session_plan, answer["result"]
+    status = session(client, "session_start", {"run_id": run_id, "files": session_files(session_plan), "wait_seconds": 30,
+                                               "run_dir": session_plan.run_dir(), "time_limit_seconds": hold + 600})
+    return session_plan, status
 
 
 def snapshot_instance(client):
@@ -84,9 +97,8 @@ def test_full_backup_over_winrm_embeds_a_consistent_shadow_in_each_ebs_snapshot(
     client.application_transactions(HOST, 1, mode="torn")
     snapshots, taken = snapshot_instance(client)
     assert client.vss_events(HOST, event="BackupComplete") == []
-    released = agent(client, "session_release", {"run_id": "ss-e2e-full", "decision": "ok", "wait_seconds": 30, "delete_shadows": True})
-    result = released["result"]
-    assert released["ok"] and result["state"] == "completed" and result["exit_code"] == 0
+    result = session(client, "session_release", {"run_id": "ss-e2e-full", "decision": "ok", "wait_seconds": 30, "delete_shadows": True})
+    assert result["state"] == "completed" and result["exit_code"] == 0
     assert sorted(result["deleted_shadow_ids"]) == sorted(shadows.values())
     completes = client.vss_events(HOST, event="BackupComplete")
     assert [(e["writer"], e["run_id"], e["set_id"]) for e in completes] == [("SqlServerWriter", "ss-e2e-full", status["shadow_set_id"])]
@@ -115,7 +127,7 @@ def test_full_backup_over_winrm_embeds_a_consistent_shadow_in_each_ebs_snapshot(
 
 def test_copy_backup_never_sends_backup_complete(client):
     dummy, status = start(client, "ss-e2e-copy", "copy")
-    status = agent(client, "session_status", {"run_id": "ss-e2e-copy", "wait_seconds": 30})["result"]
+    status = session(client, "session_status", {"run_id": "ss-e2e-copy", "wait_seconds": 30, "wait_for": ["exit.txt"]})
     assert status["state"] == "completed" and not status["task_running"] and len(status["shadows"]) == 2
     snapshots, dummy = snapshot_instance(client)
     deleted = agent(client, "shadow_delete", {"shadow_set_id": status["shadow_set_id"]})["result"]["deleted_shadow_ids"]
@@ -128,8 +140,8 @@ def test_copy_backup_never_sends_backup_complete(client):
 
 def test_abort_over_winrm_leaves_no_writer_waiting_and_no_backup_complete(client):
     dummy, status = start(client, "ss-e2e-abort", "full")
-    released = agent(client, "session_release", {"run_id": "ss-e2e-abort", "decision": "abort", "wait_seconds": 30,
-                                                 "delete_shadows": True})["result"]
+    released = session(client, "session_release", {"run_id": "ss-e2e-abort", "decision": "abort", "wait_seconds": 30,
+                                                   "delete_shadows": True})
     assert released["state"] == "failed" and released["decision"] == "abort"
     assert sorted(released["deleted_shadow_ids"]) == sorted(status["shadows"].values())
     assert client.vss_events(HOST, event="BackupComplete") == []
@@ -140,7 +152,7 @@ def test_abort_over_winrm_leaves_no_writer_waiting_and_no_backup_complete(client
 def test_a_diff_area_on_another_volume_is_not_in_the_volumes_own_snapshot(client):
     client.set_shadow_storage(HOST, "E:", "F:")
     dummy, status = start(client, "ss-e2e-diff", "copy")
-    agent(client, "session_status", {"run_id": "ss-e2e-diff", "wait_seconds": 30})
+    agent(client, "session_status", {"run_id": "ss-e2e-diff", "wait_seconds": 30, "wait_for": ["exit.txt"]})
     snapshots, dummy = snapshot_instance(client)
     shadows = status["shadows"]
     assert shadows["vol_d"] in client.snapshot_shadow_ids(snapshots["D:"])
@@ -155,7 +167,7 @@ def test_faults_and_events_through_the_control_api(client):
     answer = agent(client, "session_start", {"run_id": "ss-fault", "wait_seconds": 30,
                                              "files": session_files(generator.SessionPlan(run_id="ss-fault", volumes=["D:", "E:"],
                                                                                           verify_writer_ids=[SQL_WRITER_ID]))})
-    status = agent(client, "session_status", {"run_id": "ss-fault", "wait_seconds": 30})["result"]
+    status = session(client, "session_status", {"run_id": "ss-fault", "wait_seconds": 30, "wait_for": ["exit.txt"]})
     assert answer["ok"] and status["state"] == "failed" and "Returned HRESULT: 800423F3" in status["log"]
     failed = client.vss_events(HOST, event="Freeze", writer="SqlServerWriter")
     assert [(e["state"], e["failed"]) for e in failed] == [(9, True)]
@@ -166,7 +178,7 @@ def test_faults_and_events_through_the_control_api(client):
 def test_a_hosts_clock_offset_shows_in_its_event_times_not_in_their_lab_time(client):
     client.configure_host(HOST, clock_offset_seconds=-3600)
     dummy, status = start(client, "ss-skewed", "copy")
-    assert agent(client, "session_status", {"run_id": "ss-skewed", "wait_seconds": 30})["result"]["state"] == "completed"
+    assert session(client, "session_status", {"run_id": "ss-skewed", "wait_seconds": 30, "wait_for": ["exit.txt"]})["state"] == "completed"
     freeze = client.vss_events(HOST, event="Freeze", writer="SqlServerWriter")[0]
     skew = datetime.datetime.fromisoformat(freeze["time"]) - datetime.datetime.fromisoformat(freeze["lab_time"])
     assert skew == datetime.timedelta(hours=-1)
@@ -188,12 +200,12 @@ def test_the_answer_to_session_start_is_lost_after_the_host_started_the_session(
                                          verify_writer_ids=[SQL_WRITER_ID], hold_timeout_seconds=120)
     with pytest.raises(requests.exceptions.ConnectionError):
         agent(client, "session_start", {"run_id": "ss-lost", "files": session_files(session_plan), "wait_seconds": 30})
-    status = agent(client, "session_status", {"run_id": "ss-lost", "until": "created", "wait_seconds": 30})["result"]
+    status = session(client, "session_status", {"run_id": "ss-lost", "wait_for": ["created.txt", "exit.txt"], "wait_seconds": 30})
     assert status["state"] == "created" and status["task_running"], "the host carried the op out"
     assert client.host_state(HOST)["faults"][0]["fired"] == 1
     assert client.host_counters(HOST)["winrm"]["faults_injected"] == 1
-    released = agent(client, "session_release", {"run_id": "ss-lost", "decision": "abort", "wait_seconds": 30,
-                                                 "delete_shadows": True})["result"]
+    released = session(client, "session_release", {"run_id": "ss-lost", "decision": "abort", "wait_seconds": 30,
+                                                   "delete_shadows": True})
     assert released["state"] == "failed" and sorted(released["deleted_shadow_ids"]) == sorted(status["shadows"].values())
     assert client.vss_events(HOST, event="BackupComplete") == []
     client.clear_host_faults(HOST)
@@ -206,4 +218,4 @@ def test_reset_stops_every_session_thread(client):
     client.start_application(HOST)
     client.reset()
     assert not [thread.name for thread in threading.enumerate() if thread.name.startswith(("lab-task-", "lab-sql-application"))]
-    assert agent(client, "session_status", {"run_id": "ss-e2e-reset"})["result"]["state"] == "missing"
+    assert session(client, "session_status", {"run_id": "ss-e2e-reset"})["state"] == "missing"

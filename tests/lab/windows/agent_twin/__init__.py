@@ -10,15 +10,17 @@ a non-zero tool exit code turned into an error with the HRESULT found in the tex
 recognised too: fewer than two lines on standard input get its ``"op": null`` error document.
 
 It is a twin, not the agent: every integration test runs it instead of the .ps1, so the two must not drift.
-:mod:`.protocol` holds what they must agree on (op names, argument bounds, run-directory file names, the error
-document's keys), and tests/unit/lab/test_agent_twin_parity.py reads the .ps1 and fails when they disagree.
-:mod:`.read_ops` answers ``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops.
+:mod:`.protocol` holds what they must agree on (op names and handlers, argument bounds, run-directory file names and
+the other shared names, the keys of the error document and of the raw facts), and tests/unit/lab/test_agent_twin_parity.py
+reads the script as the transport sends it and fails when they disagree. Like the agent, the twin answers raw facts and
+decides no session state: it models the host, and never imports the collection's Python. :mod:`.read_ops` answers
+``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops and ``sessions``.
 """
 
 import time
 
 from . import read_ops, session_ops
-from .protocol import PROTOCOL, READ_OPS, SESSION_OPS, AgentError, answer, error_document, get_property, parse_request
+from .protocol import BATCH_OP, PROTOCOL, READ_OPS, SESSION_OPS, AgentError, answer, error_document, get_property, parse_request
 
 # op -> (handler, the function of the .ps1 that answers it: the error document's ``where``).
 OPERATIONS = {
@@ -26,11 +28,12 @@ OPERATIONS = {
     "storage": (lambda host, args: read_ops.storage(host.model), "Get-StorageResult"),
     "writers": (read_ops.writers, "Get-WritersResult"),
     "shadows": (lambda host, args: read_ops.shadows(host.model), "Get-ShadowsResult"),
+    "sessions": (session_ops.sessions, "Get-SessionsResult"),
     "session_start": (session_ops.session_start, "Start-Session"),
     "session_status": (session_ops.session_status, "Invoke-SessionStatus"),
     "session_release": (session_ops.session_release, "Invoke-SessionRelease"),
     "shadow_delete": (session_ops.shadow_delete, "Invoke-ShadowDelete"),
-    "session_cleanup": (session_ops.session_cleanup, "Invoke-SessionOp"),
+    "session_cleanup": (session_ops.session_cleanup, "Invoke-SessionCleanup"),
     "service_restart": (session_ops.service_restart, "Invoke-ServiceRestart"),
     "file_read": (session_ops.file_read, "Invoke-FileRead"),
 }
@@ -47,8 +50,8 @@ def run_op(host, op, args):
                 return answer(op, started, error=error_document(**replayed["error"]))
             return answer(op, started, result=replayed["result"])
         if op not in OPERATIONS:
-            raise AgentError("unknown op '%s' (this agent answers: %s, batch)" % (
-                "" if op is None else op, ", ".join(READ_OPS + SESSION_OPS)))
+            raise AgentError("unknown op '%s' (this agent answers: %s, %s)" % (
+                "" if op is None else op, ", ".join(READ_OPS + SESSION_OPS), BATCH_OP))
         handler, function = OPERATIONS[op]
         try:
             return answer(op, started, result=handler(host, args if isinstance(args, dict) else {}))
@@ -73,7 +76,7 @@ def run_batch(host, args):
         if item_op not in READ_OPS:
             raise AgentError("op '%s' cannot be batched: a batch holds read ops only (%s)" % (item_op, ", ".join(READ_OPS)))
     answers = [run_op(host, get_property(item, "op"), get_property(item, "args")) for item in requests]
-    return {"protocol": PROTOCOL, "op": "batch", "ok": True, "result": {"answers": answers},
+    return {"protocol": PROTOCOL, "op": BATCH_OP, "ok": True, "result": {"answers": answers},
             "elapsed_ms": int((time.monotonic() - started) * 1000)}
 
 
@@ -87,8 +90,8 @@ def handle_request(host, request_text):
         if version != PROTOCOL:
             raise AgentError("request protocol '%s' is not supported by this agent (protocol %d)" % (
                 "" if version is None else version, PROTOCOL))
-        if op == "batch":
-            host.counters.count_op("batch")
+        if op == BATCH_OP:
+            host.counters.count_op(BATCH_OP)
             return run_batch(host, get_property(request, "args"))
         return run_op(host, op, get_property(request, "args"))
     except AgentError as error:

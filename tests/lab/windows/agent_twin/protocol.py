@@ -1,8 +1,11 @@
-r"""What the agent and its twin must agree on: op names, argument bounds, run-directory file names, the error document.
+r"""What the agent and its twin must agree on: op names and handlers, argument bounds, run-directory file names and the
+other names the agent shares with the controller, the keys of the error document and of the raw facts it answers.
 
-Each name here is spelled the way ``plugins/plugin_utils/agent/shadowsnap_agent.ps1`` spells it (``$ReadOps``,
-``$SessionOps``, its ``Get-IntArgument`` calls, ``$SessionFiles``, the files it joins to a run directory, the keys of
-``New-ErrorAnswer``); tests/unit/lab/test_agent_twin_parity.py reads the script and fails when the two disagree.
+The agent script gets the shared names from the controller (the ``$Shadowsnap`` block the transport generates from
+the collection's Python); the twin spells them here on its own, because it models the host, not the controller's
+code. tests/unit/lab/test_agent_twin_parity.py reads the script as the transport sends it (the block, the
+``Get-IntArgument`` calls of each op's handler, the keys of ``New-ErrorAnswer`` and of the raw facts) and fails when
+the two disagree.
 """
 
 import json
@@ -14,40 +17,66 @@ PROTOCOL = 1
 AGENT_MARKER = "# shadowsnap-agent protocol="
 BOOTSTRAP_SIGNATURE = "shadowsnap bootstrap:"
 
-READ_OPS = ("facts", "storage", "writers", "shadows")
-# The ops that change the host (never batched, never retried by the controller), and file_read.
+READ_OPS = ("facts", "storage", "writers", "shadows", "sessions")
+# The session ops: never batched; all but session_status and file_read change the host.
 SESSION_OPS = ("session_start", "session_status", "session_release", "shadow_delete", "session_cleanup",
                "service_restart", "file_read")
+BATCH_OP = "batch"
 WRITER_SOURCES = ("vssadmin", "diskshadow_status", "diskshadow_detailed")
 
 # Whole-number arguments per op: name -> (default, minimum, maximum); Get-IntArgument clamps into the bounds.
 INT_ARGUMENTS = {
-    "session_start": {"wait_seconds": (0, 0, 900), "time_limit_seconds": (3600, 60, 86400),
-                      "cleanup_older_than_seconds": (0, 60, 31536000)},
+    "session_start": {"wait_seconds": (0, 0, 900), "time_limit_seconds": (3600, 60, 86400)},
     "session_status": {"wait_seconds": (0, 0, 900)},
     "session_release": {"wait_seconds": (0, 0, 900)},
-    "session_cleanup": {"older_than_seconds": (None, 60, 31536000)},
     "service_restart": {"timeout_seconds": (60, 1, 300)},
     "file_read": {"max_bytes": (16777216, 1, 134217728)},
 }
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 RUN_ID = re.compile(RUN_ID_PATTERN)
+GUID_PATTERN = r"^\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}$"
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9_.$-][A-Za-z0-9 _.$-]{0,255}$"
 
-SHADOWSNAP_ROOT = "C:\\ProgramData\\shadowsnap"
-RUN_ROOT = SHADOWSNAP_ROOT + "\\runs"
+PROGRAM_DATA = "C:\\ProgramData"
+AGENT_FOLDER = "shadowsnap"
+RUNS_FOLDER = "runs"
+SHADOWSNAP_ROOT = PROGRAM_DATA + "\\" + AGENT_FOLDER
+RUN_ROOT = SHADOWSNAP_ROOT + "\\" + RUNS_FOLDER
 TASK_PATH = "\\shadowsnap\\"
 TASK_PREFIX = "shadowsnap-"
 # The files session_start writes (the controller generates them), and those it needs.
-SESSION_FILES = ("snapshot.dsh", "record.cmd", "hold.cmd", "run.cmd")
-REQUIRED_SESSION_FILES = ("snapshot.dsh", "record.cmd", "run.cmd")
-# The files of a run directory the agent reads or writes besides those: the record, the exit code, the release
-# decision, diskshadow's output.
+SCRIPT_FILE = "snapshot.dsh"
+RUN_FILE = "run.cmd"
+SESSION_FILES = (SCRIPT_FILE, "record.cmd", "hold.cmd", RUN_FILE)
+REQUIRED_SESSION_FILES = (SCRIPT_FILE, "record.cmd", RUN_FILE)
+# The files of a run directory the agent reads besides those: the record, the exit code, the release decision,
+# diskshadow's output.
 CREATED_FILE = "created.txt"
 EXIT_FILE = "exit.txt"
 RELEASE_FILE = "release.txt"
 LOG_FILE = "diskshadow.log"
 RUN_FILES = (CREATED_FILE, EXIT_FILE, RELEASE_FILE, LOG_FILE)
+SHADOW_SET_VARIABLE = "VSS_SHADOW_SET"
+RELEASE_DECISIONS = ("ok", "abort")
+ABORT_DECISION = "abort"
+# Task Scheduler's states of a task that runs or is about to, and the LastTaskResult of one started but not run yet.
+ACTIVE_TASK_STATES = ("Running", "Queued", "4", "2")
+TASK_NEVER_RAN = 0x00041303
+SYSTEM_SID = "S-1-5-18"
+ADMINISTRATORS_SID = "S-1-5-32-544"
+
+# The keys of the raw facts the session ops answer (docs/vss-session.md "Run facts", "The session directory").
+RUN_FACT_KEYS = ("run_id", "run_dir", "exists", "created", "task", "files", "log", "log_truncated")
+TASK_FACT_KEYS = ("name", "state", "last_result", "time_limit")
+FOLDER_FACT_KEYS = ("path", "exists", "created", "owner", "owner_name", "attributes", "link_type", "link_target",
+                    "inherits", "explicit_access", "error")
+ACCESS_ENTRY_KEYS = ("identity", "name", "rights", "type", "inheritance", "propagation")
+SESSIONS_KEYS = ("root", "run_root", "read_at", "folders", "runs")
+SHADOW_COPY_KEYS = ("ID", "SetID")
+CLEANED_KEYS = ("run_id", "shadow_set_id", "deleted_shadow_ids", "error")
+# What session_start and session_release add to the run facts.
+START_KEYS = ("cleaned",)
+RELEASE_KEYS = ("released_before", "shadow_copies", "deleted_shadow_ids")
 
 OUTPUT_LIMIT = 65536
 LOG_LIMIT = 524288
@@ -172,13 +201,24 @@ def run_id_argument(args):
     return run_id
 
 
-def braced_guid(value):
-    """``{guid}`` in lower case, or AgentError (no text reaches a diskshadow script unchecked)."""
-    text = str(value).strip()
-    match = re.match(r"^\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?$", text)
-    if not match:
-        raise AgentError("'%s' is not a GUID" % text, where="at ConvertTo-BracedGuid, <No file>")
-    return "{%s}" % match.group(1).lower()
+def checked_guid(value):
+    """The agent's Assert-Guid: ``{guid}`` as the controller sends it, in lower case, or AgentError (no text reaches a
+    diskshadow script unchecked)."""
+    text = "" if value is None else str(value)
+    if not re.match(GUID_PATTERN, text):
+        raise AgentError("'%s' is not a GUID" % text, where="at Assert-Guid, <No file>")
+    return text.lower()
+
+
+def list_argument(args, name, allowed):
+    """The agent's Get-ListArgument: a list (one value counts as a list of one), each item one of ``allowed``."""
+    value = args.get(name) if isinstance(args, dict) else None
+    items = [str(item) for item in (value if isinstance(value, list) else [value]) if item is not None]
+    for item in items:
+        if item.lower() not in [entry.lower() for entry in allowed]:
+            raise AgentError("argument '%s' may hold %s, not '%s'" % (name, ", ".join(allowed), item),
+                             where="at Get-ListArgument, <No file>")
+    return items
 
 
 def run_dir_of(run_id):
@@ -187,13 +227,3 @@ def run_dir_of(run_id):
 
 def run_file(run_dir, name):
     return run_dir + "\\" + name
-
-
-def parse_created(text):
-    """created.txt (record.cmd): ``VSS_SHADOW_SET=<id>`` and one ``<alias>=<shadow id>`` line per volume."""
-    values = {}
-    for line in text.replace("\r\n", "\n").split("\n"):
-        index = line.find("=")
-        if index >= 1:
-            values[line[:index].strip()] = line[index + 1:].strip()
-    return values

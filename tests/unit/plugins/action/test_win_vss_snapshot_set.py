@@ -17,8 +17,8 @@ from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from moto import mock_aws
 
 from ansible_collections.shadowsnap.ec2.plugins.action.win_vss_snapshot_set import ActionModule
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow
 from unit.plugins.action.agent_fakes import FakeAgentHost, FakeConnection, make_action
+from unit.plugins.plugin_utils.session_answers import created_text, run_facts, sessions
 from unit.plugins.plugin_utils.sql_host import SQL_WRITER, ebs_id, facts, storage, writers_text
 
 TASK_VARS = {"inventory_hostname": "win-sql-01"}
@@ -44,7 +44,8 @@ CREATE_LOG = (
 
 
 class WindowsServer(FakeAgentHost):
-    """The read ops from canned answers; the session ops from a model of runs, shadow copies and writer states.
+    """The read ops from canned answers; the session ops from a model of runs, shadow copies and writer states, answered
+    with the raw facts of the agent (session_answers.py).
 
     ``start`` says what each session_start meets: ``"created"`` (diskshadow creates the set within the wait),
     ``"slow"`` (still starting; created at the next status), ``"refuse"`` (another session runs) or a diskshadow log
@@ -56,7 +57,8 @@ class WindowsServer(FakeAgentHost):
         self.writer_states = dict(writer_states or {})
         self.settle_after = settle_after
         self.drop_components = tuple(drop_components)
-        super().__init__(results={"facts": host_facts or facts(), "storage": storage(), "shadows": {"shadows": []}})
+        super().__init__(results={"facts": host_facts or facts(), "storage": storage(), "shadows": {"shadows": []},
+                                  "sessions": sessions(runs=LEFTOVERS)})
         self.start = list(start)
         self.runs = {}
         self.shadows = {}
@@ -97,13 +99,11 @@ class WindowsServer(FakeAgentHost):
     def status(self, run_id, **extra):
         run = self.runs.get(run_id)
         if run is None:
-            return dict({"run_id": run_id, "state": "missing", "shadow_set_id": None, "shadows": {}, "exit_code": None, "log": None,
-                         "task_running": False, "release": None}, **extra)
-        answer = {key: run[key] for key in ("state", "shadow_set_id", "shadows", "exit_code", "log", "release")}
-        answer.update(run_id=run_id, run_dir=diskshadow.RUN_ROOT + "\\" + run_id, task_running=run["state"] in ("starting", "created"),
-                      task_state="Running" if run["state"] in ("starting", "created") else "Ready", log_truncated=False)
-        answer.update(extra)
-        return answer
+            return run_facts(run_id, "missing", **extra)
+        created = created_text(run["shadow_set_id"], run["shadows"]) if run["shadow_set_id"] else None
+        exit_text = None if run["exit_code"] is None else "%d\r\n" % run["exit_code"]
+        release = None if run["release"] is None else run["release"] + "\r\n"
+        return run_facts(run_id, run["state"], created=created, exit_text=exit_text, release=release, log=run["log"], **extra)
 
     def create(self, run):
         aliases = re.findall(r"^echo (vol_\w+)=%\1%", run["files"]["record.cmd"], flags=re.MULTILINE)
@@ -139,7 +139,7 @@ class WindowsServer(FakeAgentHost):
         run_id = args["run_id"]
         run = self.runs.get(run_id)
         if run is None:
-            return self.status(run_id, decision=None, released_before=False, present_shadow_ids=[], deleted_shadow_ids=[])
+            return self.status(run_id, released_before=False, shadow_copies=[], deleted_shadow_ids=[])
         released_before = run["release"] is not None
         if not released_before:
             run["release"] = args["decision"]
@@ -147,14 +147,14 @@ class WindowsServer(FakeAgentHost):
             ok = run["release"] == "ok"
             run.update(state="completed" if ok else "failed", exit_code=0 if ok else 1,
                        log=run["log"] + ("-> end backup\r\n" if ok else "-> exec hold.cmd failed\r\n"))
+        copies = [{"ID": shadow_id.upper(), "SetID": set_id.upper()} for shadow_id, set_id in self.shadows.items()]
         present = [shadow_id for shadow_id, set_id in self.shadows.items() if set_id == run["shadow_set_id"]]
         deleted = []
         if args["delete_shadows"]:
             deleted = present
             for shadow_id in deleted:
                 del self.shadows[shadow_id]
-        return self.status(run_id, decision=run["release"], released_before=released_before, present_shadow_ids=present,
-                           deleted_shadow_ids=deleted)
+        return self.status(run_id, released_before=released_before, shadow_copies=copies, deleted_shadow_ids=deleted)
 
     def op_shadow_delete(self, args):
         deleted = [shadow_id for shadow_id, set_id in self.shadows.items() if set_id == args["shadow_set_id"]]
@@ -189,6 +189,13 @@ class AgentFailure(Exception):
         self.error = {"message": message, "hresult": hresult, "command": None, "exit_code": None}
 
 
+# Runs left on the host by earlier sessions: read at 02:00:00, one older than this task's leftover age (its task time
+# limit, hold 600 + session 300 + 300 s, plus 600 s), one younger.
+LEFTOVERS = [run_facts("ss-20261125T000000-0000dead", "failed", exit_text="1\r\n", created_at="2026-11-25T01:29:59.000Z",
+                       created=created_text("{5e7a0000-0000-4000-8000-0000000000de}", {"vol_d": "{aaaaaaaa-0000-4000-8000-0000000000de}"})),
+             run_facts("ss-20261125T000000-0000beef", "failed", exit_text="1\r\n", created_at="2026-11-25T01:30:01.000Z")]
+
+
 def run(host, args=None, check_mode=False, task_vars=None):
     action = make_action(ActionModule, FakeConnection(host), args, check_mode=check_mode)
     return action.run(task_vars=dict(TASK_VARS, **(task_vars or {})))
@@ -202,7 +209,7 @@ def test_a_copy_backup_is_two_round_trips_and_returns_what_ec2_snapshot_set_need
     result = run(host, DATA)
     assert not result.get("failed"), result.get("msg")
     assert host.ops() == ["batch", "session_start"]
-    assert [item["op"] for item in host.requests[0]["args"]["requests"]] == ["facts", "storage", "writers", "shadows"]
+    assert [item["op"] for item in host.requests[0]["args"]["requests"]] == ["facts", "storage", "writers", "shadows", "sessions"]
     assert host.requests[0]["args"]["requests"][2]["args"] == {"sources": ["diskshadow_detailed"]}
     assert result["round_trips"] == 2
     assert result["changed"] is True
@@ -211,7 +218,8 @@ def test_a_copy_backup_is_two_round_trips_and_returns_what_ec2_snapshot_set_need
     assert re.fullmatch(r"ss-\d{8}T\d{6}-[0-9a-f]{8}", run_id)
     start = host.requests[1]["args"]
     assert start["run_dir"] == "C:\\ProgramData\\shadowsnap\\runs\\" + run_id
-    assert start["cleanup_older_than_seconds"] == 600 + 300 + 300 + 600
+    assert start["cleanup"] == [{"run_id": "ss-20261125T000000-0000dead", "shadow_set_id": "{5e7a0000-0000-4000-8000-0000000000de}"}]
+    assert start["create_folders"] == [] and start["wait_for"] == ["created.txt", "exit.txt"]
     assert sorted(start["files"]) == ["record.cmd", "run.cmd", "snapshot.dsh"]
     assert result["script"] == start["files"]["snapshot.dsh"]
     assert "writer verify %s" % SQL_WRITER[1] in result["script"]
@@ -371,7 +379,7 @@ def test_a_session_in_progress_is_retried_and_a_slow_one_is_polled():
     assert host.ops() == ["batch", "session_start", "session_start", "session_status"]
     assert [attempt["outcome"] for attempt in result["attempts"]] == ["refused", "completed"]
     assert result["attempts"][0]["hresult_name"] == "VSS_E_SNAPSHOT_SET_IN_PROGRESS"
-    assert host.requests[-1]["args"]["until"] == "created"
+    assert host.requests[-1]["args"]["wait_for"] == ["created.txt", "exit.txt"]
 
     host = WindowsServer(start=["refuse"] * 3)
     result = run(host, dict(DATA, in_progress_retries=2))

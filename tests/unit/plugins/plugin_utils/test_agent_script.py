@@ -1,11 +1,14 @@
 # Copyright: Contributors to the shadowsnap.ec2 project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Static checks of the Windows agent and the transport's bootstrap (there is no PowerShell here to run them).
+"""Static checks of the Windows agent as the transport sends it, and of the transport's bootstrap (there is no
+PowerShell here to run them).
 
-The PowerShell is parsed with tree-sitter-powershell: a syntax error shows as an ERROR or MISSING node. On top of the
-grammar: the protocol header, ASCII only (no code page can mangle the script), no PowerShell 6+ syntax, and a dispatch
-that answers every read op listed in docs/agent-protocol.md. Each check is also run on a deliberately broken copy, to
-prove that it can fail.
+The script is joined from its parts (agent_transport.agent_script) and parsed with tree-sitter-powershell: a syntax
+error shows as an ERROR or MISSING node. On top of the grammar: the protocol header, ASCII only (no code page can mangle
+the script), no PowerShell 6+ syntax, the generated ``$Shadowsnap`` block reads back as the controller's constants,
+every op of the controller's table is answered by a function the script defines, every command it calls is one it
+defines or a Windows PowerShell 5.1 cmdlet, and what is sent fits the budget. Each check is also run on a deliberately
+broken copy, to prove that it can fail.
 """
 
 from __future__ import annotations
@@ -13,53 +16,46 @@ from __future__ import annotations
 import base64
 import pathlib
 import re
+import shutil
 
 import pytest
-import tree_sitter
-import tree_sitter_powershell
+from ansible.errors import AnsibleError
 from ansible.plugins.loader import shell_loader
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport, diskshadow
+from unit.plugins.plugin_utils.agent_reader import AgentScript, nodes
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-AGENT = REPO / "plugins" / "plugin_utils" / "agent" / "shadowsnap_agent.ps1"
+AGENT_DIRECTORY = REPO / "plugins" / "plugin_utils" / "agent"
 PROTOCOL_DOC = REPO / "docs" / "agent-protocol.md"
 SESSION_DOC = REPO / "docs" / "vss-session.md"
 
-PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
-
 # Parameters that Windows PowerShell 5.1 does not have.
 POWERSHELL_6_PARAMETERS = {"-ashashtable", "-skipnullonfalse", "-enumsasstrings", "-escapehandling"}
-
-
-def parse(source: str):
-    return PARSER.parse(source.encode("utf-8"))
-
-
-def nodes(node):
-    yield node
-    for child in node.children:
-        yield from nodes(child)
-
-
-def text(node, source: bytes) -> str:
-    return source[node.start_byte:node.end_byte].decode("utf-8")
+# The cmdlets the agent calls, all in Windows PowerShell 5.1 on Windows Server 2016+ (ScheduledTasks, Storage, CIM).
+CMDLETS = {
+    "Add-Type", "ConvertFrom-Json", "ConvertTo-Json", "ForEach-Object", "Get-ChildItem", "Get-CimInstance", "Get-Command",
+    "Get-Disk", "Get-Item", "Get-ItemProperty", "Get-Partition", "Get-PhysicalDisk", "Get-ScheduledTask",
+    "Get-ScheduledTaskInfo", "Get-Service", "Get-StoragePool", "Get-VirtualDisk", "Get-Volume", "Join-Path", "Move-Item",
+    "New-Item", "New-Object", "New-ScheduledTaskAction", "New-ScheduledTaskPrincipal", "New-ScheduledTaskSettingsSet",
+    "New-TimeSpan", "Register-ScheduledTask", "Remove-Item", "Select-Object", "Set-StrictMode", "Start-ScheduledTask",
+    "Start-Sleep", "Stop-Process", "Stop-ScheduledTask", "Test-Path", "Unregister-ScheduledTask", "Where-Object",
+    "Write-Output",
+}
+# What one round trip may send on stdin: one Send of Ansible's winrm connection (it cuts stdin into 200,000 bytes).
+STDIN_BUDGET = 200000
 
 
 def syntax_errors(source: str) -> list[str]:
     """ERROR and MISSING nodes with their line, and constructs Windows PowerShell 5.1 cannot run."""
-    data = source.encode("utf-8")
-    problems = []
-    for node in nodes(parse(source).root_node):
+    script = AgentScript(source)
+    problems = script.syntax_errors()
+    for node in nodes(script.tree.root_node):
         line = node.start_point[0] + 1
-        if node.type == "ERROR":
-            problems.append(f"line {line}: syntax error near {text(node, data)[:60]!r}")
-        elif node.is_missing:
-            problems.append(f"line {line}: missing {node.type}")
-        elif node.type == "pipeline_chain_tail":
+        if node.type == "pipeline_chain_tail":
             problems.append(f"line {line}: && / || pipeline chains need PowerShell 7")
-        elif node.type == "command_parameter" and text(node, data).lower() in POWERSHELL_6_PARAMETERS:
-            problems.append(f"line {line}: {text(node, data)} needs PowerShell 6+")
+        elif node.type == "command_parameter" and script.text(node).lower() in POWERSHELL_6_PARAMETERS:
+            problems.append(f"line {line}: {script.text(node)} needs PowerShell 6+")
     return problems
 
 
@@ -71,51 +67,23 @@ def non_ascii(source: str) -> list[str]:
     ]
 
 
+def documented_ops(doc: pathlib.Path, section: str, pattern: str) -> list[str]:
+    text = doc.read_text(encoding="utf-8")
+    return re.findall(pattern, text.split(section, 1)[1].split("\n## ", 1)[0], flags=re.MULTILINE)
+
+
 def documented_read_ops() -> list[str]:
     """The ``### `op``` headings of the "Read operations" section of the protocol document."""
-    doc = PROTOCOL_DOC.read_text(encoding="utf-8")
-    section = doc.split("## Read operations", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^### `(\w+)`", section, flags=re.MULTILINE)
+    return documented_ops(PROTOCOL_DOC, "## Read operations", r"^### `(\w+)`")
 
 
-def function_names(source: str) -> set[str]:
-    data = source.encode("utf-8")
-    return {
-        text(node.child_by_field_name("function_name") or node.children[1], data)
-        for node in nodes(parse(source).root_node)
-        if node.type == "function_statement"
-    }
-
-
-def dispatch(source: str) -> dict[str, str]:
-    """op -> the command its branch runs, from the ``if ($Op -eq '...')`` chain of Invoke-Request."""
-    data = source.encode("utf-8")
-    tree = parse(source)
-    function = next(
-        node
-        for node in nodes(tree.root_node)
-        if node.type == "function_statement" and "Invoke-Request" in [text(child, data) for child in node.children]
-    )
-    handlers = {}
-    for node in nodes(function):
-        if node.type not in ("if_statement", "elseif_clause"):
-            continue
-        condition = next(child for child in node.children if child.type == "pipeline")
-        match = re.fullmatch(r"\$Op\s+-eq\s+'(\w+)'", text(condition, data).strip())
-        block = next(child for child in node.children if child.type == "statement_block")
-        command = next((item for item in nodes(block) if item.type == "command_name"), None)
-        if match and command is not None:
-            handlers[match.group(1)] = text(command, data)
-    return handlers
-
-
-def read_ops_array(source: str) -> list[str]:
-    match = re.search(r"^\$ReadOps = @\((?P<items>[^)]*)\)", source, flags=re.MULTILINE)
-    return re.findall(r"'(\w+)'", match.group("items")) if match else []
+def documented_session_ops() -> list[str]:
+    """The ops of the table of the "Agent operations" section of docs/vss-session.md."""
+    return documented_ops(SESSION_DOC, "## Agent operations", r"^\| `(\w+)` \|")
 
 
 def script_problems(source: str) -> list[str]:
-    """Everything the tests require of an agent script, as messages (empty: fine)."""
+    """Everything the tests require of a joined agent script, as messages (empty: fine)."""
     problems = []
     if source.split("\n", 1)[0] != agent_transport.AGENT_HEADER:
         problems.append(f"first line is not {agent_transport.AGENT_HEADER!r}")
@@ -123,46 +91,65 @@ def script_problems(source: str) -> list[str]:
     problems.extend(syntax_errors(source))
     if problems:
         return problems
-    handlers = dispatch(source)
-    defined = function_names(source)
-    for op in documented_read_ops():
+    script = AgentScript(source)
+    constants = script.constants()
+    if constants != agent_transport.script_constants():
+        problems.append("the $Shadowsnap block does not read back as agent_transport.script_constants()")
+    handlers = constants.get("Handlers", {})
+    for op in documented_read_ops() + documented_session_ops():
         if op not in handlers:
-            problems.append(f"read op {op!r} of docs/agent-protocol.md is not dispatched by Invoke-Request")
-        elif handlers[op] not in defined:
-            problems.append(f"read op {op!r} runs {handlers[op]}, which the script does not define")
-    if sorted(read_ops_array(source)) != sorted(documented_read_ops()):
-        problems.append(f"$ReadOps {read_ops_array(source)} differs from the documented read ops {documented_read_ops()}")
+            problems.append(f"op {op!r} of the docs has no handler in $Shadowsnap.Handlers")
+        elif handlers[op] not in script.functions:
+            problems.append(f"op {op!r} runs {handlers[op]}, which the script does not define")
+    if constants.get("ReadOps") != documented_read_ops():
+        problems.append(f"$Shadowsnap.ReadOps {constants.get('ReadOps')} differs from the documented read ops")
+    commands = {script.text(node) for node in nodes(script.tree.root_node) if node.type == "command_name"}
+    problems.extend(f"the script calls {command}, which it does not define and is no cmdlet it may use"
+                    for command in sorted(commands - set(script.functions) - CMDLETS))
+    used = set(re.findall(r"\$Shadowsnap\.(\w+)", source))
+    problems.extend(f"the script reads $Shadowsnap.{name}, which the block does not have" for name in sorted(used - set(constants)))
     return problems
 
 
 @pytest.fixture(name="agent_source", scope="module")
 def agent_source_fixture():
-    return AGENT.read_text(encoding="ascii")
+    return agent_transport.agent_script()
 
 
-def test_the_protocol_document_lists_the_read_ops():
-    assert documented_read_ops() == ["facts", "storage", "writers", "shadows"]
+def test_the_documents_list_the_ops_of_the_controllers_table():
+    assert documented_read_ops() == ["facts", "storage", "writers", "shadows", "sessions"] == list(agent_transport.READ_OPS)
+    assert documented_session_ops() == list(agent_transport.SESSION_OPS) == [
+        "session_start", "session_status", "session_release", "shadow_delete", "session_cleanup", "service_restart",
+        "file_read"]
+    assert list(agent_transport.AGENT_OPS) == documented_read_ops() + documented_session_ops()
 
 
-def test_the_agent_script_passes_every_check(agent_source):
+def test_the_joined_agent_script_passes_every_check(agent_source):
     assert script_problems(agent_source) == []
 
 
-def test_the_agent_dispatches_every_documented_read_op_to_a_defined_function(agent_source):
-    assert dispatch(agent_source) == {
-        "facts": "Get-FactsResult",
-        "storage": "Get-StorageResult",
-        "writers": "Get-WritersResult",
-        "shadows": "Get-ShadowsResult",
-    }
-    assert {"Invoke-Batch", "Invoke-Native", "Invoke-DiskShadow", "New-ErrorAnswer"} <= function_names(agent_source)
+def test_every_op_is_answered_by_the_function_the_table_names(agent_source):
+    script = AgentScript(agent_source)
+    assert script.constants()["Handlers"] == agent_transport.AGENT_OPS
+    assert set(agent_transport.AGENT_OPS.values()) <= set(script.functions)
+    assert {"Invoke-Batch", "Invoke-Native", "Invoke-DiskShadow", "New-ErrorAnswer", "Get-RunFacts", "Get-FolderFacts",
+            "Wait-Run", "Invoke-RunCleanup"} <= set(script.functions)
+    dispatch = script.body("Invoke-Request")
+    assert "$handler = $Shadowsnap.Handlers[$Op]" in dispatch and "$result = & $handler $OpArgs" in dispatch
+
+
+def test_every_constant_of_the_block_is_read_by_the_script(agent_source):
+    used = set(re.findall(r"\$Shadowsnap\.(\w+)", agent_source))
+    assert used == set(agent_transport.script_constants())
 
 
 def test_the_agent_starts_like_the_protocol_says(agent_source):
     lines = agent_source.split("\n")
     assert lines[0] == "# shadowsnap-agent protocol=1"
     code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    assert code[:3] == ["param($RequestJson)", "Set-StrictMode -Version 2.0", "$ErrorActionPreference = 'Stop'"]
+    assert code[:4] == ["param($RequestJson)", "Set-StrictMode -Version 2.0", "$ErrorActionPreference = 'Stop'",
+                        "$ProgressPreference = 'SilentlyContinue'"]
+    assert code[4] == "$Shadowsnap = [pscustomobject][ordered]@{", "the constants come first, before any part uses them"
 
 
 def test_the_agent_serializes_with_compress_and_decodes_native_output_with_the_oem_code_page(agent_source):
@@ -171,15 +158,33 @@ def test_the_agent_serializes_with_compress_and_decodes_native_output_with_the_o
     assert "'/latest/api/token'" in agent_source and "X-aws-ec2-metadata-token-ttl-seconds" in agent_source
 
 
-def test_agent_script_is_what_the_transport_sends(agent_source):
-    assert agent_transport.agent_script() == agent_source.replace("\r\n", "\n")
+def test_the_joined_script_is_the_frame_with_the_parts_in_place_of_its_marker(agent_source):
+    frame = (AGENT_DIRECTORY / agent_transport.AGENT_FRAME).read_text(encoding="ascii")
+    before, after = frame.split(agent_transport.PARTS_MARKER + "\n")
+    assert agent_source.startswith(before) and agent_source.endswith(after)
+    for name in agent_transport.AGENT_PARTS:
+        assert (AGENT_DIRECTORY / name).read_text(encoding="ascii").rstrip("\n") in agent_source
+    source = (AGENT_DIRECTORY / agent_transport.VOLUME_EXTENTS_SOURCE).read_text(encoding="ascii")
+    assert "$VolumeExtentsSource = @'\n" + source.rstrip("\n") + "\n'@\n" in agent_source
+    assert agent_transport.PARTS_MARKER not in agent_source
+    assert sorted(path.name for path in AGENT_DIRECTORY.iterdir()) == sorted(
+        (agent_transport.AGENT_FRAME, *agent_transport.AGENT_PARTS, agent_transport.VOLUME_EXTENTS_SOURCE))
+
+
+def test_the_largest_request_fits_the_stdin_budget(agent_source):
+    session_plan = diskshadow.SessionPlan(run_id="ss-20261125T010203-0a1b2c3d", backup_type="full",
+                                          volumes=["C:\\Mounts\\Data%02d" % number for number in range(diskshadow.MAX_VOLUMES_PER_SET)])
+    request = agent_transport.build_request("session_start", {"run_id": session_plan.run_id,
+                                                              "files": diskshadow.session_files(session_plan)})
+    size = len(agent_transport.build_stdin(request, agent_source))
+    assert size < STDIN_BUDGET, f"{size} bytes on stdin"
 
 
 @pytest.mark.parametrize(
     "mutate, expected",
     [
         pytest.param(lambda s: s.replace("# shadowsnap-agent protocol=1", "# shadowsnap agent", 1), "first line", id="header"),
-        pytest.param(lambda s: s.replace("# Joining, mapping", "# Joining \u2013 mapping", 1), "not ASCII", id="non-ascii"),
+        pytest.param(lambda s: s.replace("# It stays thin", "# It stays \u2013 thin", 1), "not ASCII", id="non-ascii"),
         pytest.param(lambda s: s.replace("function Get-Property {", "function Get-Property ", 1), "syntax error", id="brace"),
         pytest.param(lambda s: s.replace("$text = [string]$DriveType", "$text = $DriveType ?? ''", 1), "syntax error", id="null-coalescing"),
         pytest.param(
@@ -188,17 +193,16 @@ def test_agent_script_is_what_the_transport_sends(agent_source):
             "needs PowerShell 6+",
             id="as-hashtable",
         ),
-        pytest.param(
-            lambda s: s.replace("        elseif ($Op -eq 'shadows') {\n            $result = Get-ShadowsResult\n        }\n", "", 1),
-            "'shadows' of docs/agent-protocol.md is not dispatched",
-            id="missing-op",
-        ),
-        pytest.param(
-            lambda s: s.replace("$result = Get-ShadowsResult", "$result = Get-ShadowResult", 1),
-            "runs Get-ShadowResult, which the script does not define",
-            id="undefined-handler",
-        ),
-        pytest.param(lambda s: s.replace("'writers', 'shadows')", "'writers')", 1), "$ReadOps", id="read-ops-array"),
+        pytest.param(lambda s: s.replace("function Get-ShadowsResult {", "function Get-ShadowResult {", 1),
+                     "runs Get-ShadowsResult, which the script does not define", id="undefined-handler"),
+        pytest.param(lambda s: s.replace("shadows = 'Get-ShadowsResult'; ", "", 1), "'shadows' of the docs has no handler",
+                     id="missing-op"),
+        pytest.param(lambda s: s.replace("'writers', 'shadows', 'sessions')", "'writers', 'shadows')", 1), "$Shadowsnap.ReadOps",
+                     id="read-ops-array"),
+        pytest.param(lambda s: s.replace("$runId = Get-RunId $OpArgs", "$runId = Get-RunIdentifier $OpArgs", 1),
+                     "calls Get-RunIdentifier", id="undefined-helper"),
+        pytest.param(lambda s: s.replace("$Shadowsnap.ExitFile", "$Shadowsnap.ExitCodeFile", 1),
+                     "reads $Shadowsnap.ExitCodeFile", id="undefined-constant"),
     ],
 )
 def test_each_check_catches_a_broken_copy(agent_source, mutate, expected):
@@ -222,56 +226,80 @@ def test_a_broken_bootstrap_is_caught():
     assert syntax_errors(agent_transport.BOOTSTRAP.replace("catch {", "catch ", 1))
 
 
+# ------------------------------------------------------------------------------------------------ joining the parts
+
+
+@pytest.fixture(name="parts")
+def parts_fixture(tmp_path):
+    directory = tmp_path / "agent"
+    shutil.copytree(AGENT_DIRECTORY, directory)
+    return directory
+
+
+@pytest.mark.parametrize("part, change, message", [
+    (agent_transport.AGENT_FRAME, lambda text: text.replace("# shadowsnap-agent protocol=1", "# agent", 1), "must start with the line"),
+    (agent_transport.AGENT_FRAME, lambda text: text.replace(agent_transport.PARTS_MARKER + "\n", ""), "must hold the line"),
+    (agent_transport.AGENT_FRAME, lambda text: text + agent_transport.PARTS_MARKER + "\n", "must hold the line"),
+    ("session_ops.ps1", lambda text: text.replace("# The session ops", "# The s\u00e9ssion ops", 1), "must be ASCII only"),
+    (agent_transport.VOLUME_EXTENTS_SOURCE, lambda text: text + "'@\n", "must not have a line starting with '@"),
+])
+def test_a_part_the_script_cannot_be_joined_from_is_refused(parts, part, change, message):
+    path = parts / part
+    path.write_bytes(change(path.read_text(encoding="ascii")).encode("utf-8"))
+    with pytest.raises(AnsibleError, match=message):
+        agent_transport.agent_script(parts)
+
+
+def test_parts_with_crlf_line_ends_join_to_the_same_script(parts, agent_source):
+    for path in parts.iterdir():
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    assert agent_transport.agent_script(parts) == agent_source
+
+
+def test_constants_are_written_as_powershell_literals():
+    assert agent_transport.powershell_literal("it's") == "'it''s'"
+    assert agent_transport.powershell_literal(["a", 1, True]) == "@('a', 1, $true)"
+    assert agent_transport.powershell_literal({"x": "y", "n": []}) == "[ordered]@{ x = 'y'; n = @() }"
+    with pytest.raises(ValueError, match="not ASCII"):
+        agent_transport.powershell_literal("caf\u00e9")
+    with pytest.raises(ValueError, match="plain identifier"):
+        agent_transport.constants_block({"not a name": 1})
+    with pytest.raises(TypeError):
+        agent_transport.powershell_literal(1.5)
+
+
 # ------------------------------------------------------------------------------------------------ session ops
 
 
-def session_dispatch(source: str) -> dict:
-    """op -> the function its branch of Invoke-SessionOp calls."""
-    data = source.encode("ascii")
-    tree = PARSER.parse(data)
-    function = next(node for node in nodes(tree.root_node) if node.type == "function_statement"
-                    and "Invoke-SessionOp" in [data[c.start_byte:c.end_byte].decode() for c in node.children])
-    handlers = {}
-    for node in nodes(function):
-        if node.type not in ("if_statement", "elseif_clause"):
-            continue
-        condition = next(child for child in node.children if child.type == "pipeline")
-        match = re.fullmatch(r"\$Op\s+-eq\s+'(\w+)'", data[condition.start_byte:condition.end_byte].decode().strip())
-        block = next(child for child in node.children if child.type == "statement_block")
-        commands = [data[item.start_byte:item.end_byte].decode() for item in nodes(block) if item.type == "command_name"]
-        if match:
-            handlers[match.group(1)] = commands[0]
-    return handlers
+def test_the_session_ops_run_diskshadow_as_system_with_a_time_limit_and_refuse_a_second_session(agent_source):
+    script = AgentScript(agent_source)
+    register = script.body("Register-SessionTask")
+    assert "New-ScheduledTaskPrincipal -UserId $system -LogonType ServiceAccount -RunLevel Highest" in register
+    assert "-ArgumentList $Shadowsnap.SystemSid).Translate([System.Security.Principal.NTAccount])" in register
+    assert "New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Seconds $TimeLimitSeconds)" in register
+    assert "-HResult $Shadowsnap.InProgressHResult" in script.body("Start-Session")
+    assert "[System.Text.Encoding]::GetEncoding([int](Get-OemCodePage))" in script.body("Read-SessionLog")
+    assert "'delete shadows set ' + (Assert-Guid $SetId)" in script.body("Remove-Shadows")
+    assert script.value("$MaxWaitSeconds") == 900 and script.value("$FileReadMaxLimit") == 134217728
 
 
-def documented_session_ops() -> list[str]:
-    doc = SESSION_DOC.read_text(encoding="utf-8")
-    section = doc.split("## Agent operations", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+def test_the_session_ops_decide_no_state(agent_source):
+    """The run facts are raw: no state, no parsed record; the agent reads one value of created.txt, the set it deletes."""
+    script = AgentScript(agent_source)
+    assert script.hash_keys("Get-RunFacts", "$facts = [ordered]@{") == [
+        "run_id", "run_dir", "exists", "created", "task", "files", "log", "log_truncated"]
+    session_part = (AGENT_DIRECTORY / "session_ops.ps1").read_text(encoding="ascii")
+    assert re.findall(r"(?<!\[)'(starting|created|completed|failed|missing)'", session_part) == [], "a state as a value"
+    assert "shadows = " not in session_part and "$facts['state']" not in session_part
+    assert session_part.count("$Shadowsnap.CreatedFile") == 3, "listed with the run files, read as a run file, read for the set id"
 
 
-def test_the_agent_answers_every_session_op_of_the_contract_with_a_function_it_defines():
-    source = AGENT.read_text(encoding="ascii")
-    tree = PARSER.parse(source.encode("ascii"))
-    assert not any(node.type == "ERROR" or node.is_missing for node in nodes(tree.root_node))
-    defined = set(re.findall(r"^function ([\w-]+) \{", source, flags=re.MULTILINE))
-    handlers = session_dispatch(source)
-    ops = documented_session_ops()
-    assert ops == ["session_start", "session_status", "session_release", "shadow_delete", "session_cleanup",
-                   "service_restart", "file_read"]
-    assert sorted(handlers) == sorted(ops)
-    assert all(handlers[op] in defined for op in ops), handlers
-    listed = re.search(r"^\$SessionOps = @\(([^)]*)\)", source, flags=re.MULTILINE).group(1)
-    assert sorted(re.findall(r"'(\w+)'", listed)) == sorted(ops)
-    assert "elseif ($SessionOps -contains $Op) {" in source
-
-
-def test_the_agent_runs_diskshadow_as_system_with_a_time_limit_and_refuses_a_second_session():
-    source = AGENT.read_text(encoding="ascii")
-    assert "New-ScheduledTaskPrincipal -UserId $system -LogonType ServiceAccount -RunLevel Highest" in source
-    assert "'S-1-5-18').Translate([System.Security.Principal.NTAccount])" in source
-    assert "New-ScheduledTaskSettingsSet -ExecutionTimeLimit (New-TimeSpan -Seconds $TimeLimitSeconds)" in source
-    assert "$InProgressHResult = '0x80042316'" in source and "-HResult $InProgressHResult" in source
-    assert "[System.Text.Encoding]::GetEncoding([int](Get-OemCodePage))" in source, "the log is decoded with the OEM code page"
-    assert "'delete shadows set ' + (ConvertTo-BracedGuid $SetId)" in source
-    assert "$MaxWaitSeconds = 900" in source and "$FileReadMaxLimit = 134217728" in source
+def test_the_session_directory_is_created_only_where_the_controller_found_nothing(agent_source):
+    script = AgentScript(agent_source)
+    initialize = script.body("Initialize-SessionFolders")
+    assert "if ($CreateFolders -contains $path) {" in initialize and "New-SessionFolder $path" in initialize
+    assert initialize.index("New-SessionFolder $path") < initialize.index("Protect-SessionRoot")
+    create = script.body("New-SessionFolder")
+    assert "New-Item -ItemType Directory -Path $Path" in create and "-Force" not in create
+    start = script.body("Start-Session")
+    assert start.index("$others.Count -gt 0") < start.index("Initialize-SessionFolders") < start.index("Register-SessionTask")

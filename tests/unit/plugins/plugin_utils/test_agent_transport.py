@@ -349,16 +349,20 @@ def test_read_requests():
 
 
 def test_the_agent_script_must_be_ascii_with_its_header(tmp_path):
-    bad = tmp_path / "agent.ps1"
-    bad.write_bytes(b"# shadowsnap-agent protocol=1\nWrite-Output '\xc3\xa9'\n")
+    def parts(frame, read_ops=b"function Get-FactsResult {}\n"):
+        for name, data in ((agent_transport.AGENT_FRAME, frame), ("read_ops.ps1", read_ops), ("session_ops.ps1", b""),
+                           (agent_transport.VOLUME_EXTENTS_SOURCE, b"// C#\n")):
+            (tmp_path / name).write_bytes(data)
+        return tmp_path
+
+    marker = agent_transport.PARTS_MARKER.encode("ascii")
     with pytest.raises(AnsibleError, match="must be ASCII only"):
-        agent_transport.agent_script(bad)
-    bad.write_bytes(b"# another header\nparam($RequestJson)\n")
+        agent_transport.agent_script(parts(b"# shadowsnap-agent protocol=1\n" + marker + b"\n", b"Write-Output '\xc3\xa9'\n"))
     with pytest.raises(AnsibleError, match="must start with the line"):
-        agent_transport.agent_script(bad)
-    good = tmp_path / "good.ps1"
-    good.write_bytes(b"# shadowsnap-agent protocol=1\r\nparam($RequestJson)\r\n")
-    assert agent_transport.agent_script(good) == "# shadowsnap-agent protocol=1\nparam($RequestJson)\n"
+        agent_transport.agent_script(parts(b"# another header\nparam($RequestJson)\n" + marker + b"\n"))
+    script = agent_transport.agent_script(parts(b"# shadowsnap-agent protocol=1\r\nparam($RequestJson)\r\n" + marker + b"\r\n"))
+    assert script.startswith("# shadowsnap-agent protocol=1\nparam($RequestJson)\n# The names this agent shares")
+    assert script.endswith("$VolumeExtentsSource = @'\n// C#\n'@\nfunction Get-FactsResult {}\n\n")
 
 
 # ------------------------------------------------------------------------------------------------- psrp

@@ -80,14 +80,14 @@ def test_created_record_round_trip_and_incomplete_records():
     record = ("VSS_SHADOW_SET={11111111-2222-3333-4444-555555555555}\r\n"
               "vol_d={AAAAAAAA-0000-0000-0000-000000000001}\r\nvol_e={aaaaaaaa-0000-0000-0000-000000000002}\r\n"
               "vol_c_mnt_logs={aaaaaaaa-0000-0000-0000-000000000003}\r\n")
-    set_id, shadows = diskshadow.parse_created_record(record, plan())
+    set_id, shadows = diskshadow.read_created_record(record).by_volume(plan())
     assert set_id == "{11111111-2222-3333-4444-555555555555}"
     assert shadows == {"D:": "{aaaaaaaa-0000-0000-0000-000000000001}", "E:": "{aaaaaaaa-0000-0000-0000-000000000002}",
                        "C:\\mnt\\logs": "{aaaaaaaa-0000-0000-0000-000000000003}"}
     with pytest.raises(diskshadow.SessionPlanError, match="no shadow id for E:"):
-        diskshadow.parse_created_record(record.replace("vol_e={aaaaaaaa-0000-0000-0000-000000000002}", "vol_e="), plan())
+        diskshadow.read_created_record(record.replace("vol_e={aaaaaaaa-0000-0000-0000-000000000002}", "vol_e=")).by_volume(plan())
     with pytest.raises(diskshadow.SessionPlanError, match="no shadow set id"):
-        diskshadow.parse_created_record("VSS_SHADOW_SET=%VSS_SHADOW_SET%", plan())
+        diskshadow.read_created_record("VSS_SHADOW_SET=%VSS_SHADOW_SET%").by_volume(plan())
 
 
 def test_run_script_records_the_exit_code_with_the_redirection_first():
