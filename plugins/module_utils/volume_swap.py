@@ -249,8 +249,13 @@ def plan_rollback(instance, entries, volume_ids=None):
     replacement comes off, the volume it replaced goes back; ([moves], [unchanged])."""
     instance_id = instance["InstanceId"]
     attached = attachments_of(instance)
+    latest = _latest_per_device(entries, volume_ids)
+    if not latest:
+        raise SwapError("no volume of %s is recorded as replaced by a swap%s (never swapped, or a cleanup deleted the "
+                        "replaced volumes): nothing to roll back" % (
+                            instance_id, " of %s" % ", ".join(volume_ids) if volume_ids else ""))
     moves, unchanged = [], []
-    for key, entry in sorted(_latest_per_device(entries, volume_ids).items()):
+    for key, entry in sorted(latest.items()):
         original = entry["volume"]
         occupant = attached.get(key)
         if occupant and occupant["volume_id"] == original["VolumeId"]:
