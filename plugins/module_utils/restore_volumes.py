@@ -57,8 +57,9 @@ def parse_point_in_time(text):
 
 
 def check_zone_in_region(zone, region):
-    """An availability zone name belongs to the Region it starts with (``us-east-1a`` to ``us-east-1``)."""
-    if zone and region and not (zone.startswith(region) and re.fullmatch(r"[a-z]+(-[a-z0-9]+)*", zone[len(region):])):
+    """An availability zone name belongs to the Region it starts with (``us-east-1a``, and Local Zones such as
+    ``us-east-1-bos-1a``, to ``us-east-1``)."""
+    if zone and region and not (zone.startswith(region) and re.fullmatch(r"[a-z]|-[a-z0-9-]+", zone[len(region):])):
         raise RestoreError(
             "availability zone %s is not in Region %s, where the set is: volumes are created in the set's Region; "
             "copy the set to the other Region first, or name a zone of %s" % (zone, region, region))
@@ -160,7 +161,7 @@ def select_members(found, selectors):
         if selector.startswith("vol-"):
             matches = [m for m in members if m["volume_id"] == selector]
             what = "volume"
-        elif ":" in selector or "\\" in selector:
+        elif ":" in selector or "\\" in selector or re.fullmatch(r"[A-Za-z]", selector):
             matches = [m for m in members if _path_key(selector) in [_path_key(path) for path in m["paths"]]]
             what = "drive letter or mount point"
         else:

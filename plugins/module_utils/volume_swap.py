@@ -155,8 +155,7 @@ def _check_available(volume, instance_id):
 def plan_attach(instance, volumes, devices):
     """Moves that attach each restored volume at its given device or the next free one; ([moves], [unchanged])."""
     attached = attachments_of(instance)
-    used = set(attached)
-    moves, unchanged = [], []
+    to_attach, unchanged = [], []
     for volume_id, volume in volumes.items():
         restored_data(volume)
         attachment = _attachment(volume)
@@ -169,19 +168,27 @@ def plan_attach(instance, volumes, devices):
             continue
         _check_zone(volume, instance)
         _check_available(volume, instance["InstanceId"])
-        if wanted:
-            if normalise_device(wanted) in used:
-                holder = attached.get(normalise_device(wanted), {}).get("volume_id", "another volume of this run")
-                raise SwapError("device %s of %s is in use by %s; choose a free device or leave it to the module"
-                                % (wanted, instance["InstanceId"], holder))
-            device = wanted
-        else:
+        to_attach.append(volume_id)
+    used = set(attached)
+    for volume_id in to_attach:
+        wanted = devices.get(volume_id)
+        if not wanted:
+            continue
+        if normalise_device(wanted) in used:
+            holder = attached.get(normalise_device(wanted), {}).get("volume_id", "another volume of this run")
+            raise SwapError("device %s of %s is in use by %s; choose a free device or leave it to the module"
+                            % (wanted, instance["InstanceId"], holder))
+        used.add(normalise_device(wanted))
+    moves = []
+    for volume_id in to_attach:
+        device = devices.get(volume_id)
+        if not device:
             free = [name for name in FREE_DEVICES if name not in used]
             if not free:
                 raise SwapError("instance %s has no free device among %s-%s" % (instance["InstanceId"], FREE_DEVICES[0],
                                                                               FREE_DEVICES[-1]))
             device = free[0]
-        used.add(normalise_device(device))
+            used.add(device)
         moves.append(Move(device, None, volume_id, "attach"))
     return moves, unchanged
 

@@ -94,6 +94,10 @@ class EbsVolumes:
         with self.lock:
             self._listeners.append(listener)
 
+    def unsubscribe(self, listener):
+        with self.lock:
+            self._listeners.remove(listener)
+
     def events(self, instance_id=None):
         """Completed attaches and detaches in order: ``seq``, ``event`` (attached, detached), ``instance_id``,
         ``volume_id``, ``device``, ``lab_time``."""
