@@ -248,9 +248,10 @@ def find_restored(client, restore_id):
             found.setdefault(restored["snapshot_id"], []).append(volume)
     duplicated = dict((snapshot_id, volumes) for snapshot_id, volumes in found.items() if len(volumes) > 1)
     if duplicated:
+        listed = "; ".join("%s: %s" % (snapshot_id, ", ".join(v["VolumeId"] for v in volumes))
+                           for snapshot_id, volumes in sorted(duplicated.items()))
         raise RestoreError("restore %s has several volumes from one snapshot (%s); delete the extra ones and run again"
-                           % (restore_id, "; ".join("%s: %s" % (s, ", ".join(v["VolumeId"] for v in vols))
-                                                     for s, vols in sorted(duplicated.items()))))
+                           % (restore_id, listed))
     return dict((snapshot_id, volumes[0]) for snapshot_id, volumes in found.items())
 
 

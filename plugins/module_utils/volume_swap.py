@@ -104,9 +104,9 @@ def restored_data(volume):
     """The restore tags of a volume, or SwapError: only volumes restored from a set are moved by this module."""
     restored = snapshot_tags.decode_restored_volume(tags_of(volume))
     if restored is None:
-        raise SwapError("volume %s was not restored from a snapshot set by this collection (it has no %s tag); "
-                        "only restored volumes are attached, detached or swapped in" % (volume["VolumeId"],
-                                                                                         snapshot_tags.KEY_RESTORE_ID))
+        raise SwapError("volume %s was not restored from a snapshot set by this collection (it has no %s tag); only "
+                        "restored volumes are attached, detached or swapped in"
+                        % (volume["VolumeId"], snapshot_tags.KEY_RESTORE_ID))
     return restored
 
 
@@ -162,8 +162,8 @@ def plan_attach(instance, volumes, devices):
         wanted = devices.get(volume_id)
         if attachment and attachment["InstanceId"] == instance["InstanceId"]:
             if wanted and normalise_device(wanted) != normalise_device(attachment["Device"]):
-                raise SwapError("volume %s is attached to %s at %s, not %s" % (volume_id, instance["InstanceId"],
-                                                                              attachment["Device"], wanted))
+                raise SwapError("volume %s is attached to %s at %s, not %s"
+                                % (volume_id, instance["InstanceId"], attachment["Device"], wanted))
             unchanged.append({"device": attachment["Device"], "volume_id": volume_id})
             continue
         _check_zone(volume, instance)
@@ -185,8 +185,8 @@ def plan_attach(instance, volumes, devices):
         if not device:
             free = [name for name in FREE_DEVICES if name not in used]
             if not free:
-                raise SwapError("instance %s has no free device among %s-%s" % (instance["InstanceId"], FREE_DEVICES[0],
-                                                                              FREE_DEVICES[-1]))
+                raise SwapError("instance %s has no free device among %s-%s"
+                                % (instance["InstanceId"], FREE_DEVICES[0], FREE_DEVICES[-1]))
             device = free[0]
             used.add(device)
         moves.append(Move(device, None, volume_id, "attach"))

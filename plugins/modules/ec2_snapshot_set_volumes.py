@@ -139,7 +139,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Restore D: and E: of the last application-consistent set, for an in-place restore
+- name: Restore D and E from the last application-consistent set, for an in-place restore
   shadowsnap.ec2.ec2_snapshot_set_volumes:
     instance_id: i-0123456789abcdef0
     require_consistency: application

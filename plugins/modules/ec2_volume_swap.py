@@ -94,7 +94,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Restore D: and E: in place (the volumes taken offline in Windows first)
+- name: Restore D and E in place (the volumes taken offline in Windows first)
   shadowsnap.ec2.ec2_volume_swap:
     instance_id: i-0123456789abcdef0
     state: swapped

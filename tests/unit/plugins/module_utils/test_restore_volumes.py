@@ -228,8 +228,8 @@ def test_an_earlier_run_is_found_by_its_restore_id_and_must_fit_this_one(stubbed
     broken = {"snap-d": restored_volume("vol-1", "snap-d", state="error")}
     with pytest.raises(restore_volumes.RestoreError, match="vol-1 of restore r is in state error"):
         restore_volumes.check_found(broken, planned, "us-east-1a", "r")
-    stubber.add_response("describe_volumes", {"Volumes": [restored_volume("vol-1", "snap-d"),
-                                                         restored_volume("vol-3", "snap-d")]})
+    duplicated = [restored_volume("vol-1", "snap-d"), restored_volume("vol-3", "snap-d")]
+    stubber.add_response("describe_volumes", {"Volumes": duplicated})
     with pytest.raises(restore_volumes.RestoreError, match="several volumes from one snapshot \\(snap-d: vol-1, vol-3\\)"):
         restore_volumes.find_restored(client, "r")
 
