@@ -6,8 +6,11 @@
 """The EC2 calls the collection makes, one thin function each, with its retry policy and amazon.aws error handler.
 
 Every failure comes out as amazon.aws's ``AnsibleEC2Error`` (the botocore error in ``.exception``), which a module
-hands to ``fail_json_aws_error``. Reads and CreateTags (idempotent) retry with jittered backoff; CreateSnapshots is
-never retried here: a lost answer may have created the set, so ``snapshot_sets.create_snapshot_set`` decides.
+hands to ``fail_json_aws_error``. Reads, CreateTags, DeleteVolume (idempotent) and CreateVolume (made idempotent by its
+client token) retry with jittered backoff; CreateSnapshots is never retried here: a lost answer may have created the
+set, so ``snapshot_sets.create_snapshot_set`` decides. AttachVolume and DetachVolume are retried only when throttled
+(refused before they were carried out); after any other failure their caller reads the volume to learn whether the
+request was carried out.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,9 +28,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorH
 from ansible_collections.amazon.aws.plugins.module_utils.waiter import BaseWaiterFactory
 from ansible_collections.amazon.aws.plugins.module_utils.waiter import custom_waiter_config
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import READ_RETRY
+from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import THROTTLING_RETRY
 
 DESCRIBE_PAGE_SIZE = 500
 SNAPSHOT_WAIT_DELAY = 5
+VOLUME_WAIT_DELAY = 2
 
 
 class InstanceErrorHandler(AWSErrorHandler):
@@ -46,9 +51,18 @@ class SnapshotErrorHandler(AWSErrorHandler):
         return is_boto3_error_code("InvalidSnapshot.NotFound")
 
 
+class VolumeErrorHandler(AWSErrorHandler):
+    _CUSTOM_EXCEPTION = AnsibleEC2Error
+
+    @classmethod
+    def _is_missing(cls):
+        return is_boto3_error_code("InvalidVolume.NotFound")
+
+
 class Ec2WaiterFactory(BaseWaiterFactory):
-    """Waiters that retry throttling and not-yet-visible snapshots (amazon.aws's ``snapshot_completed`` takes a
-    throttling answer for success, and botocore's fails on a snapshot id that Describe does not list yet)."""
+    """Waiters that retry throttling and not-yet-visible snapshots and volumes (amazon.aws's ``snapshot_completed``
+    takes a throttling answer for success, botocore's fail on an id that Describe does not list yet, and their
+    ``volume_in_use`` is satisfied while the attachment is still ``attaching``)."""
 
     @property
     def _waiter_model_data(self):
@@ -61,6 +75,26 @@ class Ec2WaiterFactory(BaseWaiterFactory):
                     {"state": "success", "matcher": "pathAll", "argument": "Snapshots[].State", "expected": "completed"},
                     {"state": "failure", "matcher": "pathAny", "argument": "Snapshots[].State", "expected": "error"},
                     {"state": "retry", "matcher": "error", "expected": "InvalidSnapshot.NotFound"},
+                ],
+            },
+            "volumes_available": {
+                "operation": "DescribeVolumes",
+                "delay": VOLUME_WAIT_DELAY,
+                "maxAttempts": 450,
+                "acceptors": [
+                    {"state": "success", "matcher": "pathAll", "argument": "Volumes[].State", "expected": "available"},
+                    {"state": "failure", "matcher": "pathAny", "argument": "Volumes[].State", "expected": "error"},
+                    {"state": "retry", "matcher": "error", "expected": "InvalidVolume.NotFound"},
+                ],
+            },
+            "volumes_attached": {
+                "operation": "DescribeVolumes",
+                "delay": VOLUME_WAIT_DELAY,
+                "maxAttempts": 450,
+                "acceptors": [
+                    {"state": "success", "matcher": "path", "expected": True,
+                     "argument": "length(Volumes[?Attachments[0].State == 'attached']) == length(Volumes)"},
+                    {"state": "failure", "matcher": "pathAny", "argument": "Volumes[].State", "expected": "error"},
                 ],
             },
         }
@@ -120,3 +154,84 @@ def wait_for_snapshots(client, snapshot_ids, timeout):
             raise AnsibleEC2Error(message="snapshots %s ended in state error" % ", ".join(failed)) from error
         raise AnsibleEC2Error(message="the snapshots %s did not complete within %d s"
                               % (", ".join(sorted(snapshot_ids)), timeout), exception=error) from error
+
+
+@VolumeErrorHandler.list_error_handler("describe the volumes", [])
+@READ_RETRY
+def describe_volumes(client, volume_ids=None, filters=None):
+    """Volumes by id and/or filters, paginated; [] when EC2 knows none of the ids."""
+    arguments = {"Filters": list(filters or [])}
+    if volume_ids:
+        arguments["VolumeIds"] = sorted(volume_ids)
+    else:
+        arguments["PaginationConfig"] = {"PageSize": DESCRIBE_PAGE_SIZE}
+    return client.get_paginator("describe_volumes").paginate(**arguments).build_full_result()["Volumes"]
+
+
+@VolumeErrorHandler.common_error_handler("create the volume")
+@READ_RETRY
+def create_volume(client, parameters, tags, client_token):
+    """One CreateVolume with ``tags`` on the new volume; EC2 answers a repeat with the same ``client_token`` with the
+    volume the first request created, so a lost answer is retried like a read. ``parameters`` holds SnapshotId,
+    AvailabilityZone and the optional VolumeType, Size, Iops, Throughput, Encrypted, KmsKeyId."""
+    tag_specifications = [{"ResourceType": "volume", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}]
+    return client.create_volume(TagSpecifications=tag_specifications, ClientToken=client_token, **parameters)
+
+
+@VolumeErrorHandler.deletion_error_handler("delete the volume")
+@READ_RETRY
+def delete_volume(client, volume_id):
+    """DeleteVolume; False when the volume no longer exists (deleting twice is done once)."""
+    client.delete_volume(VolumeId=volume_id)
+    return True
+
+
+@VolumeErrorHandler.common_error_handler("attach the volume")
+@THROTTLING_RETRY
+def attach_volume(client, volume_id, instance_id, device):
+    return client.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device=device)
+
+
+@VolumeErrorHandler.common_error_handler("detach the volume")
+@THROTTLING_RETRY
+def detach_volume(client, volume_id, instance_id):
+    return client.detach_volume(VolumeId=volume_id, InstanceId=instance_id)
+
+
+@VolumeErrorHandler.common_error_handler("tag the volumes")
+@READ_RETRY
+def tag_volumes(client, volume_ids, tags):
+    """Add or overwrite ``tags`` on the volumes; repeating it changes nothing, so it is retried like a read."""
+    client.create_tags(Resources=sorted(volume_ids), Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+
+
+@VolumeErrorHandler.common_error_handler("wait for the volumes")
+def wait_for_volumes(client, volume_ids, waiter_name, timeout):
+    """Until the waiter ``volumes_available`` or ``volumes_attached`` is satisfied for every volume; a volume in
+    state ``error``, or ``timeout`` seconds, raise."""
+    try:
+        WAITERS.get_waiter(client, waiter_name).wait(
+            VolumeIds=sorted(volume_ids), WaiterConfig=custom_waiter_config(timeout, VOLUME_WAIT_DELAY),
+        )
+    except botocore.exceptions.WaiterError as error:
+        answer = error.last_response or {}
+        if "Error" in answer:
+            raise botocore.exceptions.ClientError(answer, "DescribeVolumes") from error
+        failed = sorted(v["VolumeId"] for v in answer.get("Volumes", []) if v.get("State") == "error")
+        if failed:
+            raise AnsibleEC2Error(message="volumes %s ended in state error" % ", ".join(failed)) from error
+        states = ", ".join("%s %s" % (v["VolumeId"], volume_state(v)) for v in answer.get("Volumes", []))
+        raise AnsibleEC2Error(message="the volumes were not %s within %d s (%s)"
+                              % (waiter_name.split("_", 1)[1], timeout, states or "not listed"), exception=error) from error
+
+
+def error_code(error):
+    """The EC2 error code of an AnsibleEC2Error (None for a lost connection or a timeout)."""
+    response = getattr(error.exception, "response", None) or {}
+    return response.get("Error", {}).get("Code")
+
+
+def volume_state(volume):
+    """A volume's state with its attachment's: ``available``, ``creating``, ``in-use/attaching``..."""
+    attachments = volume.get("Attachments") or []
+    return volume.get("State", "unknown") + ("/" + attachments[0]["State"] if attachments else "")

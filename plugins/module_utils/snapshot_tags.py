@@ -10,6 +10,10 @@ A snapshot finds its own per-volume data through its VolumeId, and every member 
 reader can tell a complete set from one that lost a snapshot -- from the tags alone, after the instance is gone.
 A set created by the collection's own CreateSnapshots call gets all its tags in that call; CreateTags is used only
 where the snapshots exist first (settling an ``unverified`` set, tagging what AWS's VSS document created).
+
+Volumes restored from a set carry ``shadowsnap:restore:*`` tags from their CreateVolume call (what they were restored
+from, so a re-run finds them), and a volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what
+replaced it, so the swap can be rolled back).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,6 +40,27 @@ VOLUME_KEY_PREFIX = PREFIX + "volume:"
 # Put on any member by an operator (the value says why); retention keeps the whole set while any member carries it.
 KEY_HOLD = PREFIX + "hold"
 
+# On a volume restored from a set (ec2_snapshot_set_volumes), from its CreateVolume call.
+RESTORE_PREFIX = PREFIX + "restore:"
+KEY_RESTORE_ID = RESTORE_PREFIX + "id"
+KEY_RESTORE_SET_ID = RESTORE_PREFIX + "set-id"
+KEY_RESTORE_SNAPSHOT_ID = RESTORE_PREFIX + "snapshot-id"
+KEY_RESTORE_SOURCE_VOLUME = RESTORE_PREFIX + "source-volume"
+KEY_RESTORE_SOURCE_INSTANCE = RESTORE_PREFIX + "source-instance"
+KEY_RESTORE_DEVICE = RESTORE_PREFIX + "device"
+KEY_RESTORE_PATHS = RESTORE_PREFIX + "paths"
+KEY_RESTORE_SHADOW_ID = RESTORE_PREFIX + "shadow-id"
+KEY_RESTORE_ENGINE = RESTORE_PREFIX + "engine"
+KEY_RESTORE_SET_CONSISTENCY = RESTORE_PREFIX + "set-consistency"
+# What the volume's data is now: ``crash`` for a shadow set's volume until its embedded shadow copy is reverted.
+KEY_RESTORE_CONSISTENCY = RESTORE_PREFIX + "consistency"
+KEY_RESTORE_CREATED_AT = RESTORE_PREFIX + "created-at"
+# On a volume an in-place restore detached (ec2_volume_swap): one entry per replaced volume of that swap, each
+# ``shadowsnap:replaced-by:<volume-id>`` = ``volume=<replacement>;device=<device>;instance=<instance>;at=<time>``,
+# and the instance, for finding them.
+REPLACED_BY_PREFIX = PREFIX + "replaced-by:"
+KEY_REPLACED_ON = PREFIX + "replaced-on"
+
 ENGINES = ("shadow", "aws_vss", "crash")
 BACKUP_TYPES = ("copy", "full")
 # ``unverified``: taken under a shadow set, application consistency not yet proven by the backup flow's verify step.
@@ -49,6 +74,7 @@ CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DEFAULT_SET_ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 _VOLUME_FIELDS = ("device", "paths", "shadow")
+_REPLACED_FIELDS = ("volume", "device", "instance", "at")
 _ESCAPED = {"%": "%25", ";": "%3B", "|": "%7C", "=": "%3D"}
 
 
@@ -85,24 +111,38 @@ def parse_created_at(text):
         return None
 
 
+def encode_paths(paths):
+    """Windows paths in one tag value: ``D:\\|E:\\mnt`` (the separator and ``%;=`` escaped inside a path)."""
+    return "|".join(_escape(path) for path in (paths or ()))
+
+
+def decode_paths(value):
+    return [_unescape(path) for path in (value or "").split("|") if path]
+
+
+def _fields(value, names):
+    fields = {}
+    for part in (value or "").split(";"):
+        name, separator, content = part.partition("=")
+        if separator and name in names:
+            fields[name] = content
+    return fields
+
+
 def encode_volume(device, paths=None, shadow_id=None):
     """The value of a ``shadowsnap:volume:<volume-id>`` tag: ``device=xvdb;paths=D:\\|E:\\mnt;shadow={GUID}``."""
-    fields = [("device", device or ""), ("paths", "|".join(_escape(path) for path in (paths or ())))]
+    fields = [("device", _escape(device or "")), ("paths", encode_paths(paths))]
     if shadow_id:
-        fields.append(("shadow", shadow_id))
-    return ";".join("%s=%s" % (name, value if name == "paths" else _escape(value)) for name, value in fields)
+        fields.append(("shadow", _escape(shadow_id)))
+    return ";".join("%s=%s" % field for field in fields)
 
 
 def decode_volume(value):
     """Inverse of :func:`encode_volume`: a dict with ``device``, ``paths`` (list) and ``shadow_id`` (or None)."""
-    fields = {}
-    for part in (value or "").split(";"):
-        name, separator, content = part.partition("=")
-        if separator and name in _VOLUME_FIELDS:
-            fields[name] = content
+    fields = _fields(value, _VOLUME_FIELDS)
     return {
         "device": _unescape(fields.get("device", "")) or None,
-        "paths": [_unescape(path) for path in fields.get("paths", "").split("|") if path],
+        "paths": decode_paths(fields.get("paths")),
         "shadow_id": _unescape(fields.get("shadow", "")) or None,
     }
 
@@ -129,13 +169,7 @@ def build_set_tags(set_id, instance_id, engine, consistency, created_at, version
                              % (engine, fallback_from))
     if backup_type is not None and backup_type not in BACKUP_TYPES:
         raise TagSchemaError("backup type must be one of %s, not %r" % (", ".join(BACKUP_TYPES), backup_type))
-    tags = {}
-    for key, value in (user_tags or {}).items():
-        if key.startswith(PREFIX):
-            raise TagSchemaError("user tag %r uses the reserved prefix %r" % (key, PREFIX))
-        if key.startswith("aws:"):
-            raise TagSchemaError("user tag %r uses the prefix 'aws:', which AWS reserves" % key)
-        tags[key] = "" if value is None else str(value)
+    tags = checked_user_tags(user_tags)
     tags.update({
         KEY_SCHEMA: SCHEMA_VERSION,
         KEY_SET_ID: set_id,
@@ -156,6 +190,18 @@ def build_set_tags(set_id, instance_id, engine, consistency, created_at, version
     for volume_id, details in sorted(volumes.items()):
         tags[volume_key(volume_id)] = encode_volume(details.get("device"), details.get("paths"), details.get("shadow_id"))
     check_tag_limits(tags)
+    return tags
+
+
+def checked_user_tags(user_tags):
+    """The user's tags as strings; TagSchemaError for a key with a prefix the schema or AWS reserves."""
+    tags = {}
+    for key, value in (user_tags or {}).items():
+        if key.startswith(PREFIX):
+            raise TagSchemaError("user tag %r uses the reserved prefix %r" % (key, PREFIX))
+        if key.startswith("aws:"):
+            raise TagSchemaError("user tag %r uses the prefix 'aws:', which AWS reserves" % key)
+        tags[key] = "" if value is None else str(value)
     return tags
 
 
@@ -203,3 +249,72 @@ def decode_snapshot(tags, volume_id):
         "member_volume_ids": members,
         "user_tags": dict((key, value) for key, value in tags.items() if not key.startswith(PREFIX)),
     }
+
+
+def build_restored_volume_tags(restore_id, set_id, snapshot_id, source_instance_id, source_volume_id, device, paths,
+                               shadow_id, engine, set_consistency, consistency, created_at, version, user_tags=None):
+    """All tags of a volume restored from a set's snapshot (given in its CreateVolume call).
+
+    ``consistency`` is what the volume's data is now, ``set_consistency`` what the set was tagged. Raises
+    :class:`TagSchemaError` for reserved user tag keys or values outside EC2's limits.
+    """
+    tags = checked_user_tags(user_tags)
+    tags.update({
+        KEY_SCHEMA: SCHEMA_VERSION,
+        KEY_VERSION: version,
+        KEY_RESTORE_ID: restore_id,
+        KEY_RESTORE_SET_ID: set_id,
+        KEY_RESTORE_SNAPSHOT_ID: snapshot_id,
+        KEY_RESTORE_SOURCE_INSTANCE: source_instance_id or "",
+        KEY_RESTORE_SOURCE_VOLUME: source_volume_id,
+        KEY_RESTORE_DEVICE: device or "",
+        KEY_RESTORE_PATHS: encode_paths(paths),
+        KEY_RESTORE_ENGINE: engine or "",
+        KEY_RESTORE_SET_CONSISTENCY: set_consistency or "",
+        KEY_RESTORE_CONSISTENCY: consistency,
+        KEY_RESTORE_CREATED_AT: format_created_at(created_at),
+    })
+    if shadow_id:
+        tags[KEY_RESTORE_SHADOW_ID] = shadow_id
+    check_tag_limits(tags)
+    return tags
+
+
+def decode_restored_volume(tags):
+    """The restore data of a volume (``tags`` as a dict), or None when the volume was not restored from a set."""
+    if not tags.get(KEY_RESTORE_ID):
+        return None
+    return {
+        "restore_id": tags[KEY_RESTORE_ID],
+        "set_id": tags.get(KEY_RESTORE_SET_ID),
+        "snapshot_id": tags.get(KEY_RESTORE_SNAPSHOT_ID),
+        "source_instance_id": tags.get(KEY_RESTORE_SOURCE_INSTANCE) or None,
+        "source_volume_id": tags.get(KEY_RESTORE_SOURCE_VOLUME),
+        "device": tags.get(KEY_RESTORE_DEVICE) or None,
+        "paths": decode_paths(tags.get(KEY_RESTORE_PATHS)),
+        "shadow_id": tags.get(KEY_RESTORE_SHADOW_ID) or None,
+        "engine": tags.get(KEY_RESTORE_ENGINE) or None,
+        "set_consistency": tags.get(KEY_RESTORE_SET_CONSISTENCY) or None,
+        "consistency": tags.get(KEY_RESTORE_CONSISTENCY),
+        "created_at": tags.get(KEY_RESTORE_CREATED_AT),
+    }
+
+
+def replaced_by_key(volume_id):
+    return REPLACED_BY_PREFIX + volume_id
+
+
+def encode_replaced(replacement_id, device, instance_id, moment):
+    """The value of a ``shadowsnap:replaced-by:<volume-id>`` tag."""
+    return ";".join("%s=%s" % (name, _escape(value)) for name, value in (
+        ("volume", replacement_id), ("device", device), ("instance", instance_id), ("at", format_created_at(moment))))
+
+
+def decode_replaced(tags, volume_id):
+    """What replaced this volume (``tags`` as a dict) as ``{volume_id, device, instance_id, at}``, or None."""
+    value = tags.get(replaced_by_key(volume_id))
+    if value is None:
+        return None
+    fields = dict((name, _unescape(content)) for name, content in _fields(value, _REPLACED_FIELDS).items())
+    return {"volume_id": fields.get("volume"), "device": fields.get("device"), "instance_id": fields.get("instance"),
+            "at": fields.get("at")}

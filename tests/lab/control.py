@@ -22,7 +22,7 @@ import urllib.request
 
 import boto3
 
-from lab.aws import EbsBehaviour, FaultProxy, MotoServer, SsmBehaviour, install_into_moto
+from lab.aws import EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, SsmBehaviour, install_into_moto, volume_responses
 from lab.dataplane import BlockStore
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
 from lab.windows import WindowsFleet, write_inventory
@@ -94,6 +94,7 @@ class Lab:
         self.topology = topology or DEFAULT_TOPOLOGY
         self.blockstore = BlockStore()
         self.ebs = EbsBehaviour(self.blockstore)
+        self.volumes = EbsVolumes(self.blockstore)
         self.moto = MotoServer(free_port())
         self.proxy = FaultProxy(self.moto.port, control=self.handle_control)
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
@@ -102,7 +103,7 @@ class Lab:
         self._lock = threading.Lock()
 
     def start(self):
-        install_into_moto(self.ebs, self.ssm)
+        install_into_moto(self.ebs, self.ssm, self.volumes)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -137,6 +138,7 @@ class Lab:
         with self._lock:
             urllib.request.urlopen(urllib.request.Request(self.moto.url + "/moto-api/reset", method="POST"), timeout=30).close()
             self.ebs.reset()
+            self.volumes.reset()
             self.ssm.reset()
             self.proxy.plan.clear()
             self.proxy.counter.reset()
@@ -188,6 +190,9 @@ class Lab:
             elif route == ("GET", "/_lab/ebs/snapshots"):
                 wanted = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query).get("snapshot_id")
                 result = self.ebs.points_in_time(wanted)
+            elif route[1].startswith("/_lab/volumes/"):
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+                result = volume_responses.control(self.volumes, method, route[1], query, request)
             elif route == ("PUT", "/_lab/ssm"):
                 self.ssm.configure(**request)
                 result = self.ssm.describe()
@@ -248,6 +253,34 @@ class LabClient:
         second), ``action``, ``volume_id``, ``describe_calls`` (client DescribeSnapshots calls it was hidden from)."""
         query = "?" + urllib.parse.urlencode([("snapshot_id", i) for i in snapshot_ids]) if snapshot_ids else ""
         return self._call("GET", "/ebs/snapshots" + query)
+
+    def volumes(self, **settings):
+        """EBS volume behaviour (lab.aws.volume_models): ``creating_seconds`` (CreateVolume to ``available``),
+        ``attaching_seconds``, ``detaching_seconds``, ``storage_limit_gib`` (the Region's storage quota: beyond it
+        CreateVolume answers VolumeLimitExceeded; None: no limit). Answers all of them."""
+        return self._call("PUT", "/volumes/settings", settings)
+
+    def attachments(self, instance_id=None):
+        """``{instance id: [{device, volume_id, state, root}]}``: what each instance has attached now (``state``
+        ``attaching``, ``attached`` or ``detaching``), as the Windows side of the instance sees its disks."""
+        query = "?instance_id=%s" % urllib.parse.quote(instance_id) if instance_id else ""
+        return self._call("GET", "/volumes/attachments" + query)
+
+    def attachment_events(self, instance_id=None):
+        """Completed attaches and detaches in order: ``seq``, ``event`` (``attached``, ``detached``), ``instance_id``,
+        ``volume_id``, ``device``, ``lab_time``."""
+        query = "?instance_id=%s" % urllib.parse.quote(instance_id) if instance_id else ""
+        return self._call("GET", "/volumes/events" + query)
+
+    def volume_content(self, volume_id):
+        """A volume's image in the data plane: ``files`` (path -> bytes) and ``shadows`` (the shadow ids stored in it)."""
+        document = self._call("GET", "/volumes/content?volume_id=%s" % urllib.parse.quote(volume_id))
+        document["files"] = {path: base64.b64decode(data) for path, data in document["files"].items()}
+        return document
+
+    def set_snapshot_tier(self, snapshot_id, storage_tier):
+        """A snapshot's storage tier: ``archive`` (archival complete: CreateVolume refuses it) or ``standard``."""
+        return self._call("PUT", "/volumes/snapshot_tier", {"snapshot_id": snapshot_id, "storage_tier": storage_tier})
 
     def ssm(self, **settings):
         """AWSEC2-CreateVssSnapshot's emulation (lab.aws.ssm_models): ``run_seconds`` (InProgress time),
