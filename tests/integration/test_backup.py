@@ -428,9 +428,9 @@ def test_create_snapshots_throttled_then_failing_aborts_the_held_session(lab, an
 
 
 def test_the_in_session_create_snapshots_retries_end_within_the_hold(lab, ansible_playbook, inventory, tmp_path):
-    """A 61 s hold less the 60 s kept for the proof and the release leaves no time to retry a throttled creation."""
+    """A 60 s hold less the 60 s kept for the proof and the release leaves no time to retry a throttled creation."""
     lab.faults(rules=[{"action": "CreateSnapshots", "error": "RequestLimitExceeded", "count": 20}])
-    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full", backup_hold_timeout=61)
+    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full", backup_hold_timeout=60)
     assert run.rc != 0
     assert "RequestLimitExceeded" in report["hosts"][0]["error"]
     assert lab.counts()["actions"]["CreateSnapshots"]["faults"] == 1, "one attempt, no retry beyond the hold"
