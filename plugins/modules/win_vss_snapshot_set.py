@@ -21,10 +21,12 @@ description:
     Windows Server host (C(diskshadow), the built-in system provider), so that the EBS snapshots taken afterwards
     carry an application-consistent shadow copy inside each volume; then releases the session and deletes the shadow
     copies.
-  - A backup is two tasks around M(shadowsnap.ec2.ec2_snapshot_set) - O(state=present) creates the set and returns
-    RV(run_id), RV(ebs_volume_ids) and RV(ec2_volume_metadata); after the EBS snapshots exist, O(state=completed)
-    releases the session (a V(full) backup sends BackupComplete only now) and deletes the shadow copies. On failure
-    in between, O(state=aborted) releases without BackupComplete and deletes the shadow copies.
+  - A backup is O(state=present) with O(ebs_snapshot_set) - the shadow set, the EBS snapshot set of exactly its
+    volumes and the proof that the EBS set holds it (RV(verified)) in one task - then O(state=completed), which
+    releases the session (a V(full) backup sends BackupComplete only now, after the proof) and deletes the shadow
+    copies. Without O(ebs_snapshot_set), O(state=present) returns RV(run_id), RV(ebs_volume_ids) and
+    RV(ec2_volume_metadata) for M(shadowsnap.ec2.ec2_snapshot_set), and the release's RV(shadows_verified) is the proof.
+    On failure in between, O(state=aborted) releases without BackupComplete and deletes the shadow copies.
   - The pre-flight is one round trip - the host (Windows Server with diskshadow), the disks and their EBS volumes, the
     VSS writers with the volumes their components touch, the existing shadow copies. It checks that every volume is
     NTFS and on EBS, that each volume's shadow storage (diff area) is on the volume itself (or in the set) and has
@@ -36,9 +38,11 @@ description:
     O(in_progress_delay), up to O(in_progress_retries) times, and the task fails if it still waits. A failed one fails
     the task, or has its service restarted with O(restart_failed_writers=true).
   - diskshadow runs detached as SYSTEM through a scheduled task, with C(writer verify) for the required writers, so
-    it fails rather than silently dropping one. Every wait is bounded (O(session_timeout), O(hold_timeout), the
-    task's execution time limit); a controller that dies leaves a session that ends by itself, and the next run
-    cleans it up (O(cleanup_leftovers)).
+    it fails rather than silently dropping one - a writer required per component (the default) is verified by its
+    components on the set, so SQL Server's C(master) on V(C:) does not fail a backup of V(D:) and V(E:). Every wait
+    is bounded (O(session_timeout), O(hold_timeout), the task's execution time limit); a controller that dies leaves
+    a session that ends by itself, and the next run cleans it up (O(cleanup_leftovers)). Once C(session_start) was
+    sent, any failure (a lost answer too) aborts the session and the result carries RV(run_id).
   - No AWS call and no AWS credentials are needed on the host; with O(ebs_snapshot_set) the controller takes the EBS
     snapshots itself.
   - See the collection's C(docs/engines.md) for the guarantees and limits, and C(docs/troubleshooting.md) for every
@@ -49,7 +53,8 @@ options:
       - V(present) creates a shadow copy set and holds it (V(full)) or leaves it (V(copy)) for the EBS snapshots.
       - V(completed) releases the session of O(run_id) with C(ok) - a V(full) backup sends BackupComplete now - and
         deletes its shadow copies unless O(keep_shadows=true). It also proves that every shadow copy still existed
-        at the release, so every EBS snapshot taken in between holds it (RV(shadows_verified)).
+        at the release, so every EBS snapshot taken in between holds it (RV(shadows_verified)); a task that took the
+        EBS set itself (O(ebs_snapshot_set)) has proven that already (RV(verified)).
       - V(aborted) releases the session of O(run_id) with C(abort) (no BackupComplete) and deletes its shadow copies.
       - V(absent) deletes the shadow copies of O(shadow_set_id) and/or of the session O(run_id).
     type: str
@@ -154,6 +159,8 @@ options:
     description:
       - Seconds a V(full) backup's session waits for O(state=completed); after that diskshadow quits without
         BackupComplete. The scheduled task's execution time limit is this plus O(session_timeout) plus 300 seconds.
+      - With O(ebs_snapshot_set), for either backup type, the retries of C(CreateSnapshots) end within this time of
+        the session start, less 60 seconds kept for the proof and the release; the first attempt is always made.
     type: int
     default: 600
   in_progress_retries:
@@ -211,25 +218,35 @@ options:
     description:
       - With O(state=present), take the EBS snapshot set of the shadow set's volumes from inside this task, right
         after the shadow set exists, with one C(CreateSnapshots) call tagged with the collection's schema
-        (consistency V(unverified), engine V(shadow), the shadow set id and each volume's shadow id). The shadow set
-        is then held for one API call instead of the time until a later task runs, which matters across a fleet.
-      - Same calls, tags, retries and lost-answer reconciliation as M(shadowsnap.ec2.ec2_snapshot_set); the set is
-        returned in RV(ebs_set). When the snapshot set cannot be taken, the session is aborted (no BackupComplete,
-        shadow copies deleted) and the task fails.
+        (consistency V(unverified), engine V(shadow), the shadow set id and each volume's shadow id), and prove that
+        it holds the shadow set before the task returns - so before any BackupComplete (RV(verified),
+        RV(verification)). The shadow set then waits for the EBS set inside one task, not until a later task runs,
+        which matters across a fleet.
+      - Before any freeze - EC2's answer to C(DescribeInstances) names the volume of each Xen device; a volume whose
+        EBS volume id is still unknown, or a set whose tags would not fit, fails the task; a set id that already
+        exists stops the task with nothing made (RV(existing_set), that set in RV(ebs_set)).
+      - The set is exactly the shadow set's EBS volumes, never a default selection. Same tags, retries and
+        lost-answer reconciliation as M(shadowsnap.ec2.ec2_snapshot_set), with the retries bounded by
+        O(hold_timeout); the set is returned in RV(ebs_set). When the snapshot set cannot be taken or is not proven,
+        the session is aborted (no BackupComplete, shadow copies deleted) and the task fails.
       - The AWS connection options (O(region), O(profile), O(endpoint_url)...) apply; the instance is the one the host
         reports (IMDSv2), which O(ebs_snapshot_set.instance_id) must agree with, and the Region follows O(region).
     type: dict
     suboptions:
       set_id:
-        description: The snapshot set id (idempotent, as in M(shadowsnap.ec2.ec2_snapshot_set)).
+        description:
+          - The snapshot set id (idempotent, as in M(shadowsnap.ec2.ec2_snapshot_set)).
+          - Defaults to the collection's one rule, the instance id and the UTC time to the second
+            (C(i-0123456789abcdef0-20261125T013700Z)); RV(ebs_set_id) returns it.
         type: str
-        required: true
       instance_id:
         description:
           - The host's instance id, when its IMDS does not answer (else the host variable C(instance_id) is used).
         type: str
       include_boot:
-        description: Also snapshot the boot volume (crash-consistent unless it is in the shadow set).
+        description:
+          - Also put the boot volume (V(C:)) in the set. It is shadowed like any other member (its partitions without a
+            drive letter are listed in RV(unshadowed_volumes)), so every member of the set holds its shadow copy.
         type: bool
         default: false
       policy:
@@ -252,8 +269,9 @@ attributes:
   check_mode:
     support: full
     details:
-      - O(state=present) runs the pre-flight and returns the plan (volumes, writers, the generated diskshadow script)
-        without changing anything; the other states read the session or the shadow copies and say what would change.
+      - O(state=present) runs the pre-flight and returns the plan (volumes, writers, the generated diskshadow script,
+        with O(ebs_snapshot_set) the EBS volumes and the set id after a read of EC2) without changing anything; the
+        other states read the session or the shadow copies and say what would change.
   diff_mode:
     support: none
     details: The plan and the script in check mode take the place of a diff.
@@ -263,14 +281,22 @@ attributes:
     details: Windows Server 2016 and later (diskshadow); client Windows is refused.
 notes:
   - Round trips to the host - O(state=present) 2 (the pre-flight batch and C(session_start), which also waits for the
-    set); +1 with O(fetch_metadata); +2 when O(restart_failed_writers) restarts a service; +1 per writers listing while
-    a required writer waits for another backup; +1 per retry and per
-    status poll when creation takes longer than 120 seconds. O(state=completed), O(state=aborted) and O(state=absent)
-    1 each. A whole backup (present + completed) is 3 or 4. RV(round_trips) counts them.
+    set); +1 with O(ebs_snapshot_set) (the listing of the shadow copies after C(CreateSnapshots), for the proof); +1
+    with O(fetch_metadata); +2 when O(restart_failed_writers) restarts a service; +1 per writers listing while a
+    required writer waits for another backup; +1 per retry and per status poll when creation takes longer than 120
+    seconds. O(state=completed), O(state=aborted) and O(state=absent) 1 each. A whole backup (present with
+    O(ebs_snapshot_set), then completed) is 4, or 5 with the backup components document. RV(round_trips) counts them.
+  - The proof (RV(verified)) rests on the order of the plugin's own calls and on the host's clock against EC2's,
+    never on the controller's clock - no snapshot may start, by EC2's clock, more than 5 seconds (6 when EC2 gives
+    whole seconds) before its shadow copy was created, by the host's. A host whose clock is further ahead fails the
+    proof; resynchronise it (C(w32tm /resync)).
   - The shadow copies are persistent, not client-accessible, in the diff area of each volume - they travel inside the
     EBS snapshots. The restore reverts a restored volume to its shadow copy (or exposes it).
-  - One shadow copy set is created at a time per host; another session of the collection makes this one wait and
-    retry (O(in_progress_retries)).
+  - One shadow copy set is created at a time per host; another session of the collection that is still creating
+    its set (or holding a V(full) backup) makes this one wait and retry (O(in_progress_retries)). Copy sessions can
+    overlap once a set exists - diskshadow has ended, its shadow copies wait for their release.
+  - Verified against the collection's lab only (a model of Windows Server and moto) - no real Windows Server or EC2
+    yet; see the collection's C(docs/engines.md).
   - The writer-to-service table comes from vendor documentation; verify it for your product versions.
 seealso:
   - module: shadowsnap.ec2.ec2_snapshot_set
@@ -357,7 +383,8 @@ run_id:
 session_state:
   description:
     - V(starting), V(created) (a V(full) backup holding), V(completed) (diskshadow ended successfully), V(failed),
-      V(missing) (no such session on the host), V(planned) in check mode, V(aborted) after a failed metadata fetch.
+      V(missing) (no such session on the host), V(planned) in check mode, V(aborted) after a failure once the set
+      existed (the EBS set, its proof, the metadata fetch).
   returned: always, except when the pre-flight fails
   type: str
   sample: created
@@ -372,12 +399,57 @@ shadow_set_id:
   sample: "{1f2e3d4c-0000-4000-8000-000000000001}"
 shadows_created_at:
   description:
-    - When the controller learned that the shadow copy set exists (UTC, ISO 8601 with microseconds, as
-      M(shadowsnap.ec2.ec2_snapshot_set) returns C(start_time)) - an EBS snapshot that started later was taken while the
-      shadow copies existed.
+    - When the controller learned that the shadow copy set exists, by the controller's clock (UTC, ISO 8601 with
+      microseconds). For the record only - no proof rests on the controller's clock (see RV(verification)).
   returned: O(state=present)
   type: str
   sample: "2026-11-25T01:37:02.123456+00:00"
+verified:
+  description:
+    - Whether the EBS snapshot set taken by this task (O(ebs_snapshot_set)) is proven to hold the shadow copy set -
+      every check of RV(verification) holds. False with the reason when there was nothing to prove (no
+      O(ebs_snapshot_set), check mode, an existing set id) or the proof failed (the task then fails).
+  returned: O(state=present)
+  type: bool
+verification:
+  description: The proof behind RV(verified).
+  returned: O(state=present)
+  type: dict
+  contains:
+    failures:
+      description: Why the set is not verified, one line each; empty when it is.
+      type: list
+      elements: str
+    checks:
+      description:
+        - Each check with C(name), C(ok) and C(detail) - V(members) (the set's snapshots are exactly the shadow set's
+          EBS volumes, at least one), V(shadow_ids) (the set's shadow set id and each snapshot's shadow id),
+          V(states) (no snapshot in C(error)), V(order) (C(CreateSnapshots) sent after the host reported the shadow
+          set, the shadow copies listed after it returned), V(shadows_present) (every shadow copy still existed after
+          every EBS point in time was fixed), V(host_clock) (no snapshot started, by EC2's clock, before its shadow
+          copy was created, by the host's, within the tolerance).
+      type: list
+      elements: dict
+    timeline:
+      description:
+        - Seconds since C(session_start) was sent, on the controller's monotonic clock, to the microsecond -
+          C(session_started), C(set_reported), C(snapshots_requested), C(snapshots_returned), C(shadows_listed).
+      type: dict
+    clock_tolerance_seconds:
+      description: How far the host's clock and EC2's may disagree.
+      type: float
+  sample: {"failures": [], "checks": [{"name": "members", "ok": true, "detail": "the set holds exactly the shadow set's
+    EBS volumes: vol-0123456789abcdef0"}], "timeline": {"session_started": 0.0, "set_reported": 9.81234,
+    "snapshots_requested": 9.812401, "snapshots_returned": 10.2, "shadows_listed": 10.2}, "clock_tolerance_seconds": 5.0}
+ebs_set_id:
+  description: The snapshot set id of O(ebs_snapshot_set) - the one given, or the default.
+  returned: O(state=present) with O(ebs_snapshot_set), once EC2 was asked
+  type: str
+  sample: i-0123456789abcdef0-20261125T013700Z
+existing_set:
+  description: The snapshot set id already existed, so nothing was made; RV(ebs_set) is that set.
+  returned: O(state=present) with O(ebs_snapshot_set) after the pre-flight
+  type: bool
 shadows:
   description: The shadow copy id of each volume, keyed by the volume's diskshadow path (V(D:), V(C:\\mnt\\logs)).
   returned: O(state=present)
@@ -391,8 +463,9 @@ instance_id:
 ebs_set:
   description:
     - The EBS snapshot set taken with O(ebs_snapshot_set), in the shape M(shadowsnap.ec2.ec2_snapshot_set) returns
-      (set id, snapshots with volume id, device, paths, shadow id and state, C(volume_snapshot_map), C(start_time)).
-  returned: O(state=present) with O(ebs_snapshot_set)
+      (set id, snapshots with volume id, device, paths, shadow id and state, C(volume_snapshot_map), C(start_time));
+      the set that already had the id with RV(existing_set).
+  returned: O(state=present) with O(ebs_snapshot_set), once the set was taken or found
   type: dict
 ebs_volume_ids:
   description: The EBS volumes under the set's volumes - pass them to M(shadowsnap.ec2.ec2_snapshot_set) as C(volume_ids).
@@ -532,7 +605,9 @@ missing_shadow_ids:
   type: list
   elements: str
 backup_complete_sent:
-  description: For a V(full) backup, whether diskshadow reached C(end backup) (BackupComplete); null for V(copy).
+  description:
+    - For a V(full) backup, whether diskshadow completed C(end backup) (BackupComplete) - also when O(state=aborted)
+      finds a session an earlier O(state=completed) released; null for V(copy).
   returned: O(state=completed) and O(state=aborted)
   type: bool
 decision:
@@ -572,8 +647,8 @@ round_trips:
   sample: 2
 timings:
   description:
-    - Seconds spent per phase (C(preflight), C(restart), C(wait) for waiting writers, C(create), C(ebs), C(fetch),
-      C(release), C(delete), C(total)).
+    - Seconds spent per phase (C(preflight), C(restart), C(wait) for waiting writers, C(create), C(ebs), C(verify),
+      C(fetch), C(release), C(delete), C(total)).
   returned: always
   type: dict
   sample: {"preflight": 4.2, "create": 11.9, "total": 16.3}

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.integration
 
 BACKUP = "- ansible.builtin.import_playbook: shadowsnap.ec2.backup\n"
 SQL = "win-sql-01"
+SHADOW_TASK = ("shadowsnap.ec2.backup : Create the VSS shadow copy set, snapshot exactly its EBS volumes as one set, and "
+               "prove the set holds it")
 
 
 def lab_snapshots(lab):
@@ -46,6 +48,15 @@ def backup(lab, ansible_playbook, inventory, tmp_path, **variables):
     run = ansible_playbook(lab, BACKUP, extra, inventory=inventory)
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else None
     return run, report
+
+
+def failed_backup(lab, ansible_playbook, inventory, tmp_path, expected, **variables):
+    """A backup that fails, its host's result saying ``expected``: (the run, the host's result)."""
+    run, report = backup(lab, ansible_playbook, inventory, tmp_path, **variables)
+    assert run.rc != 0
+    (result,) = report["hosts"]
+    assert result["status"] == "failed" and expected in result["error"], result
+    return run, result
 
 
 def assert_nothing_left_behind(lab, host=SQL):
@@ -158,8 +169,7 @@ def test_sql_server_as_setup_installs_it_backs_up_d_and_e_without_c(lab, ansible
     run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full")
     assert run.rc == 0, run.stdout
     assert (report["hosts"][0]["status"], report["hosts"][0]["consistency"]) == ("ok", "application")
-    shadow_task = run.result("shadowsnap.ec2.backup : Create the VSS shadow copy set, snapshot exactly its EBS volumes as "
-                             "one set, and prove the set holds it", host=SQL)
+    shadow_task = run.result(SHADOW_TASK, host=SQL)
     verifies = [line for line in shadow_task["script"].splitlines() if line.startswith("writer verify")]
     assert verifies and all(line.endswith(":\\WIN-SQL-01\\shop") for line in verifies), verifies
     excluded = {item["component"] for item in shadow_task["excluded_components"] if item["writer"] == "SqlServerWriter"}
@@ -176,10 +186,7 @@ def test_sql_server_as_setup_installs_it_backs_up_d_and_e_without_c(lab, ansible
 def test_a_required_writer_that_vanishes_after_the_preflight_fails_the_set(lab, ansible_playbook, inventory, tmp_path):
     """writer verify: without it diskshadow would make the set without SqlServerWriter, a crash image of the database."""
     lab.vss_fault(SQL, "writer_vanishes", writer="SqlServerWriter")
-    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full")
-    assert run.rc != 0
-    (result,) = report["hosts"]
-    assert result["status"] == "failed" and "VSS_E_OBJECT_NOT_FOUND" in result["error"]
+    failed_backup(lab, ansible_playbook, inventory, tmp_path, "VSS_E_OBJECT_NOT_FOUND", backup_type="full")
     assert lab.vss_events(SQL, event="WriterVanished")
     assert lab.vss_events(SQL, event="SnapshotSetCreated") == []
     assert lab_snapshots(lab) == []
@@ -212,14 +219,11 @@ def test_shadow_copies_deleted_before_the_ebs_point_in_time_fail_the_proof(lab, 
     deleter = threading.Thread(target=delete_the_shadow_copies)
     deleter.start()
     try:
-        run, report = backup(lab, ansible_playbook, inventory, tmp_path)
+        failed_backup(lab, ansible_playbook, inventory, tmp_path, "was gone when the host listed its shadow copies")
     finally:
         deleter.join()
     assert deleted["run"].returncode == 0, deleted["run"].stdout
     assert deleted["host_shadows"] == 0 and deleted["faults"].get("ok", 0) == 0, "deleted before the EBS point in time"
-    assert run.rc != 0
-    (result,) = report["hosts"]
-    assert result["status"] == "failed" and "was gone when the host listed its shadow copies" in result["error"]
     snapshots = lab_snapshots(lab)
     assert snapshots and all(s["tags"]["shadowsnap:consistency"] == "crash" for s in snapshots)
     assert all(lab.snapshot_shadow_ids(s["SnapshotId"]) == [] for s in snapshots), "the snapshots hold no shadow copy"
@@ -286,10 +290,7 @@ def test_a_failed_proof_aborts_a_full_backup_before_backup_complete(lab, ansible
     """The host's clock 30 s ahead of EC2's: every snapshot seems to start before its shadow copy, beyond the
     tolerance. Not proven, so the session is aborted: no BackupComplete, the set settled crash."""
     lab.configure_host(SQL, clock_offset_seconds=30)
-    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full")
-    assert run.rc != 0
-    (result,) = report["hosts"]
-    assert result["status"] == "failed" and "the host's clock is ahead of EC2's" in result["error"]
+    failed_backup(lab, ansible_playbook, inventory, tmp_path, "the host's clock is ahead of EC2's", backup_type="full")
     assert lab.vss_events(SQL, event="BackupComplete") == []
     assert lab.vss_events(SQL, event="Abort")
     snapshots = lab_snapshots(lab)
@@ -299,12 +300,9 @@ def test_a_failed_proof_aborts_a_full_backup_before_backup_complete(lab, ansible
 
 def test_a_lost_session_start_answer_aborts_the_session(lab, ansible_playbook, inventory, tmp_path):
     lab.host_fault(SQL, "drop_answer", op="session_start")
-    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full")
-    assert run.rc != 0
-    (result,) = report["hosts"]
-    assert result["status"] == "failed" and "session_start failed after it was sent" in result["error"]
-    shadow_task = run.result("shadowsnap.ec2.backup : Create the VSS shadow copy set, snapshot exactly its EBS volumes as "
-                             "one set, and prove the set holds it", host=SQL)
+    run, result = failed_backup(lab, ansible_playbook, inventory, tmp_path, "session_start failed after it was sent",
+                                backup_type="full")
+    shadow_task = run.result(SHADOW_TASK, host=SQL)
     assert shadow_task["run_id"].startswith("ss-") and shadow_task["run_id"] in result["error"]
     assert lab.vss_events(SQL, event="SnapshotSetCreated"), "the host started the session whose answer was lost"
     assert lab.vss_events(SQL, event="BackupComplete") == []
@@ -326,8 +324,7 @@ def test_a_lost_create_snapshots_answer_makes_one_set_not_two(lab, ansible_playb
     assert len(found) == 2, "one snapshot per volume: one set"
     points = lab.snapshot_points([s["SnapshotId"] for s in found])
     assert all(point["action"] == "CreateSnapshots" and point["describe_calls"] >= 1 for point in points.values()), points
-    shadow_task = run.result("shadowsnap.ec2.backup : Create the VSS shadow copy set, snapshot exactly its EBS volumes as "
-                             "one set, and prove the set holds it", host=SQL)
+    shadow_task = run.result(SHADOW_TASK, host=SQL)
     assert [retry["error"] for retry in shadow_task["ebs_set"]["retries"]][-1] == "reconciled"
     assert_embedded_image_is_consistent(lab, snapshots)
     assert_nothing_left_behind(lab)
@@ -428,11 +425,10 @@ def test_create_snapshots_throttled_then_failing_aborts_the_held_session(lab, an
 
 
 def test_the_in_session_create_snapshots_retries_end_within_the_hold(lab, ansible_playbook, inventory, tmp_path):
-    """A 61 s hold less the 60 s kept for the proof and the release leaves no time to retry a throttled creation."""
+    """A 60 s hold less the 60 s kept for the proof and the release leaves no time to retry a throttled creation."""
     lab.faults(rules=[{"action": "CreateSnapshots", "error": "RequestLimitExceeded", "count": 20}])
-    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_type="full", backup_hold_timeout=61)
-    assert run.rc != 0
-    assert "RequestLimitExceeded" in report["hosts"][0]["error"]
+    failed_backup(lab, ansible_playbook, inventory, tmp_path, "RequestLimitExceeded", backup_type="full",
+                  backup_hold_timeout=60)
     assert lab.counts()["actions"]["CreateSnapshots"]["faults"] == 1, "one attempt, no retry beyond the hold"
     assert lab.vss_events(SQL, event="BackupComplete") == []
     assert lab_snapshots(lab) == []

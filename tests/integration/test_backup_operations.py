@@ -5,6 +5,7 @@ Real ansible-playbook runs against the lab; the json callback shows ``set_stats`
 
 import datetime
 import json
+import re
 
 import pytest
 
@@ -139,3 +140,19 @@ def test_a_set_an_earlier_run_left_unverified_is_settled_crash_by_the_next_run(l
     for snapshot in lab_snapshots(lab):
         by_set.setdefault(snapshot["tags"]["shadowsnap:set-id"], set()).add(snapshot["tags"]["shadowsnap:consistency"])
     assert by_set == {"lost-run": {"crash"}, "next-run": {"application"}}
+
+
+def test_without_the_instance_id_the_plugin_makes_the_default_set_id_and_the_role_reads_it_back(lab, ansible_playbook,
+                                                                                                 inventory, tmp_path):
+    """An inventory that does not name the instance: the host's IMDS does, and the set id follows the one rule."""
+    anonymous = tmp_path / "anonymous.ini"
+    anonymous.write_text(re.sub(r" ec2_instance_id=\S+", "", open(inventory, encoding="utf-8").read()), encoding="utf-8")
+    assert "ec2_instance_id" not in anonymous.read_text(encoding="utf-8")
+    run, report, _stats = run_backup(lab, ansible_playbook, str(anonymous), tmp_path)
+    assert run.rc == 0, run.stdout
+    (result,) = report["hosts"]
+    instance_id = lab.instance(SQL)["instance_id"]
+    assert (result["status"], result["consistency"], result["instance_id"]) == ("ok", "application", instance_id)
+    assert re.fullmatch(re.escape(instance_id) + r"-\d{8}T\d{6}Z", result["set_id"]), result["set_id"]
+    assert {s["tags"]["shadowsnap:set-id"] for s in lab_snapshots(lab)} == {result["set_id"]}
+    assert_nothing_left_behind(lab)

@@ -110,3 +110,14 @@ def test_an_unknown_instance_is_one_clear_error(ec2):
         action_ec2.instance_attachments(reader, "i-0123456789abcdef0")
     with pytest.raises(action_ec2.Ec2LookupError, match="instance i-0123456789abcdef0 does not exist"):
         action_ec2.prepare_shadow_snapshot_set({}, PLUGIN, REGION, "i-0123456789abcdef0", "x-1")
+
+
+def test_no_volume_is_never_read_as_every_volume(ec2):
+    client, instances = ec2
+    sql = instances["sql"]
+    prepared = action_ec2.prepare_shadow_snapshot_set({}, PLUGIN, REGION, sql["instance_id"])
+    assert prepared["set_id"].startswith(sql["instance_id"] + "-"), "the default set id: instance and UTC time"
+    for call in (action_ec2.check_shadow_snapshot_set, action_ec2.create_shadow_snapshot_set):
+        with pytest.raises(action_ec2.Ec2LookupError, match="no EBS volume id is known for the shadow set's volumes"):
+            call(prepared, request(sql["data"], volume_ids=[], volume_metadata={}))
+    assert our_snapshots(client) == []
