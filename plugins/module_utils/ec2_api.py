@@ -138,22 +138,28 @@ def create_tags(client, snapshot_ids, tags):
     client.create_tags(Resources=sorted(snapshot_ids), Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
 
 
-@SnapshotErrorHandler.common_error_handler("wait for the snapshots to complete")
-def wait_for_snapshots(client, snapshot_ids, timeout):
-    """Until every snapshot is ``completed``; a member in state ``error``, or ``timeout`` seconds, raise."""
+def _wait(client, waiter_name, kind, ids, timeout, delay, timed_out):
+    """Run a waiter over the ``kind`` (Snapshots, Volumes) with these ids. An error answer is raised as EC2's error,
+    an item in state ``error`` or the timeout as AnsibleEC2Error (``timed_out(last items)`` says what was waited for)."""
+    single = kind[:-1]
     try:
-        WAITERS.get_waiter(client, "snapshots_completed").wait(
-            SnapshotIds=sorted(snapshot_ids), WaiterConfig=custom_waiter_config(timeout, SNAPSHOT_WAIT_DELAY),
-        )
+        WAITERS.get_waiter(client, waiter_name).wait(
+            WaiterConfig=custom_waiter_config(timeout, delay), **{single + "Ids": sorted(ids)})
     except botocore.exceptions.WaiterError as error:
         answer = error.last_response or {}
         if "Error" in answer:
-            raise botocore.exceptions.ClientError(answer, "DescribeSnapshots") from error
-        failed = sorted(s["SnapshotId"] for s in answer.get("Snapshots", []) if s.get("State") == "error")
+            raise botocore.exceptions.ClientError(answer, "Describe" + kind) from error
+        failed = sorted(item[single + "Id"] for item in answer.get(kind, []) if item.get("State") == "error")
         if failed:
-            raise AnsibleEC2Error(message="snapshots %s ended in state error" % ", ".join(failed)) from error
-        raise AnsibleEC2Error(message="the snapshots %s did not complete within %d s"
-                              % (", ".join(sorted(snapshot_ids)), timeout), exception=error) from error
+            raise AnsibleEC2Error(message="%s %s ended in state error" % (kind.lower(), ", ".join(failed))) from error
+        raise AnsibleEC2Error(message=timed_out(answer.get(kind, [])), exception=error) from error
+
+
+@SnapshotErrorHandler.common_error_handler("wait for the snapshots to complete")
+def wait_for_snapshots(client, snapshot_ids, timeout):
+    """Until every snapshot is ``completed``; a member in state ``error``, or ``timeout`` seconds, raise."""
+    _wait(client, "snapshots_completed", "Snapshots", snapshot_ids, timeout, SNAPSHOT_WAIT_DELAY,
+          lambda dummy: "the snapshots %s did not complete within %d s" % (", ".join(sorted(snapshot_ids)), timeout))
 
 
 @VolumeErrorHandler.list_error_handler("describe the volumes", [])
@@ -209,20 +215,10 @@ def tag_volumes(client, volume_ids, tags):
 def wait_for_volumes(client, volume_ids, waiter_name, timeout):
     """Until the waiter ``volumes_available`` or ``volumes_attached`` is satisfied for every volume; a volume in
     state ``error``, or ``timeout`` seconds, raise."""
-    try:
-        WAITERS.get_waiter(client, waiter_name).wait(
-            VolumeIds=sorted(volume_ids), WaiterConfig=custom_waiter_config(timeout, VOLUME_WAIT_DELAY),
-        )
-    except botocore.exceptions.WaiterError as error:
-        answer = error.last_response or {}
-        if "Error" in answer:
-            raise botocore.exceptions.ClientError(answer, "DescribeVolumes") from error
-        failed = sorted(v["VolumeId"] for v in answer.get("Volumes", []) if v.get("State") == "error")
-        if failed:
-            raise AnsibleEC2Error(message="volumes %s ended in state error" % ", ".join(failed)) from error
-        states = ", ".join("%s %s" % (v["VolumeId"], volume_state(v)) for v in answer.get("Volumes", []))
-        raise AnsibleEC2Error(message="the volumes were not %s within %d s (%s)"
-                              % (waiter_name.split("_", 1)[1], timeout, states or "not listed"), exception=error) from error
+    _wait(client, waiter_name, "Volumes", volume_ids, timeout, VOLUME_WAIT_DELAY,
+          lambda volumes: "the volumes were not %s within %d s (%s)" % (
+              waiter_name.split("_", 1)[1], timeout,
+              ", ".join("%s %s" % (v["VolumeId"], volume_state(v)) for v in volumes) or "not listed"))
 
 
 def error_code(error):

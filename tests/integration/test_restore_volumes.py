@@ -15,33 +15,18 @@ from test_backup import SQL, backup
 
 pytestmark = pytest.mark.integration
 
-RESTORE = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: restore
-      shadowsnap.ec2.ec2_snapshot_set_volumes: "{{ restore_args }}"
-      register: restored
-      ignore_errors: "{{ expect_failure | default(false) }}"
-"""
 
-SWAP = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: swap
-      shadowsnap.ec2.ec2_volume_swap: "{{ swap_args }}"
-      register: swapped
-      ignore_errors: "{{ expect_failure | default(false) }}"
-"""
 
-SNAPSHOT_SET = """
+def one_task(module):
+    """A playbook of one task, named after the module, with its arguments and ``expect_failure`` as variables."""
+    return """
 - hosts: localhost
   gather_facts: false
   tasks:
-    - name: snapshot set
-      shadowsnap.ec2.ec2_snapshot_set: "{{ snapshot_args }}"
-"""
+    - name: %s
+      shadowsnap.ec2.%s: "{{ arguments }}"
+      ignore_errors: "{{ expect_failure | default(false) }}"
+""" % (module, module)
 
 
 @pytest.fixture
@@ -51,14 +36,17 @@ def inventory(lab, tmp_path):
     return str(path)
 
 
-def run_restore(lab, ansible_playbook, check=False, expect_failure=False, **args):
-    run = ansible_playbook(lab, RESTORE, {"restore_args": args, "expect_failure": expect_failure}, check=check)
-    return run, run.result("restore")
+def run_module(module, lab, ansible_playbook, check=False, expect_failure=False, **args):
+    run = ansible_playbook(lab, one_task(module), {"arguments": args, "expect_failure": expect_failure}, check=check)
+    return run, run.result(module)
 
 
-def run_swap(lab, ansible_playbook, check=False, expect_failure=False, **args):
-    run = ansible_playbook(lab, SWAP, {"swap_args": args, "expect_failure": expect_failure}, check=check)
-    return run, run.result("swap")
+def run_restore(lab, ansible_playbook, **args):
+    return run_module("ec2_snapshot_set_volumes", lab, ansible_playbook, **args)
+
+
+def run_swap(lab, ansible_playbook, **args):
+    return run_module("ec2_volume_swap", lab, ansible_playbook, **args)
 
 
 def crash_set(lab, ansible_playbook, set_id, host=SQL, **args):
@@ -68,9 +56,9 @@ def crash_set(lab, ansible_playbook, set_id, host=SQL, **args):
     arguments = dict(instance_id=instance["instance_id"], set_id=set_id, volumes="data", volume_metadata=metadata,
                      wait=True)
     arguments.update(args)
-    run = ansible_playbook(lab, SNAPSHOT_SET, {"snapshot_args": arguments})
+    run, result = run_module("ec2_snapshot_set", lab, ansible_playbook, **arguments)
     assert run.rc == 0, run.stdout
-    return run.result("snapshot set")
+    return result
 
 
 def volumes_of(lab):
@@ -104,6 +92,14 @@ def assert_holds_snapshot_image(lab, volume_id, snapshot_id):
     return restored
 
 
+def live_state(lab):
+    """(instance id, {drive: original volume id}, their content, the device map) of the SQL host before a restore,
+    with EC2's volume states lasting long enough for the modules to wait on them."""
+    live = originals(lab)
+    lab.volumes(creating_seconds=1.5, attaching_seconds=1, detaching_seconds=1)
+    return lab.instance(SQL)["instance_id"], live, contents(lab, live.values()), device_map(lab)
+
+
 def create_volume_calls(lab):
     return lab.counts()["actions"].get("CreateVolume", {"attempts": 0, "ok": 0, "throttled": 0, "faults": 0, "errors": 0})
 
@@ -124,11 +120,7 @@ def test_alongside_restore_of_a_shadow_backup_holds_the_snapshot_images_and_leav
     finally:
         lab.stop_application(SQL)
     assert run.rc == 0, run.stdout and report["hosts"][0]["consistency"] == "application"
-    live = originals(lab)
-    before = contents(lab, live.values())
-    devices_before = device_map(lab)
-    instance_id = lab.instance(SQL)["instance_id"]
-    lab.volumes(creating_seconds=1.5, attaching_seconds=1, detaching_seconds=1)
+    instance_id, live, before, devices_before = live_state(lab)
 
     run, result = run_restore(lab, ansible_playbook, set_id="sql-backup", instance_id=instance_id, volumes=["d:", "E:\\"])
     assert run.rc == 0, run.stdout
@@ -184,11 +176,7 @@ def test_in_place_swap_and_rollback_never_lose_or_change_an_original(lab, ansibl
     run, dummy = backup(lab, ansible_playbook, inventory, tmp_path)
     assert run.rc == 0, run.stdout
     lab.write_transactions(SQL, count=5)
-    live = originals(lab)
-    before = contents(lab, live.values())
-    devices_before = device_map(lab)
-    instance_id = lab.instance(SQL)["instance_id"]
-    lab.volumes(creating_seconds=1, attaching_seconds=1, detaching_seconds=1)
+    instance_id, live, before, devices_before = live_state(lab)
     run, result = run_restore(lab, ansible_playbook, set_id="sql-backup", instance_id=instance_id, volumes=["D:", "E:"])
     assert run.rc == 0, run.stdout
     restored = {v["source_volume_id"]: v["volume_id"] for v in result["volumes"]}
