@@ -142,8 +142,8 @@ def test_a_set_an_earlier_run_left_unverified_is_settled_crash_by_the_next_run(l
     assert by_set == {"lost-run": {"crash"}, "next-run": {"application"}}
 
 
-def test_without_the_instance_id_the_plugin_makes_the_default_set_id_and_the_role_reads_it_back(lab, ansible_playbook,
-                                                                                                 inventory, tmp_path):
+def test_without_the_instance_id_the_plugin_makes_the_default_set_id_and_the_role_reads_it_back(
+        lab, ansible_playbook, inventory, tmp_path):
     """An inventory that does not name the instance: the host's IMDS does, and the set id follows the one rule."""
     anonymous = tmp_path / "anonymous.ini"
     anonymous.write_text(re.sub(r" ec2_instance_id=\S+", "", open(inventory, encoding="utf-8").read()), encoding="utf-8")

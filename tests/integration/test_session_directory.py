@@ -50,8 +50,8 @@ def lab_snapshots(lab):
                   "C:\\ProgramData\\shadowsnap\\runs and let the agent create it, or remove the entries (icacls "
                   "\"C:\\ProgramData\\shadowsnap\\runs\" /remove \"WIN-SQL-01\\lab-user\")"),
 ])
-def test_a_hostile_session_directory_is_refused_before_anything_is_created(lab, ansible_playbook, inventory, tmp_path,
-                                                                             kind, found):
+def test_a_hostile_session_directory_is_refused_before_anything_is_created(
+        lab, ansible_playbook, inventory, tmp_path, kind, found):
     planted = lab.hostile_session_directory(SQL, kind)
     run, report = backup(lab, ansible_playbook, inventory, tmp_path)
     assert run.rc != 0
@@ -83,4 +83,4 @@ def test_a_tree_the_agent_made_is_used_again(lab, ansible_playbook, inventory, t
     assert [entry["name"] for entry in tree["root"]["explicit_aces"]] == ["NT AUTHORITY\\SYSTEM", "BUILTIN\\Administrators"]
     assert len(tree["folders"]) == 3, "runs and the two run directories"
     assert all(folder["owner_name"] == "BUILTIN\\Administrators" and not folder["explicit_aces"]
-                                             and not folder["reparse_point"] for folder in tree["folders"])
+               and not folder["reparse_point"] for folder in tree["folders"])

@@ -131,10 +131,10 @@ def test_times_that_cannot_be_read_are_not_verified():
 
 
 def test_clock_texts():
-    assert shadow_proof.parse_wmi_datetime("20261125013700.123456+000") == datetime(2026, 11, 25, 1, 37, 0, 123456,
-                                                                                     tzinfo=timezone.utc)
-    assert shadow_proof.parse_wmi_datetime("20261125013700.5-120") == datetime(2026, 11, 25, 3, 37, 0, 500000,
-                                                                                 tzinfo=timezone.utc)
+    assert shadow_proof.parse_wmi_datetime("20261125013700.123456+000") == datetime(
+        2026, 11, 25, 1, 37, 0, 123456, tzinfo=timezone.utc)
+    assert shadow_proof.parse_wmi_datetime("20261125013700.5-120") == datetime(
+        2026, 11, 25, 3, 37, 0, 500000, tzinfo=timezone.utc)
     assert shadow_proof.parse_wmi_datetime("yesterday") is None and shadow_proof.parse_wmi_datetime(None) is None
     assert shadow_proof.parse_ec2_time("2026-11-25T01:37:01.250Z") == datetime(2026, 11, 25, 1, 37, 1, 250000,
                                                                                tzinfo=timezone.utc)
