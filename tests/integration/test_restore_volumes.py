@@ -16,7 +16,6 @@ from test_backup import SQL, backup
 pytestmark = pytest.mark.integration
 
 
-
 def one_task(module):
     """A playbook of one task, named after the module, with its arguments and ``expect_failure`` as variables."""
     return """
