@@ -382,8 +382,8 @@ def _detach_all(clients, instance_id, moves, timeout, done):
 
 def _attached_at(volume, instance_id, device):
     attachment = _attachment(volume)
-    return bool(attachment) and attachment["InstanceId"] == instance_id and (
-        normalise_device(attachment["Device"]) == normalise_device(device))
+    return bool(attachment) and attachment["State"] in ("attaching", "attached") and (
+        attachment["InstanceId"] == instance_id and normalise_device(attachment["Device"]) == normalise_device(device))
 
 
 def _attach_all(clients, instance_id, moves, timeout, done):
@@ -414,6 +414,9 @@ def carry_out(clients, instance_id, moves, timeout):
                    for move in touched]
         try:
             _detach_all(clients, instance_id, reverse, timeout, [])
+            back = [move.in_id for move in reverse if move.in_id]
+            if back:
+                ec2_api.wait_for_volumes(clients[0], back, "volumes_available", timeout)
             _attach_all(clients, instance_id, reverse, timeout, [])
         except AnsibleEC2Error as undo_error:
             raise MoveFailed(error, undone=False, undo_error=undo_error) from error

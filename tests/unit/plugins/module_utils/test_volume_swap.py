@@ -194,6 +194,16 @@ def test_a_lost_attach_answer_is_checked_before_it_is_sent_again(clients):
     stubber.assert_no_pending_responses()
 
 
+def test_a_refused_attach_of_a_volume_still_detaching_there_is_not_taken_for_done(clients):
+    pair, stubber = clients
+    stubber.add_client_error("attach_volume", "VolumeInUse", "vol-d is already attached to an instance")
+    stubber.add_response("describe_volumes", attachment_answer("vol-d", "detaching"))
+    with pytest.raises(volume_swap.MoveFailed) as raised:
+        volume_swap.carry_out(pair, "i-1", [volume_swap.Move("xvdb", None, "vol-d", "roll back")], 60)
+    assert "VolumeInUse" in str(raised.value.error.exception)
+    stubber.assert_no_pending_responses()
+
+
 def test_a_failed_attach_puts_back_what_the_run_changed(clients):
     pair, stubber = clients
     moves = [volume_swap.Move("xvdb", "vol-d", "vol-rd", "swap"), volume_swap.Move("xvdc", "vol-e", "vol-re", "swap")]
@@ -207,6 +217,8 @@ def test_a_failed_attach_puts_back_what_the_run_changed(clients):
     stubber.add_response("describe_volumes", attachment_answer("vol-re", None))
     stubber.add_response("detach_volume", {}, {"VolumeId": "vol-rd", "InstanceId": "i-1"})
     stubber.add_response("describe_volumes", attachment_answer("vol-rd", None))
+    stubber.add_response("describe_volumes", {"Volumes": attachment_answer("vol-d", None)["Volumes"]
+                                              + attachment_answer("vol-e", None)["Volumes"]})
     for volume_id, device in (("vol-d", "xvdb"), ("vol-e", "xvdc")):
         stubber.add_response("attach_volume", {}, {"VolumeId": volume_id, "InstanceId": "i-1", "Device": device})
     stubber.add_response("describe_volumes", {"Volumes": attachment_answer("vol-d", "attached")["Volumes"]
@@ -228,6 +240,7 @@ def test_a_failure_before_any_change_changes_nothing_and_a_failed_undo_is_report
     stubber.add_response("describe_volumes", attachment_answer("vol-d", None))
     stubber.add_client_error("attach_volume", "UnauthorizedOperation", "no")
     stubber.add_response("describe_volumes", attachment_answer("vol-rd", None))
+    stubber.add_response("describe_volumes", attachment_answer("vol-d", None))
     stubber.add_client_error("attach_volume", "UnauthorizedOperation", "no")
     stubber.add_response("describe_volumes", attachment_answer("vol-d", None))
     with pytest.raises(volume_swap.MoveFailed) as raised:
@@ -242,3 +255,19 @@ def test_volumes_are_read_by_filter_so_one_unknown_id_does_not_hide_the_others(c
         "Filters": [{"Name": "volume-id", "Values": ["vol-a", "vol-gone"]}], "MaxResults": ANY})
     with pytest.raises(volume_swap.SwapError, match="volumes vol-gone do not exist"):
         volume_swap.read_volumes(client, ["vol-gone", "vol-a"])
+
+
+def test_the_replaced_volumes_of_an_instance_are_read_newest_swap_first(clients):
+    (client, dummy), stubber = clients
+    later = AT + datetime.timedelta(hours=1)
+    old, new = replaced("vol-d", "vol-r1", "xvdb"), replaced("vol-r1", "vol-r2", "xvdb", at=later)
+    elsewhere = replaced("vol-x", "vol-r9", "xvdb")
+    elsewhere["volume"]["Tags"] = [{"Key": snapshot_tags.replaced_by_key("vol-x"),
+                                    "Value": snapshot_tags.encode_replaced("vol-r9", "xvdb", "i-2", AT)},
+                                   {"Key": snapshot_tags.KEY_REPLACED_ON, "Value": "i-1"}]
+    stubber.add_response("describe_volumes", {"Volumes": [old["volume"], elsewhere["volume"], new["volume"]]}, {
+        "Filters": [{"Name": "tag:" + snapshot_tags.KEY_REPLACED_ON, "Values": ["i-1"]}], "MaxResults": ANY})
+    entries = volume_swap.replaced_on(client, "i-1")
+    assert [(e["volume"]["VolumeId"], e["volume_id"]) for e in entries] == [("vol-r1", "vol-r2"), ("vol-d", "vol-r1")]
+    moves, dummy = volume_swap.plan_rollback(instance(xvdb="vol-r2"), entries)
+    assert moves_of(moves) == [("xvdb", "vol-r2", "vol-r1")], "one step back: the newest swap of the device"
