@@ -301,6 +301,7 @@ class ActionModule(AgentAction):
         if prepared is not None:
             self._check_ebs(args, result, prepared, plan)
         if self._task.check_mode:
+            shadow_session.check_session_directory(self._sessions)
             session_plan = plan.session_plan("check-mode", args["backup_type"], args["hold_timeout"])
             result.update(changed=True, session_state="planned", script=diskshadow.diskshadow_script(session_plan),
                           writers=shadow_session.writer_results(plan, writers, None),

@@ -39,10 +39,14 @@ description:
     the task, or has its service restarted with O(restart_failed_writers=true).
   - diskshadow runs detached as SYSTEM through a scheduled task, with C(writer verify) for the required writers, so
     it fails rather than silently dropping one - a writer required per component (the default) is verified by its
-    components on the set, so SQL Server's C(master) on V(C:) does not fail a backup of V(D:) and V(E:). Every wait
-    is bounded (O(session_timeout), O(hold_timeout), the task's execution time limit); a controller that dies leaves
-    a session that ends by itself, and the next run cleans it up (O(cleanup_leftovers)). Once C(session_start) was
-    sent, any failure (a lost answer too) aborts the session and the result carries RV(run_id).
+    components on the set, so SQL Server's C(master) on V(C:) does not fail a backup of V(D:) and V(E:). SYSTEM runs
+    what is written to C(%ProgramData%\shadowsnap), where any local user may create folders, so no session starts, and
+    check mode fails as the run would, while a folder of that tree is owned by another account than SYSTEM or
+    Administrators, is a reparse point, or gives another account an explicit access entry; the message names each
+    folder and how to fix it. Every wait is bounded (O(session_timeout), O(hold_timeout), the task's execution time
+    limit); a controller that dies leaves a session that ends by itself, and the next run cleans it up
+    (O(cleanup_leftovers)). Once C(session_start) was sent, any failure (a lost answer too) aborts the session and the
+    result carries RV(run_id).
   - No AWS call and no AWS credentials are needed on the host; with O(ebs_snapshot_set) the controller takes the EBS
     snapshots itself.
   - See the collection's C(docs/engines.md) for the guarantees and limits, and C(docs/troubleshooting.md) for every

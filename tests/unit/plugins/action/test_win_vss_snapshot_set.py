@@ -691,3 +691,16 @@ def test_the_boot_volume_of_the_set_is_shadowed_too(ec2_host):
     assert sorted(result["shadows"]) == ["C:", "D:", "L:"] and result["verified"] is True
     members = {snapshot["volume_id"]: snapshot["shadow_id"] for snapshot in result["ebs_set"]["snapshots"]}
     assert members[root["Ebs"]["VolumeId"]] == result["shadows"]["C:"], "the boot volume's snapshot holds its shadow copy"
+
+
+def test_an_unsafe_session_directory_fails_the_task_and_its_check_mode_before_anything_starts():
+    for check_mode in (True, False):
+        host = WindowsServer()
+        tree = host.results["sessions"]
+        tree["folders"][1] = dict(tree["folders"][1], owner="S-1-5-21-1-2-3-1001", owner_name="WIN-SQL-01\\mallory")
+        result = run(host, DATA, check_mode=check_mode)
+        assert result["failed"] is True and host.ops() == ["batch"]
+        assert result["msg"] == (
+            "win-sql-01: the session directory is not safe for SYSTEM to run files from, so no session was started: "
+            "C:\\ProgramData\\shadowsnap\\runs is owned by WIN-SQL-01\\mallory: remove C:\\ProgramData\\shadowsnap\\runs "
+            "and let the agent create it")
