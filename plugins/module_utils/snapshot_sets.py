@@ -83,11 +83,15 @@ def attached_volumes(instance):
 
 def select_volumes(instance, volumes="all", volume_ids=None, device_names=None, include_boot=False):
     """The attached volumes a set covers: an explicit subset (ids and/or device names, plus the boot volume when
-    ``include_boot``), else all or all but boot."""
+    ``include_boot``), else all or all but boot. An explicit empty subset is refused: a caller whose list came out
+    empty must not get every volume instead."""
     attached = attached_volumes(instance)
     instance_id = instance["InstanceId"]
     if not attached:
         raise SnapshotSetError("instance %s has no EBS volumes attached" % instance_id)
+    if not (volume_ids or device_names) and (volume_ids is not None or device_names is not None):
+        raise SnapshotSetError("an empty list of volume ids or device names names no volume of %s; leave both out to "
+                               "choose by volumes (all or data)" % instance_id)
     if volume_ids or device_names:
         selected = []
         by_id = dict((volume["volume_id"], volume) for volume in attached)

@@ -60,6 +60,7 @@ options:
   volume_ids:
     description:
       - An explicit subset of the instance's attached volumes, by volume id. May be combined with O(device_names).
+      - An empty list is refused (leave it out to choose by O(volumes)).
     type: list
     elements: str
   device_names:

@@ -47,6 +47,9 @@ def test_subset_is_expressed_as_exclusions():
     ({"device_names": ["xvdz"]}, "no EBS volume is attached to i-1 at device xvdz"),
     ({"device_names": ["xvdd"]}, "is detaching, not attached"),
     ({"volumes": "all"}, "is detaching, not attached"),
+    ({"volume_ids": []}, "an empty list of volume ids or device names names no volume of i-1"),
+    ({"volume_ids": [], "device_names": []}, "an empty list of volume ids or device names names no volume of i-1"),
+    ({"device_names": [], "include_boot": True}, "an empty list of volume ids or device names names no volume of i-1"),
 ])
 def test_selection_errors_name_the_problem(kwargs, message):
     with pytest.raises(snapshot_sets.SnapshotSetError, match=message):
