@@ -4,17 +4,21 @@ Laid out the way moto lays out a service: the state and logic the lab adds (``*_
 where it plugs into moto (``*_responses``: templates, request parsing, the moto entry points routed to the models).
 """
 
-from . import ebs_responses, ssm_responses
+from . import ebs_responses, retention_responses, ssm_responses
 from .ebs_models import EbsBehaviour
 from .fault_proxy import FaultProxy
 from .moto_server import MotoServer
+from .retention_client import RetentionLabClient
+from .retention_models import RetentionBehaviour
 from .ssm_models import SsmBehaviour
 
 
-def install_into_moto(ebs, ssm):
-    """Route moto's EBS and SSM entry points to the lab's models (process-wide, once per process)."""
+def install_into_moto(ebs, ssm, retention):
+    """Route moto's EBS, SSM and retention entry points to the lab's models (process-wide, once per process)."""
     ebs_responses.install(ebs)
     ssm_responses.install(ssm)
+    retention_responses.install(retention)
 
 
-__all__ = ["EbsBehaviour", "FaultProxy", "MotoServer", "SsmBehaviour", "install_into_moto"]
+__all__ = ["EbsBehaviour", "FaultProxy", "MotoServer", "RetentionBehaviour", "RetentionLabClient", "SsmBehaviour",
+           "install_into_moto"]
