@@ -296,7 +296,7 @@ timings:
   returned: always
   type: dict
   sample: {"preflight": 0.12, "create": 0.31, "wait": 0.0, "total": 0.43}
-deleted:
+deleted_snapshot_ids:
   description: The snapshots deleted (in check mode, that would be deleted), by this run or an earlier one whose answer
     was lost.
   returned: when O(state=absent)
@@ -304,7 +304,7 @@ deleted:
   elements: str
   sample: ["snap-0123456789abcdef0"]
   version_added: 0.2.0
-skipped:
+skipped_snapshots:
   description: Members left in place, with the reason (an AMI uses it, or a snapshot lock protects it).
   returned: when O(state=absent)
   type: list
@@ -443,7 +443,8 @@ def remove_snapshot_set(module, set_id):
     began = time.monotonic()
     instance_id = module.params["instance_id"]
     client = ec2_client(module)
-    result = {"changed": False, "set_id": set_id, "instance_id": instance_id, "deleted": [], "skipped": []}
+    result = {"changed": False, "set_id": set_id, "instance_id": instance_id, "deleted_snapshot_ids": [],
+              "skipped_snapshots": []}
     found = snapshot_sets.find_existing_set(client, set_id, instance_id)
     if found is None:
         return dict(result, status="absent", timings={"total": round(time.monotonic() - began, 3)})
@@ -465,7 +466,8 @@ def remove_snapshot_set(module, set_id):
     status = "deleted" if not skipped and not errors else "partial"
     timings = {"find": round(found_at - began, 3), "delete": round(time.monotonic() - found_at, 3),
                "total": round(time.monotonic() - began, 3)}
-    result.update(changed=bool(deleted), status=status, deleted=sorted(deleted), skipped=skipped, timings=timings)
+    result.update(changed=bool(deleted), status=status, deleted_snapshot_ids=sorted(deleted), skipped_snapshots=skipped,
+                  timings=timings)
     if errors:
         module.fail_json(msg="set %s was deleted only in part: %s" % (set_id, "; ".join(e["error"] for e in errors)),
                          errors=errors, **result)

@@ -157,7 +157,7 @@ EXAMPLES = r"""
 - name: Show why each set was kept
   ansible.builtin.debug:
     msg: "{{ item.set_id }}: {{ item.reasons | join('; ') }}"
-  loop: "{{ retention.kept }}"
+  loop: "{{ retention.kept_sets }}"
   loop_control:
     label: "{{ item.set_id }}"
 """
@@ -173,7 +173,7 @@ region:
   returned: always
   type: str
   sample: eu-west-1
-kept:
+kept_sets:
   description: The sets kept, newest first per instance and policy, each with every reason that keeps it.
   returned: always
   type: list
@@ -211,16 +211,16 @@ kept:
             "created_at": "2026-11-24T01:00:00Z", "status": "completed", "consistency": "application",
             "snapshot_ids": ["snap-0123456789abcdef0"],
             "reasons": ["daily snapshot", "weekly snapshot", "monthly snapshot", "newest complete application set of i-0123456789abcdef0"]}]
-deleted:
+deleted_sets:
   description:
-    - The sets deleted whole (in check mode, that would be deleted), with the same keys as RV(kept) and the reason
+    - The sets deleted whole (in check mode, that would be deleted), with the same keys as RV(kept_sets) and the reason
       V(no rule of the policy keeps it) (or why an incomplete or failed set fills no slot).
     - C(deleted_snapshot_ids) are the snapshots this run deleted, C(already_deleted) those an earlier attempt did,
       C(seconds) how long the set took. In check mode C(deleted_snapshot_ids) is empty.
   returned: always
   type: list
   elements: dict
-skipped:
+skipped_sets:
   description:
     - Sets left untouched because retention may not act on them (no tag schema, another account or Region, no
       created-at tag), and sets planned for deletion of which EC2 refused a member (an AMI uses it, a lock protects
@@ -318,7 +318,7 @@ def run_retention(module):
     result = {
         "changed": bool(deleted or any(entry["deleted_snapshot_ids"] for entry in refused)),
         "account_id": account_id, "region": region,
-        "kept": plan["keep"], "deleted": deleted, "skipped": plan["skipped"] + refused,
+        "kept_sets": plan["keep"], "deleted_sets": deleted, "skipped_sets": plan["skipped"] + refused,
         "counts": {"kept": len(plan["keep"]), "deleted": len(deleted), "skipped": len(plan["skipped"]) + len(refused),
                    "snapshots_deleted": snapshots_deleted},
         "timings": {"read": round(read_at - began, 3), "plan": round(planned_at - read_at, 3),

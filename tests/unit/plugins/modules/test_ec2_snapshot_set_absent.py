@@ -18,10 +18,10 @@ def test_a_whole_set_is_deleted_and_a_rerun_changes_nothing(lab):
     doomed = make_set(lab, "doomed")
     kept = make_set(lab, "kept")
     result, warnings = absent(lab, "doomed")
-    assert (result["changed"], result["status"], result["deleted"], result["skipped"]) == (True, "deleted", doomed, [])
+    assert (result["changed"], result["status"], result["deleted_snapshot_ids"], result["skipped_snapshots"]) == (True, "deleted", doomed, [])
     assert present(lab, doomed + kept) == kept and warnings == []
     again, dummy = absent(lab, "doomed")
-    assert (again["changed"], again["status"], again["deleted"]) == (False, "absent", [])
+    assert (again["changed"], again["status"], again["deleted_snapshot_ids"]) == (False, "absent", [])
     assert [d["outcome"] for d in lab.deletions()] == ["deleted"] * 3, "the rerun sent no delete"
 
 
@@ -29,7 +29,7 @@ def test_a_set_deleted_halfway_is_finished(lab):
     members = make_set(lab, "half")
     lab.ec2().delete_snapshot(SnapshotId=members[1])
     result, dummy = absent(lab, "half")
-    assert result["changed"] and result["deleted"] == sorted(set(members) - {members[1]})
+    assert result["changed"] and result["deleted_snapshot_ids"] == sorted(set(members) - {members[1]})
     assert present(lab, members) == []
 
 
@@ -41,19 +41,19 @@ def test_members_an_ami_or_a_lock_keeps_are_skipped_with_the_reason_and_the_rest
     client.lock_snapshot(SnapshotId=members[1], LockMode="governance", LockDuration=7)
 
     planned, dummy = absent(lab, "protected", check_mode=True)
-    assert planned["deleted"] == [members[2]] and present(lab, members) == members, "check mode deletes nothing"
-    predicted = {e["snapshot_id"]: e["reason"] for e in planned["skipped"]}
+    assert planned["deleted_snapshot_ids"] == [members[2]] and present(lab, members) == members, "check mode deletes nothing"
+    predicted = {e["snapshot_id"]: e["reason"] for e in planned["skipped_snapshots"]}
     assert sorted(predicted) == members[:2] and predicted[members[0]] == "in use: backs AMI %s" % image_id
     assert predicted[members[1]].startswith("locked: governance lock until ")
 
     result, warnings = absent(lab, "protected")
-    assert (result["changed"], result["status"], result["deleted"]) == (True, "partial", [members[2]])
-    reasons = {e["snapshot_id"]: e["reason"] for e in result["skipped"]}
+    assert (result["changed"], result["status"], result["deleted_snapshot_ids"]) == (True, "partial", [members[2]])
+    reasons = {e["snapshot_id"]: e["reason"] for e in result["skipped_snapshots"]}
     assert "is currently in use by %s" % image_id in reasons[members[0]]
     assert reasons[members[1]].startswith("locked: governance lock until ")
     assert len(warnings) == 2 and all("of set protected is kept" in warning for warning in warnings)
     again, dummy = absent(lab, "protected")
-    assert (again["changed"], again["status"], again["deleted"]) == (False, "partial", [])
+    assert (again["changed"], again["status"], again["deleted_snapshot_ids"]) == (False, "partial", [])
     assert present(lab, members) == members[:2]
 
 
@@ -64,7 +64,7 @@ def test_another_instances_set_is_refused_and_another_accounts_snapshots_are_nev
         absent(lab, "base", host="win-web-01")
     assert lab.deletions() == []
     result, dummy = absent(lab, "base")
-    assert result["deleted"] == ours
+    assert result["deleted_snapshot_ids"] == ours
     assert present(lab, ours) == []
     assert len(lab.ec2().describe_snapshots(OwnerIds=[OTHER_ACCOUNT])["Snapshots"]) == len(theirs["base"]) == 3
 
@@ -76,5 +76,5 @@ def test_any_other_failure_fails_the_task_after_the_other_members_with_what_was_
         absent(lab, "denied")
     result = raised.value.result
     assert result["msg"].startswith("set denied was deleted only in part: could not delete snap-")
-    assert "UnauthorizedOperation" in result["msg"] and result["status"] == "partial" and len(result["deleted"]) == 2
-    assert present(lab, members) == sorted(set(members) - set(result["deleted"]))
+    assert "UnauthorizedOperation" in result["msg"] and result["status"] == "partial" and len(result["deleted_snapshot_ids"]) == 2
+    assert present(lab, members) == sorted(set(members) - set(result["deleted_snapshot_ids"]))

@@ -37,10 +37,10 @@ def snapshot_ids(entries):
 def test_check_mode_returns_the_plan_with_every_reason_and_deletes_nothing(lab):
     daily_history(lab, 9)
     result, dummy = run(lab, check_mode=True, keep_last=3)
-    assert [entry["set_id"] for entry in result["kept"]] == ["night-00", "night-01", "night-02"]
-    assert result["kept"][0]["reasons"] == ["last snapshot"]
-    assert sorted(entry["set_id"] for entry in result["deleted"]) == ["night-%02d" % day for day in range(3, 10)]
-    assert all(entry["reasons"] == ["no rule of the policy keeps it"] for entry in result["deleted"])
+    assert [entry["set_id"] for entry in result["kept_sets"]] == ["night-00", "night-01", "night-02"]
+    assert result["kept_sets"][0]["reasons"] == ["last snapshot"]
+    assert sorted(entry["set_id"] for entry in result["deleted_sets"]) == ["night-%02d" % day for day in range(3, 10)]
+    assert all(entry["reasons"] == ["no rule of the policy keeps it"] for entry in result["deleted_sets"])
     assert result["changed"] is True and result["counts"]["snapshots_deleted"] == 0
     assert lab.deletions() == [] and "DeleteSnapshot" not in lab.counts()["actions"]
     assert (result["account_id"], result["region"]) == ("123456789012", "us-east-1")
@@ -51,16 +51,16 @@ def test_the_planned_sets_are_deleted_whole_and_a_rerun_deletes_nothing(lab):
     daily_history(lab, 2, host="win-web-01", prefix="web")
     planned, dummy = run(lab, check_mode=True, keep_last=3)
     result, warnings = run(lab, keep_last=3)
-    assert sorted(entry["set_id"] for entry in planned["deleted"]) == ["night-%02d" % day for day in range(3, 10)]
-    assert [entry["set_id"] for entry in result["deleted"]] == ["night-%02d" % day for day in range(9, 2, -1)], \
+    assert sorted(entry["set_id"] for entry in planned["deleted_sets"]) == ["night-%02d" % day for day in range(3, 10)]
+    assert [entry["set_id"] for entry in result["deleted_sets"]] == ["night-%02d" % day for day in range(9, 2, -1)], \
         "the planned sets, oldest first"
-    assert present(lab, snapshot_ids(result["deleted"])) == [] and warnings == []
-    assert present(lab, snapshot_ids(result["kept"])) == snapshot_ids(result["kept"])
-    assert {entry["set_id"] for entry in result["kept"]} >= {"web-00", "web-01", "web-02"}, "planned per instance"
+    assert present(lab, snapshot_ids(result["deleted_sets"])) == [] and warnings == []
+    assert present(lab, snapshot_ids(result["kept_sets"])) == snapshot_ids(result["kept_sets"])
+    assert {entry["set_id"] for entry in result["kept_sets"]} >= {"web-00", "web-01", "web-02"}, "planned per instance"
     assert result["counts"] == {"kept": 6, "deleted": 7, "skipped": 0, "snapshots_deleted": 21}
     assert result["pacing"]["throttled"] == 0 and result["pacing"]["attempts"] == 21
     again, dummy = run(lab, keep_last=3)
-    assert again["changed"] is False and again["deleted"] == [] and len(again["kept"]) == 6
+    assert again["changed"] is False and again["deleted_sets"] == [] and len(again["kept_sets"]) == 6
 
 
 def test_only_the_instances_and_the_policy_asked_for_are_planned(lab):
@@ -68,15 +68,15 @@ def test_only_the_instances_and_the_policy_asked_for_are_planned(lab):
     daily_history(lab, 4, host="win-web-01", prefix="web")
     instance_id = lab.instance("win-web-01")["instance_id"]
     result, dummy = run(lab, check_mode=True, keep_last=1, instance_ids=[instance_id])
-    assert {entry["instance_id"] for entry in result["kept"] + result["deleted"]} == {instance_id}
+    assert {entry["instance_id"] for entry in result["kept_sets"] + result["deleted_sets"]} == {instance_id}
     result, dummy = run(lab, check_mode=True, keep_last=1, policy="weekly")
-    assert result["kept"] == [] and result["deleted"] == []
+    assert result["kept_sets"] == [] and result["deleted_sets"] == []
 
 
 def test_protected_and_foreign_sets_are_kept_or_skipped_and_reported(lab):
     daily_history(lab, 6)
     client = ec2(lab)
-    members = dict((entry["set_id"], entry["snapshot_ids"]) for entry in run(lab, check_mode=True, keep_last=1)[0]["deleted"])
+    members = dict((entry["set_id"], entry["snapshot_ids"]) for entry in run(lab, check_mode=True, keep_last=1)[0]["deleted_sets"])
     client.create_tags(Resources=members["night-02"][:1], Tags=[{"Key": "shadowsnap:hold", "Value": "case 4711"}])
     client.lock_snapshot(SnapshotId=members["night-03"][0], LockMode="compliance", LockDuration=30)
     image_id = client.register_image(Name="from-set", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
@@ -86,13 +86,13 @@ def test_protected_and_foreign_sets_are_kept_or_skipped_and_reported(lab):
     lab.seed_snapshots(lab.instance("win-sql-01")["volumes"][1]["volume_id"], count=2)
 
     result, dummy = run(lab, keep_last=1)
-    reasons = dict((entry["set_id"], entry["reasons"]) for entry in result["kept"] + result["skipped"])
+    reasons = dict((entry["set_id"], entry["reasons"]) for entry in result["kept_sets"] + result["skipped_sets"])
     assert reasons["night-02"] == ["no rule of the policy keeps it", "held: shadowsnap:hold on %s (case 4711)" % members["night-02"][0]]
     assert reasons["night-03"][-1].startswith("locked: %s (compliance lock until " % members["night-03"][0])
     assert reasons["night-04"][-1] == "in use: %s backs AMI %s" % (members["night-04"][0], image_id)
     assert reasons["old-schema"] == ["skipped: tag schema version 0, not 1, which this collection reads"]
     assert "theirs" not in reasons, "another account's snapshots are never listed"
-    assert sorted(entry["set_id"] for entry in result["deleted"]) == ["night-01", "night-05", "night-06"]
+    assert sorted(entry["set_id"] for entry in result["deleted_sets"]) == ["night-01", "night-05", "night-06"]
     assert present(lab, members["night-02"] + members["night-03"] + members["night-04"]) == sorted(
         members["night-02"] + members["night-03"] + members["night-04"])
     assert len(lab.ec2().describe_snapshots(OwnerIds=[OTHER_ACCOUNT])["Snapshots"]) == 3
@@ -103,11 +103,11 @@ def test_a_refusal_during_the_deletes_skips_that_set_and_another_failure_fails_t
     daily_history(lab, 4)
     lab.faults(rules=[{"action": "DeleteSnapshot", "error": "InvalidSnapshot.InUse", "count": 1}])
     result, warnings = run(lab, keep_last=1, max_concurrency=1)
-    assert [entry["set_id"] for entry in result["skipped"]] == ["night-04"], "the oldest set is deleted first"
-    skipped = result["skipped"][0]
+    assert [entry["set_id"] for entry in result["skipped_sets"]] == ["night-04"], "the oldest set is deleted first"
+    skipped = result["skipped_sets"][0]
     assert len(skipped["refused"]) == 1 and len(skipped["deleted_snapshot_ids"]) == 2
     assert skipped["reasons"][-1].startswith("not deleted whole: %s in use: InvalidSnapshot.InUse" % skipped["refused"][0]["snapshot_id"])
-    assert [entry["set_id"] for entry in result["deleted"]] == ["night-03", "night-02", "night-01"]
+    assert [entry["set_id"] for entry in result["deleted_sets"]] == ["night-03", "night-02", "night-01"]
     assert warnings == ["set night-04 was not deleted whole: %s in use: InvalidSnapshot.InUse: InvalidSnapshot.InUse"
                         % skipped["refused"][0]["snapshot_id"]]
 
@@ -117,7 +117,7 @@ def test_a_refusal_during_the_deletes_skips_that_set_and_another_failure_fails_t
         run(lab, keep_last=1, instance_ids=[lab.instance("win-sql-01")["instance_id"]])
     failed = raised.value.result
     assert failed["msg"].startswith("retention could not delete every planned set: could not delete snap-")
-    assert failed["counts"]["snapshots_deleted"] > 0 and failed["skipped"][-1]["errors"]
+    assert failed["counts"]["snapshots_deleted"] > 0 and failed["skipped_sets"][-1]["errors"]
 
 
 def test_an_empty_policy_is_refused_before_any_call(lab):
