@@ -48,6 +48,7 @@ def error_code(error):
 
 
 def error_text(error):
+    """EC2's code and message of an AnsibleEC2Error, as a reason quotes them."""
     response = getattr(error.exception, "response", None) or {}
     message = response.get("Error", {}).get("Message")
     return "%s: %s" % (error_code(error), message) if message else str(error.exception or error)
@@ -80,6 +81,7 @@ class DeletePacer:
         self.waited = 0.0
 
     def attach(self, client):
+        """Pace every DeleteSnapshot attempt of ``client`` (botocore's retries and amazon.aws's alike)."""
         client.meta.events.register("before-send.ec2.DeleteSnapshot", self._before_attempt)
         client.meta.events.register("needs-retry.ec2.DeleteSnapshot", self._after_attempt)
         return client
@@ -120,12 +122,16 @@ class DeletePacer:
         self.take()
 
     def _after_attempt(self, response=None, **kwargs):
-        if response is not None:
-            http_response, parsed = response
-            code = (parsed or {}).get("Error", {}).get("Code", "")
-            self.answered(code if code or http_response.status_code >= 300 else "")
+        """An answer with an error code, or a success; a lost connection (no answer) says nothing about the bucket."""
+        if response is None:
+            return
+        http_response, parsed = response
+        code = (parsed or {}).get("Error", {}).get("Code", "")
+        if code or http_response.status_code < 300:
+            self.answered(code)
 
     def stats(self):
+        """What the result reports as ``pacing``."""
         return {"attempts": self.attempts, "throttled": self.throttled, "paced_seconds": round(self.waited, 2),
                 "rate": round(self.rate, 2)}
 
@@ -151,6 +157,19 @@ def describe_lock(lock):
 def locks_by_snapshot(locks):
     """``{snapshot id: description}`` of the locks DescribeLockedSnapshots lists."""
     return dict((lock["SnapshotId"], describe_lock(lock)) for lock in locks)
+
+
+def protected_members(found, images, locks):
+    """The members EC2 would refuse to delete (``images`` and ``locks`` as the two functions above give them), with
+    the reason, as :func:`delete_set` reports a refusal: check mode asks instead of trying."""
+    refused = []
+    for member in found["snapshots"]:
+        entry = {"snapshot_id": member["snapshot_id"], "volume_id": member["volume_id"]}
+        if member["snapshot_id"] in images:
+            refused.append(dict(entry, reason="in use: backs AMI %s" % ", ".join(images[member["snapshot_id"]])))
+        elif member["snapshot_id"] in locks:
+            refused.append(dict(entry, reason="locked: %s" % locks[member["snapshot_id"]]))
+    return refused
 
 
 def refusal(found, account_id, instance_id=None):

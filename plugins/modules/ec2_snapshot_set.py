@@ -236,7 +236,10 @@ start_time:
   type: str
   sample: "2026-11-25T01:37:00.123000+00:00"
 status:
-  description: V(completed), V(pending), V(error) or V(incomplete) (a member is missing), or V(planned) in check mode.
+  description:
+    - V(completed), V(pending), V(error) or V(incomplete) (a member is missing), or V(planned) in check mode.
+    - With O(state=absent), V(deleted), V(partial) (members were skipped) or V(absent) (no snapshot carries the set
+      id); in check mode, what the run would give.
   returned: always
   type: str
   sample: pending
@@ -423,21 +426,6 @@ def ensure_snapshot_set(module, set_id, now):
     return dict(result, changed=True, retries=retries, timings=timings, tags=tags)
 
 
-def predicted_refusals(client, found):
-    """Members EC2 would refuse to delete, as set_deletion.delete_set reports them: check mode asks instead of trying."""
-    images = set_deletion.images_by_snapshot(ec2_api.describe_images(client))
-    locks = set_deletion.locks_by_snapshot(
-        ec2_api.describe_locked_snapshots(client, [member["snapshot_id"] for member in found["snapshots"]]))
-    refused = []
-    for member in found["snapshots"]:
-        entry = {"snapshot_id": member["snapshot_id"], "volume_id": member["volume_id"]}
-        if member["snapshot_id"] in images:
-            refused.append(dict(entry, reason="in use: backs AMI %s" % ", ".join(images[member["snapshot_id"]])))
-        elif member["snapshot_id"] in locks:
-            refused.append(dict(entry, reason="locked: %s" % locks[member["snapshot_id"]]))
-    return refused
-
-
 def remove_snapshot_set(module, set_id):
     """The task's result for ``state: absent``: the set's members deleted, those EC2 refuses skipped with the reason."""
     began = time.monotonic()
@@ -453,7 +441,10 @@ def remove_snapshot_set(module, set_id):
         raise snapshot_sets.SnapshotSetError("set %s is not deleted: %s" % (set_id, why_not))
     found_at = time.monotonic()
     if module.check_mode:
-        skipped = predicted_refusals(client, found)
+        images = set_deletion.images_by_snapshot(ec2_api.describe_images(client))
+        locks = set_deletion.locks_by_snapshot(
+            ec2_api.describe_locked_snapshots(client, [member["snapshot_id"] for member in found["snapshots"]]))
+        skipped = set_deletion.protected_members(found, images, locks)
         kept = set(entry["snapshot_id"] for entry in skipped)
         deleted = [member["snapshot_id"] for member in found["snapshots"] if member["snapshot_id"] not in kept]
         errors = []

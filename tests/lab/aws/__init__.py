@@ -4,7 +4,7 @@ Laid out the way moto lays out a service: the state and logic the lab adds (``*_
 where it plugs into moto (``*_responses``: templates, request parsing, the moto entry points routed to the models).
 """
 
-from . import ebs_responses, retention_responses, ssm_responses
+from . import ebs_responses, moto_speedups, retention_responses, ssm_responses
 from .ebs_models import EbsBehaviour
 from .fault_proxy import FaultProxy
 from .moto_server import MotoServer
@@ -15,6 +15,7 @@ from .ssm_models import SsmBehaviour
 
 def install_into_moto(ebs, ssm, retention):
     """Route moto's EBS, SSM and retention entry points to the lab's models (process-wide, once per process)."""
+    moto_speedups.install()
     ebs_responses.install(ebs)
     ssm_responses.install(ssm)
     retention_responses.install(retention)

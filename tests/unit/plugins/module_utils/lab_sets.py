@@ -58,6 +58,12 @@ def make_set(lab, set_id, host=HOST, created_at=None, consistency="crash", polic
     return sorted(snapshot["SnapshotId"] for snapshot in created)
 
 
+def register_image_using(lab, snapshot_id):
+    """An AMI of this account whose root mapping is the snapshot (EC2 then refuses to delete it); its id."""
+    return ec2(lab).register_image(Name="from-set", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
+        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": snapshot_id}}])["ImageId"]
+
+
 def found_set(lab, set_id):
     return snapshot_sets.find_existing_set(ec2(lab), set_id)
 

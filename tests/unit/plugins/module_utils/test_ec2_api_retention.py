@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import AnsibleEC2Error
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api, snapshot_sets
 from unit.plugins.module_utils.lab_sets import (  # pylint: disable=unused-import
-    OTHER_ACCOUNT, ec2, lab_fixture, lab_process_fixture, make_set)
+    OTHER_ACCOUNT, ec2, lab_fixture, lab_process_fixture, make_set, register_image_using)
 
 
 def calls(lab, action):
@@ -50,8 +50,7 @@ def test_locks_are_read_page_by_page_and_expired_ones_left_out(lab, monkeypatch)
 def test_the_accounts_amis_and_the_snapshots_they_use(lab):
     client = ec2(lab)
     used = make_set(lab, "base")[0]
-    image_id = client.register_image(Name="from-set", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
-        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": used}}])["ImageId"]
+    image_id = register_image_using(lab, used)
     images = ec2_api.describe_images(client)
     assert [image["ImageId"] for image in images] == [image_id], "only this account's AMIs, not moto's public ones"
     assert [mapping["Ebs"]["SnapshotId"] for mapping in images[0]["BlockDeviceMappings"]] == [used]
@@ -62,8 +61,7 @@ def test_a_delete_of_a_snapshot_gone_already_is_no_error_and_a_refusal_is(lab):
     snapshot_ids = make_set(lab, "base")
     assert ec2_api.delete_snapshot(client, snapshot_ids[0]) is True
     assert ec2_api.delete_snapshot(client, snapshot_ids[0]) is False
-    client.register_image(Name="from-set", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
-        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": snapshot_ids[1]}}])
+    register_image_using(lab, snapshot_ids[1])
     with pytest.raises(AnsibleEC2Error, match="Failed to delete the snapshot") as raised:
         ec2_api.delete_snapshot(client, snapshot_ids[1])
     assert raised.value.exception.response["Error"]["Code"] == "InvalidSnapshot.InUse"

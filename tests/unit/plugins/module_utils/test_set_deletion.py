@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_deletion, snapshot_sets
 from unit.plugins.module_utils.lab_sets import (  # pylint: disable=unused-import
-    OTHER_ACCOUNT, ec2, found_set, lab_fixture, lab_process_fixture, make_set, present)
+    OTHER_ACCOUNT, ec2, found_set, lab_fixture, lab_process_fixture, make_set, present, register_image_using)
 
 ACCOUNT = "123456789012"
 
@@ -41,8 +41,7 @@ def test_a_set_deleted_halfway_is_finished_and_a_member_gone_meanwhile_counts_as
 def test_an_ami_used_or_locked_member_is_skipped_with_ec2s_reason_and_the_rest_deleted(lab):
     members = make_set(lab, "protected")
     client = ec2(lab)
-    image_id = client.register_image(Name="from-set", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
-        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": members[0]}}])["ImageId"]
+    image_id = register_image_using(lab, members[0])
     client.lock_snapshot(SnapshotId=members[1], LockMode="compliance", LockDuration=30)
     outcome = set_deletion.delete_set(deleting_client(lab), found_set(lab, "protected"))
     refused = {entry["snapshot_id"]: entry["reason"] for entry in outcome["refused"]}

@@ -5,7 +5,7 @@ import pytest
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
 from ansible_collections.shadowsnap.ec2.plugins.modules import ec2_snapshot_set as module
 from unit.plugins.module_utils.lab_sets import (  # pylint: disable=unused-import
-    OTHER_ACCOUNT, Module, ModuleFailed, ec2, lab_fixture, lab_process_fixture, make_set, present)
+    OTHER_ACCOUNT, Module, ModuleFailed, ec2, lab_fixture, lab_process_fixture, make_set, present, register_image_using)
 
 
 def absent(lab, set_id, host="win-sql-01", check_mode=False):
@@ -36,8 +36,7 @@ def test_a_set_deleted_halfway_is_finished(lab):
 def test_members_an_ami_or_a_lock_keeps_are_skipped_with_the_reason_and_the_rest_is_deleted(lab):
     members = make_set(lab, "protected")
     client = ec2(lab)
-    image_id = client.register_image(Name="from-set", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
-        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": members[0]}}])["ImageId"]
+    image_id = register_image_using(lab, members[0])
     client.lock_snapshot(SnapshotId=members[1], LockMode="governance", LockDuration=7)
 
     planned, dummy = absent(lab, "protected", check_mode=True)

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import retention
 from ansible_collections.shadowsnap.ec2.plugins.modules import ec2_snapshot_set_retention as module
 from unit.plugins.module_utils.lab_sets import (  # pylint: disable=unused-import
-    OTHER_ACCOUNT, UTC, Module, ModuleFailed, ec2, lab_fixture, lab_process_fixture, make_set, present)
+    OTHER_ACCOUNT, UTC, Module, ModuleFailed, ec2, lab_fixture, lab_process_fixture, make_set, present, register_image_using)
 
 DEFAULTS = dict(instance_ids=None, policy=None, time_zone="UTC", min_age_hours=24, max_concurrency=4, delete_rate=50.0,
                 delete_burst=100, **dict((key, None if key.startswith("keep_within") else 0) for key in retention.POLICY_KEYS))
@@ -79,8 +79,7 @@ def test_protected_and_foreign_sets_are_kept_or_skipped_and_reported(lab):
     members = dict((entry["set_id"], entry["snapshot_ids"]) for entry in run(lab, check_mode=True, keep_last=1)[0]["deleted_sets"])
     client.create_tags(Resources=members["night-02"][:1], Tags=[{"Key": "shadowsnap:hold", "Value": "case 4711"}])
     client.lock_snapshot(SnapshotId=members["night-03"][0], LockMode="compliance", LockDuration=30)
-    image_id = client.register_image(Name="from-set", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
-        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": members["night-04"][0]}}])["ImageId"]
+    image_id = register_image_using(lab, members["night-04"][0])
     lab.clone_set("night-05", [{"set_id": "old-schema", "created_at": "2025-01-01T00:00:00Z", "tags": {"shadowsnap:schema": "0"}},
                                {"set_id": "theirs", "created_at": "2025-01-01T00:00:00Z", "owner_id": OTHER_ACCOUNT}])
     lab.seed_snapshots(lab.instance("win-sql-01")["volumes"][1]["volume_id"], count=2)
