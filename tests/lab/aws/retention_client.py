@@ -16,8 +16,8 @@ class RetentionLabClient:
 
     def seed_snapshots(self, volume_id, count=1, tags=None, owner_id=None, description=""):
         """Loose snapshots of a volume (untagged unless ``tags``; another account's with ``owner_id``)."""
-        return self._call("POST", "/retention/snapshots", {"volume_id": volume_id, "count": count, "tags": tags,
-                                                            "owner_id": owner_id, "description": description})["snapshot_ids"]
+        request = {"volume_id": volume_id, "count": count, "tags": tags, "owner_id": owner_id, "description": description}
+        return self._call("POST", "/retention/snapshots", request)["snapshot_ids"]
 
     def backdate_set(self, set_id, created_at):
         """An existing set as if made at ``created_at`` (ISO 8601): its created-at tag and StartTime."""

@@ -310,7 +310,7 @@ class RetentionBehaviour:
         backend = self.backend()
         volume = backend.get_volume(volume_id)
         with self.lock:
-            return [self._add_snapshot(backend, volume, description, tags, lab_now(), owner_id).id for _ in range(count)]
+            return [self._add_snapshot(backend, volume, description, tags, lab_now(), owner_id).id for dummy in range(count)]
 
     def backdate(self, set_id, created_at):
         """An existing set as if it had been made at ``created_at``: its created-at tag and StartTime on every member."""
