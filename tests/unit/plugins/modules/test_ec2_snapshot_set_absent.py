@@ -77,3 +77,20 @@ def test_any_other_failure_fails_the_task_after_the_other_members_with_what_was_
     assert result["msg"].startswith("set denied was deleted only in part: could not delete snap-")
     assert "UnauthorizedOperation" in result["msg"] and result["status"] == "partial" and len(result["deleted_snapshot_ids"]) == 2
     assert present(lab, members) == sorted(set(members) - set(result["deleted_snapshot_ids"]))
+
+
+def test_a_set_whose_members_disagree_or_lack_the_schema_is_refused_whole_before_any_delete(lab):
+    make_set(lab, "base")
+    lab.clone_set("base", [{"set_id": "mixed", "created_at": "2026-01-01T00:00:00Z"},
+                           {"set_id": "bare", "created_at": "2026-01-01T00:00:00Z"}])
+    client = ec2(lab)
+    mixed = [member["snapshot_id"] for member in snapshot_sets.find_existing_set(client, "mixed")["snapshots"]]
+    client.create_tags(Resources=mixed[-1:], Tags=[{"Key": "shadowsnap:instance-id",
+                                                   "Value": lab.instance("win-web-01")["instance_id"]}])
+    with pytest.raises(snapshot_sets.SnapshotSetError, match="set mixed is not deleted: its snapshots belong to instances"):
+        absent(lab, "mixed")
+    bare = [member["snapshot_id"] for member in snapshot_sets.find_existing_set(client, "bare")["snapshots"]]
+    client.delete_tags(Resources=bare[-1:], Tags=[{"Key": "shadowsnap:schema"}])
+    with pytest.raises(snapshot_sets.SnapshotSetError, match="do not carry the collection's tag schema"):
+        absent(lab, "bare")
+    assert lab.deletions() == [] and present(lab, mixed + bare) == sorted(mixed + bare)
