@@ -224,7 +224,8 @@ skipped_sets:
   description:
     - Sets left untouched because retention may not act on them (no tag schema, another account or Region, no
       created-at tag), and sets planned for deletion of which EC2 refused a member (an AMI uses it, a lock protects
-      it) - with C(refused) (each snapshot and EC2's reason) and the members deleted before.
+      it) or a delete failed - with C(refused) (each snapshot and EC2's reason), C(errors) (the failures, which also
+      fail the task) and the members deleted before (C(deleted_snapshot_ids)).
   returned: always
   type: list
   elements: dict
@@ -270,18 +271,19 @@ def policy_of(params):
 
 
 def deletion_entries(planned, outcomes):
-    """(deleted, skipped) entries of the sets the plan deleted: whole, or refused in part by EC2 with its reasons."""
-    deleted, skipped = [], []
+    """(deleted, partial) entries of the sets the plan deleted: whole, or in part (EC2 refused a member, or a delete
+    failed), with the reasons."""
+    deleted, partial = [], []
     for entry, outcome in zip(planned, outcomes):
         entry = dict(entry, deleted_snapshot_ids=outcome["deleted_snapshot_ids"],
                      already_deleted=outcome["already_deleted"], seconds=outcome["seconds"])
         if outcome["refused"] or outcome["errors"]:
             reasons = ["not deleted whole: %s %s" % (refused["snapshot_id"], refused["reason"]) for refused in outcome["refused"]]
             reasons += [error["error"] for error in outcome["errors"]]
-            skipped.append(dict(entry, refused=outcome["refused"], errors=outcome["errors"], reasons=entry["reasons"] + reasons))
+            partial.append(dict(entry, refused=outcome["refused"], errors=outcome["errors"], reasons=entry["reasons"] + reasons))
         else:
             deleted.append(entry)
-    return deleted, skipped
+    return deleted, partial
 
 
 def run_retention(module):
@@ -306,31 +308,31 @@ def run_retention(module):
     doomed = sorted(plan["delete"], key=lambda entry: entry["created_at"])
     pacer = set_deletion.DeletePacer(params["delete_rate"], params["delete_burst"])
     if module.check_mode:
-        deleted, refused = [dict(entry, deleted_snapshot_ids=[], already_deleted=[]) for entry in doomed], []
+        deleted, partial = [dict(entry, deleted_snapshot_ids=[], already_deleted=[]) for entry in doomed], []
     else:
         outcomes = set_deletion.delete_sets(pacer.attach(client), [by_id[entry["set_id"]] for entry in doomed],
                                             params["max_concurrency"])
-        deleted, refused = deletion_entries(doomed, outcomes)
+        deleted, partial = deletion_entries(doomed, outcomes)
     done_at = time.monotonic()
 
-    snapshots_deleted = sum(len(entry["deleted_snapshot_ids"]) for entry in deleted + refused)
+    snapshots_deleted = sum(len(entry["deleted_snapshot_ids"]) for entry in deleted + partial)
     delete_seconds = done_at - planned_at
     result = {
-        "changed": bool(deleted or any(entry["deleted_snapshot_ids"] for entry in refused)),
+        "changed": bool(deleted or any(entry["deleted_snapshot_ids"] for entry in partial)),
         "account_id": account_id, "region": region,
-        "kept_sets": plan["keep"], "deleted_sets": deleted, "skipped_sets": plan["skipped"] + refused,
-        "counts": {"kept": len(plan["keep"]), "deleted": len(deleted), "skipped": len(plan["skipped"]) + len(refused),
+        "kept_sets": plan["keep"], "deleted_sets": deleted, "skipped_sets": plan["skipped"] + partial,
+        "counts": {"kept": len(plan["keep"]), "deleted": len(deleted), "skipped": len(plan["skipped"]) + len(partial),
                    "snapshots_deleted": snapshots_deleted},
         "timings": {"read": round(read_at - began, 3), "plan": round(planned_at - read_at, 3),
                     "delete": round(delete_seconds, 3), "total": round(done_at - began, 3),
                     "deletes_per_second": round(snapshots_deleted / delete_seconds, 2) if delete_seconds > 0 else 0.0},
         "pacing": pacer.stats(),
     }
-    for entry in refused:
+    for entry in partial:
         if entry["refused"]:
             module.warn("set %s was not deleted whole: %s" % (entry["set_id"], "; ".join(
                 "%s %s" % (member["snapshot_id"], member["reason"]) for member in entry["refused"])))
-    errors = [error["error"] for entry in refused for error in entry["errors"]]
+    errors = [error["error"] for entry in partial for error in entry["errors"]]
     if errors:
         module.fail_json(msg="retention could not delete every planned set: %s" % "; ".join(errors), **result)
     return result
