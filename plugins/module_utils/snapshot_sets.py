@@ -217,6 +217,14 @@ def find_existing_set(client, set_id, instance_id=None):
     return found
 
 
+def list_sets(client, instance_ids=None, policy=None):
+    """This account's sets (as :func:`group_sets` describes them), each with the ``region`` it was listed in."""
+    sets = group_sets(find_snapshots(client, instance_ids=instance_ids, policy=policy))
+    for found in sets:
+        found["region"] = client.meta.region_name
+    return sets
+
+
 def describe_member(snapshot):
     """One snapshot of a set, with its decoded schema data."""
     tags = boto3_tag_list_to_ansible_dict(snapshot.get("Tags", []))
@@ -224,6 +232,7 @@ def describe_member(snapshot):
     start = snapshot.get("StartTime")
     return {
         "snapshot_id": snapshot["SnapshotId"],
+        "owner_id": snapshot.get("OwnerId"),
         "volume_id": snapshot["VolumeId"],
         "volume_size": snapshot.get("VolumeSize"),
         "state": snapshot.get("State"),
