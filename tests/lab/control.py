@@ -101,6 +101,7 @@ class Lab:
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
         self.ssm = SsmBehaviour(self.windows)
         self.retention = RetentionBehaviour(self.blockstore, self.ebs, REGION)
+        self.proxy.services.update(self.retention.services)
         self.instances = []
         self._lock = threading.Lock()
 
@@ -283,10 +284,6 @@ class LabClient(RetentionLabClient):
         document = self._call("GET", "/volumes/content?volume_id=%s" % urllib.parse.quote(volume_id))
         document["files"] = {path: base64.b64decode(data) for path, data in document["files"].items()}
         return document
-
-    def set_snapshot_tier(self, snapshot_id, storage_tier):
-        """A snapshot's storage tier: ``archive`` (archival complete: CreateVolume refuses it) or ``standard``."""
-        return self._call("PUT", "/volumes/snapshot_tier", {"snapshot_id": snapshot_id, "storage_tier": storage_tier})
 
     def ssm(self, **settings):
         """AWSEC2-CreateVssSnapshot's emulation (lab.aws.ssm_models): ``run_seconds`` (InProgress time),

@@ -27,3 +27,18 @@ class RetentionLabClient:
         """Every DeleteSnapshot the lab answered, in order: ``snapshot_id``, ``set_id`` (its tag), ``outcome``
         (``deleted`` or the error code), ``lab_time``."""
         return self._call("GET", "/retention/deletions")["deletions"]
+
+    def set_snapshot_tier(self, snapshot_id, storage_tier="archive", archived_on=None):
+        """A snapshot archived (archival complete, since ``archived_on``, ISO 8601, or now: CreateVolume refuses it),
+        or back in the ``standard`` tier. ModifySnapshotTier and RestoreSnapshotTier go to EC2 like any call."""
+        return self._call("PUT", "/retention/tier", {"snapshot_id": snapshot_id, "storage_tier": storage_tier,
+                                                     "archived_on": archived_on})
+
+    def tier_settings(self, archive_seconds=None, restore_seconds=None):
+        """How long an archival and a restore from the archive take in the lab (EC2: hours, and up to 72 hours)."""
+        settings = {"archive_seconds": archive_seconds, "restore_seconds": restore_seconds}
+        return self._call("PUT", "/retention/tier_settings", {k: v for k, v in settings.items() if v is not None})
+
+    def recycle_bin_settings(self, recover_seconds):
+        """How long a snapshot restored from the Recycle Bin stays ``recovering``."""
+        return self._call("PUT", "/retention/recycle_bin_settings", {"recover_seconds": recover_seconds})

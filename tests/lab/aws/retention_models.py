@@ -6,8 +6,9 @@ RegisterImage ignores BlockDeviceMappings, and its DeleteSnapshot refuses only t
 CreateImage AMI. :class:`RetentionBehaviour` keeps a lock table (governance and compliance modes, a cooling-off period,
 a duration in days or an expiry date, the lock states EC2 documents), records the block-device mappings an AMI is
 registered with, and makes DeleteSnapshot refuse a snapshot that another account owns, that a lock protects, or that a
-registered AMI's mappings use (``InvalidSnapshot.InUse``, AWS's code and text). lab.aws.retention_responses plugs it
-into moto. Error codes AWS does not document are the lab's choice, marked below; the collection does not rely on them.
+registered AMI's mappings use (``InvalidSnapshot.InUse``, AWS's code and text). It owns the archive tier
+(lab.aws.tier_models) and the Recycle Bin (lab.aws.rbin_models): a DeleteSnapshot that a Recycle Bin rule retains moves
+the snapshot into the bin instead. lab.aws.retention_responses plugs it into moto. Error codes AWS does not document are the lab's choice, marked below; the collection does not rely on them.
 """
 
 import datetime
@@ -25,6 +26,9 @@ from moto.ec2.utils import random_snapshot_id
 from lab.clock import iso, lab_now
 
 from .ebs_models import start_time_text
+from .rbin_models import RecycleBin
+from .rbin_responses import RbinEndpoint
+from .tier_models import SnapshotTiers
 
 LOCK_MODES = ("governance", "compliance")
 LOCK_STATES = ("compliance-cooloff", "governance", "compliance", "expired")
@@ -96,8 +100,13 @@ class RetentionBehaviour:
         self._image_mappings = {}
         self._images_of_snapshot = {}
         self._deletions = []
+        self.tiers = SnapshotTiers(self.now, self.images_using)
+        self.recycle_bin = RecycleBin(self.now, region, DEFAULT_ACCOUNT_ID)
+        self.services = {"rbin": RbinEndpoint(self.recycle_bin)}
 
     def reset(self):
+        self.tiers.reset()
+        self.recycle_bin.reset()
         with self.lock:
             self._locks.clear()
             self._image_mappings.clear()
@@ -218,7 +227,8 @@ class RetentionBehaviour:
 
     # ------------------------------------------------------------------------------------------ DeleteSnapshot
     def delete_snapshot(self, original, backend, snapshot_id):
-        """DeleteSnapshot with EC2's refusals: another account's snapshot, a locked one, one an AMI uses."""
+        """DeleteSnapshot with EC2's refusals (another account's snapshot, a locked one, one an AMI uses); a snapshot a
+        Recycle Bin rule retains goes into the bin, any other is deleted (and leaves the archive tier)."""
         snapshot = backend.snapshots.get(snapshot_id)
         try:
             if snapshot is not None:
@@ -233,10 +243,16 @@ class RetentionBehaviour:
                 images = self.images_using(backend, snapshot_id)
                 if images:
                     raise InvalidSnapshotInUse(snapshot_id, images[0])
+                rule = self.recycle_bin.retaining_rule({tag["key"]: tag["value"] for tag in snapshot.get_tags()})
+                if rule is not None:
+                    self.recycle_bin.take(backend, snapshot, rule)
+                    self._record(snapshot_id, snapshot, "recycled")
+                    return snapshot
             deleted = original(backend, snapshot_id)
         except EC2ClientError as error:
             self._record(snapshot_id, snapshot, error.code)
             raise
+        self.tiers.forget(snapshot_id)
         self._record(snapshot_id, snapshot, "deleted")
         return deleted
 
@@ -339,6 +355,13 @@ class RetentionBehaviour:
                 return 200, {"snapshot_ids": self.backdate(request["set_id"], request["created_at"])}
             if route == ("GET", "/_lab/retention/deletions"):
                 return 200, {"deletions": self.deletions()}
+            if route == ("PUT", "/_lab/retention/tier"):
+                archived_on = _moment(request["archived_on"]) if request.get("archived_on") else None
+                return 200, self.tiers.set_archived(request["snapshot_id"], archived_on, request.get("storage_tier", "archive"))
+            if route == ("PUT", "/_lab/retention/tier_settings"):
+                return 200, self.tiers.configure(**request)
+            if route == ("PUT", "/_lab/retention/recycle_bin_settings"):
+                return 200, self.recycle_bin.configure(request["recover_seconds"])
         except (TypeError, ValueError, KeyError, EC2ClientError) as error:
             return 400, {"error": str(error)}
         return 404, {"error": "no such control endpoint: %s %s" % route}

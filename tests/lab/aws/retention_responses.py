@@ -9,7 +9,7 @@ from moto.ec2.models.elastic_block_store import EBSBackend
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
-from . import snapshot_listing
+from . import snapshot_listing, tier_responses
 
 
 def _optional_int(value):
@@ -17,8 +17,8 @@ def _optional_int(value):
 
 
 def install(behaviour):
-    """Route moto's DeleteSnapshot, RegisterImage and AMI mappings to ``behaviour``, and add the lock actions
-    (process-wide, once)."""
+    """Route moto's DeleteSnapshot, RegisterImage and AMI mappings to ``behaviour``, and add the lock, tier and
+    Recycle Bin actions (process-wide, once)."""
     if getattr(ElasticBlockStore, "_shadowsnap_lab_retention", False):
         raise RuntimeError("the lab's retention behaviour is already installed in this process")
     original_delete_snapshot = EBSBackend.delete_snapshot
@@ -72,3 +72,4 @@ def install(behaviour):
     AmisResponse.register_image = register_image
     Ami.block_device_mappings = property(block_device_mappings)
     ElasticBlockStore._shadowsnap_lab_retention = True  # pylint: disable=protected-access
+    tier_responses.install(behaviour.tiers, behaviour.recycle_bin)
