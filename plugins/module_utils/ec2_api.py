@@ -187,6 +187,66 @@ def describe_locked_snapshots(client, snapshot_ids=None):
         params["NextToken"] = page["NextToken"]
 
 
+@SnapshotErrorHandler.common_error_handler("lock the snapshot")
+@THROTTLING_RETRY
+def lock_snapshot(client, snapshot_id, mode, duration_days=None, expiration_date=None, cool_off_hours=None):
+    """LockSnapshot in ``mode`` for ``duration_days`` or until ``expiration_date``; returns the lock."""
+    params = {"SnapshotId": snapshot_id, "LockMode": mode}
+    if duration_days is not None:
+        params["LockDuration"] = duration_days
+    if expiration_date is not None:
+        params["ExpirationDate"] = expiration_date
+    if cool_off_hours:
+        params["CoolOffPeriod"] = cool_off_hours
+    return client.lock_snapshot(**params)
+
+
+@SnapshotErrorHandler.common_error_handler("unlock the snapshot")
+@THROTTLING_RETRY
+def unlock_snapshot(client, snapshot_id):
+    client.unlock_snapshot(SnapshotId=snapshot_id)
+
+
+@SnapshotErrorHandler.list_error_handler("describe the snapshots' storage tiers", [])
+@READ_RETRY
+def describe_snapshot_tier_status(client, snapshot_ids):
+    """DescribeSnapshotTierStatus of these snapshots: their last archival or restore and its state."""
+    paginator = client.get_paginator("describe_snapshot_tier_status")
+    pages = paginator.paginate(Filters=[{"Name": "snapshot-id", "Values": sorted(snapshot_ids)}],
+                               PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE})
+    return pages.build_full_result()["SnapshotTierStatuses"]
+
+
+@SnapshotErrorHandler.common_error_handler("archive the snapshot")
+@THROTTLING_RETRY
+def archive_snapshot(client, snapshot_id):
+    """ModifySnapshotTier to the archive tier; EC2 archives it in the hours that follow."""
+    return client.modify_snapshot_tier(SnapshotId=snapshot_id, StorageTier="archive")
+
+
+@SnapshotErrorHandler.common_error_handler("restore the snapshot from the archive tier")
+@THROTTLING_RETRY
+def restore_snapshot_tier(client, snapshot_id, temporary_days=None):
+    """RestoreSnapshotTier: for ``temporary_days`` (then EC2 archives it again), or permanently when None."""
+    if temporary_days is None:
+        return client.restore_snapshot_tier(SnapshotId=snapshot_id, PermanentRestore=True)
+    return client.restore_snapshot_tier(SnapshotId=snapshot_id, TemporaryRestoreDays=temporary_days)
+
+
+@SnapshotErrorHandler.list_error_handler("list the snapshots in the Recycle Bin", [])
+@READ_RETRY
+def list_snapshots_in_recycle_bin(client):
+    """Every snapshot of this account in the Recycle Bin (EC2 lists them without tags)."""
+    paginator = client.get_paginator("list_snapshots_in_recycle_bin")
+    return paginator.paginate(PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE}).build_full_result()["Snapshots"]
+
+
+@SnapshotErrorHandler.common_error_handler("restore the snapshot from the Recycle Bin")
+@THROTTLING_RETRY
+def restore_snapshot_from_recycle_bin(client, snapshot_id):
+    return client.restore_snapshot_from_recycle_bin(SnapshotId=snapshot_id)
+
+
 def _wait(client, waiter_name, kind, ids, timeout, delay, timed_out):
     """Run a waiter over the ``kind`` (Snapshots, Volumes) with these ids. An error answer is raised as EC2's error,
     an item in state ``error`` or the timeout as AnsibleEC2Error (``timed_out(last items)`` says what was waited for)."""

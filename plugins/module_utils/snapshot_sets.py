@@ -237,6 +237,7 @@ def describe_member(snapshot):
         "volume_size": snapshot.get("VolumeSize"),
         "state": snapshot.get("State"),
         "progress": snapshot.get("Progress"),
+        "storage_tier": snapshot.get("StorageTier", "standard"),
         "start_time": start.isoformat() if hasattr(start, "isoformat") else start,
         "device": decoded["device"],
         "paths": decoded["paths"],

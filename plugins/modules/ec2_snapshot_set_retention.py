@@ -28,6 +28,9 @@ description:
     tag C(shadowsnap:hold), is under a snapshot lock or backs an AMI is kept; V(unverified) and V(pending) sets younger
     than O(min_age_hours) are kept (a backup may still be running); incomplete and failed sets fill no slot and are
     deleted whole, which is how a deletion interrupted halfway is finished by the next run.
+  - With an archive rule (O(archive_after_days), O(archive_keep_standard)), kept sets are moved to the archive tier
+    whole, and reported in RV(archived_sets). A planned deletion of a set archived less than 90 days ago is skipped
+    unless O(force_archived_delete).
   - A policy that keeps nothing is refused before any API call, never taken as "delete everything".
   - In check mode nothing is deleted - the result is the plan, with every reason.
   - Deletes run on O(max_concurrency) threads, one set per thread at a time, paced by a client-side token bucket
@@ -121,14 +124,34 @@ options:
         holds 100.
     type: int
     default: 100
+  archive_after_days:
+    description:
+      - The archive rule by age - kept, complete sets older than this many days are moved to the EBS archive tier,
+        whole (C(ModifySnapshotTier) on every member). With O(archive_keep_standard) too, a set must meet both.
+      - The newest complete V(application) set of each instance and sets an AMI uses are never archived. EC2 bills an
+        archived snapshot for at least 90 days on its full size and takes up to 72 hours to restore one - archive
+        sets that the policy keeps for months and that are rarely restored.
+    type: int
+  archive_keep_standard:
+    description:
+      - The archive rule by count - of each instance's and policy's kept, complete sets, the newest this many stay in
+        the standard tier and older ones are archived.
+    type: int
+  force_archived_delete:
+    description:
+      - Delete planned sets that were archived less than 90 days ago anyway. Without it they are skipped with what a
+        delete would cost - EC2 still bills the rest of the 90 days.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
   - Calls C(sts:GetCallerIdentity) (the account guard), C(DescribeSnapshots) filtered by owner and tags and paginated,
-    C(DescribeImages) of the account's own AMIs, C(DescribeLockedSnapshots), and C(DeleteSnapshot); see the IAM
-    policy document in the collection's C(docs/) folder.
+    C(DescribeImages) of the account's own AMIs, C(DescribeLockedSnapshots), C(DeleteSnapshot), and, for archived
+    sets and the archive rule, C(DescribeSnapshotTierStatus) and C(ModifySnapshotTier); see the IAM policy document
+    in the collection's C(docs/) folder.
   - Supports check mode, which plans and deletes nothing.
   - Verified against the collection's lab (moto behind a fault proxy that enforces EC2's token buckets, pagination
     and owner filters, and answers snapshot locks and AMI mappings), not yet against EC2.
@@ -229,11 +252,19 @@ skipped_sets:
   returned: always
   type: list
   elements: dict
+archived_sets:
+  description:
+    - The kept sets the archive rule moved to the archive tier (in check mode, would move), with the same keys as
+      RV(kept_sets), the rule's reasons, and C(started_snapshot_ids) (the members C(ModifySnapshotTier) was sent for;
+      empty in check mode). They are listed in RV(kept_sets) too.
+  returned: always
+  type: list
+  elements: dict
 counts:
-  description: How many sets were kept, deleted and skipped, and how many snapshots were deleted.
+  description: How many sets were kept, deleted, archived and skipped, and how many snapshots were deleted.
   returned: always
   type: dict
-  sample: {"kept": 14, "deleted": 106, "skipped": 1, "snapshots_deleted": 318}
+  sample: {"kept": 14, "deleted": 106, "archived": 2, "skipped": 1, "snapshots_deleted": 318}
 timings:
   description: Seconds spent reading (sets, AMIs, locks), planning, deleting, in total; and the deletes per second.
   returned: always
@@ -259,6 +290,7 @@ from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import retention
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_deletion
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_retention
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_tiers
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ec2_client
 
@@ -286,6 +318,41 @@ def deletion_entries(planned, outcomes):
     return deleted, partial
 
 
+def tiered_members(sets):
+    """The snapshot ids whose tier history matters: members of archived sets, and every member of a complete set."""
+    return [member["snapshot_id"] for found in sets for member in found["snapshots"]
+            if found["status"] == "completed" or member.get("storage_tier") == set_tiers.ARCHIVE]
+
+
+def hold_early_deletions(doomed, by_id, statuses, now, force, module):
+    """(doomed, skipped): planned deletions of sets archived less than 90 days ago are skipped, with the cost, unless
+    forced."""
+    kept, skipped = [], []
+    for entry in doomed:
+        early = set_tiers.early_deletions(by_id[entry["set_id"]], statuses, now)
+        if early and not force:
+            reason = set_tiers.early_deletion_reason(entry["set_id"], early)
+            module.warn(reason)
+            skipped.append(dict(entry, reasons=entry["reasons"] + ["not deleted: " + reason]))
+        else:
+            kept.append(entry)
+    return kept, skipped
+
+
+def archive_kept(module, client, plan, by_id, statuses, images, now):
+    """The archive rule carried out on the kept sets (planned only, in check mode)."""
+    params = module.params
+    if params["archive_after_days"] is None and params["archive_keep_standard"] is None:
+        return []
+    archived = []
+    for entry, reasons in set_tiers.plan_archival(plan["keep"], by_id, statuses, images, now,
+                                                  params["archive_after_days"], params["archive_keep_standard"]):
+        started = [] if module.check_mode else set_tiers.archive_set(client, by_id[entry["set_id"]], statuses)
+        entry["reasons"].extend(reasons)
+        archived.append(dict(entry, started_snapshot_ids=started))
+    return archived
+
+
 def run_retention(module):
     """The task's result: the plan, carried out unless in check mode."""
     params = module.params
@@ -298,14 +365,21 @@ def run_retention(module):
     sets = snapshot_sets.list_sets(client, instance_ids=params["instance_ids"], policy=params["policy"])
     images = set_deletion.images_by_snapshot(ec2_api.describe_images(client))
     locks = set_deletion.locks_by_snapshot(ec2_api.describe_locked_snapshots(client))
+    archive_rule = params["archive_after_days"] is not None or params["archive_keep_standard"] is not None
+    statuses = set_tiers.tier_statuses(client, tiered_members(sets if archive_rule else [
+        found for found in sets if set_tiers.archived_members(found)]))
+    now = datetime.datetime.now(datetime.timezone.utc)
     read_at = time.monotonic()
     plan = set_retention.plan_set_retention(
         sets, policy, account_id=account_id, region=region, policy_name=params["policy"], locked_snapshots=locks,
-        image_snapshots=images, min_age=datetime.timedelta(hours=params["min_age_hours"]))
+        image_snapshots=images, min_age=datetime.timedelta(hours=params["min_age_hours"]), now=now)
     planned_at = time.monotonic()
 
     by_id = dict((found["set_id"], found) for found in sets)
-    doomed = sorted(plan["delete"], key=lambda entry: entry["created_at"])
+    doomed, held_archived = hold_early_deletions(sorted(plan["delete"], key=lambda entry: entry["created_at"]), by_id,
+                                                 statuses, now, params["force_archived_delete"], module)
+    plan["skipped"].extend(held_archived)
+    archived = archive_kept(module, client, plan, by_id, statuses, images, now)
     pacer = set_deletion.DeletePacer(params["delete_rate"], params["delete_burst"])
     if module.check_mode:
         deleted, partial = [dict(entry, deleted_snapshot_ids=[], already_deleted=[]) for entry in doomed], []
@@ -318,10 +392,12 @@ def run_retention(module):
     snapshots_deleted = sum(len(entry["deleted_snapshot_ids"]) for entry in deleted + partial)
     delete_seconds = done_at - planned_at
     result = {
-        "changed": bool(deleted or any(entry["deleted_snapshot_ids"] for entry in partial)),
+        "changed": bool(deleted or archived or any(entry["deleted_snapshot_ids"] for entry in partial)),
         "account_id": account_id, "region": region,
-        "kept_sets": plan["keep"], "deleted_sets": deleted, "skipped_sets": plan["skipped"] + partial,
-        "counts": {"kept": len(plan["keep"]), "deleted": len(deleted), "skipped": len(plan["skipped"]) + len(partial),
+        "kept_sets": plan["keep"], "deleted_sets": deleted, "archived_sets": archived,
+        "skipped_sets": plan["skipped"] + partial,
+        "counts": {"kept": len(plan["keep"]), "deleted": len(deleted), "archived": len(archived),
+                   "skipped": len(plan["skipped"]) + len(partial),
                    "snapshots_deleted": snapshots_deleted},
         "timings": {"read": round(read_at - began, 3), "plan": round(planned_at - read_at, 3),
                     "delete": round(delete_seconds, 3), "total": round(done_at - began, 3),
@@ -347,6 +423,9 @@ def main():
         max_concurrency=dict(type="int", default=4),
         delete_rate=dict(type="float", default=set_deletion.DELETE_RATE),
         delete_burst=dict(type="int", default=set_deletion.DELETE_BURST),
+        archive_after_days=dict(type="int"),
+        archive_keep_standard=dict(type="int"),
+        force_archived_delete=dict(type="bool", default=False),
     )
     for key in retention.POLICY_KEYS:
         argument_spec[key] = dict(type="str") if key.startswith("keep_within") else dict(type="int", default=0)
@@ -357,6 +436,9 @@ def main():
     if params["delete_rate"] <= 0 or params["delete_burst"] < 1:
         module.fail_json(msg="delete_rate must be above 0 and delete_burst at least 1 (got %s and %s)"
                          % (params["delete_rate"], params["delete_burst"]))
+    for key in ("archive_after_days", "archive_keep_standard"):
+        if params[key] is not None and params[key] < 0:
+            module.fail_json(msg="%s must not be negative, not %d" % (key, params[key]))
     if params["min_age_hours"] < 0:
         module.fail_json(msg="min_age_hours must not be negative, not %d" % params["min_age_hours"])
     try:

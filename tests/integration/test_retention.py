@@ -210,7 +210,7 @@ def test_the_planned_sets_are_deleted_whole_and_protected_foreign_and_untagged_o
     assert set(skipped) == {"xen-schema-0"}, "another account's sets are never even listed"
     deleted_snapshots = sum(len(fleet.snapshots[name]) for name in fleet.expected_deleted)
     assert result["counts"] == {"kept": len(fleet.expected_kept) + 3, "deleted": len(fleet.expected_deleted),
-                                "skipped": 1, "snapshots_deleted": deleted_snapshots}
+                                "archived": 0, "skipped": 1, "snapshots_deleted": deleted_snapshots}
     outcomes = Counter(entry["outcome"] for entry in fleet.lab.deletions())
     assert outcomes == {"deleted": deleted_snapshots}, "no protected, foreign or loose snapshot was even tried"
     assert fleet.lab.counts()["unfiltered_describes"] == 0

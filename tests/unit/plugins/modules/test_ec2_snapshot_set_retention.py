@@ -13,7 +13,8 @@ from unit.plugins.module_utils.lab_sets import (  # pylint: disable=unused-impor
     OTHER_ACCOUNT, UTC, Module, ModuleFailed, ec2, lab_fixture, lab_process_fixture, make_set, present, register_image_using)
 
 DEFAULTS = dict(instance_ids=None, policy=None, time_zone="UTC", min_age_hours=24, max_concurrency=4, delete_rate=50.0,
-                delete_burst=100, **dict((key, None if key.startswith("keep_within") else 0) for key in retention.POLICY_KEYS))
+                delete_burst=100, archive_after_days=None, archive_keep_standard=None, force_archived_delete=False,
+                **dict((key, None if key.startswith("keep_within") else 0) for key in retention.POLICY_KEYS))
 
 
 def run(lab, check_mode=False, **params):
@@ -57,7 +58,7 @@ def test_the_planned_sets_are_deleted_whole_and_a_rerun_deletes_nothing(lab):
     assert present(lab, snapshot_ids(result["deleted_sets"])) == [] and warnings == []
     assert present(lab, snapshot_ids(result["kept_sets"])) == snapshot_ids(result["kept_sets"])
     assert {entry["set_id"] for entry in result["kept_sets"]} >= {"web-00", "web-01", "web-02"}, "planned per instance"
-    assert result["counts"] == {"kept": 6, "deleted": 7, "skipped": 0, "snapshots_deleted": 21}
+    assert result["counts"] == {"kept": 6, "deleted": 7, "archived": 0, "skipped": 0, "snapshots_deleted": 21}
     assert result["pacing"]["throttled"] == 0 and result["pacing"]["attempts"] == 21
     again, dummy = run(lab, keep_last=3)
     assert again["changed"] is False and again["deleted_sets"] == [] and len(again["kept_sets"]) == 6
