@@ -58,10 +58,10 @@ def member_state(member, statuses):
 
 
 def set_tier(found, statuses=None):
-    """``standard`` or ``archive`` when every member is there, else ``mixed`` (an archival or restore under way, or
-    interrupted)."""
+    """The members' state (:func:`member_state`) when they all share it, else ``mixed`` (an archival or a restore
+    interrupted, or members at different stages)."""
     states = set(member_state(member, statuses or {}) for member in found["snapshots"])
-    return states.pop() if len(states) == 1 and states <= {"standard", ARCHIVE} else "mixed"
+    return states.pop() if len(states) == 1 else "mixed"
 
 
 def archived_members(found):

@@ -53,6 +53,8 @@ options:
         failure fails the task after the other members were tried, with what was deleted in the result.
       - In check mode nothing is deleted; the result lists what would be deleted, and the members an AMI or a lock
         would keep are listed as skipped (read with C(DescribeImages) and C(DescribeLockedSnapshots)).
+      - A set archived less than 90 days ago is refused, with what deleting it would cost (EC2 bills an archived
+        snapshot for at least 90 days), unless O(force_archived_delete).
       - The options that describe a new set are ignored with V(absent).
     type: str
     choices: [present, absent]
@@ -163,6 +165,13 @@ options:
       - How long to wait for completion (O(wait=true)) and, separately, how long to keep retrying the creation.
     type: int
     default: 900
+  force_archived_delete:
+    description:
+      - With O(state=absent), delete a set archived less than 90 days ago anyway; EC2 still bills the rest of the 90
+        days at the archive tier's price.
+    type: bool
+    default: false
+    version_added: 0.2.0
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -325,6 +334,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_acco
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_deletion
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_tiers
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ec2_client
@@ -439,6 +449,12 @@ def remove_snapshot_set(module, set_id):
     why_not = set_deletion.refusal(found, get_aws_account_id(module), instance_id)
     if why_not:
         raise snapshot_sets.SnapshotSetError("set %s is not deleted: %s" % (set_id, why_not))
+    archived = [member["snapshot_id"] for member in set_tiers.archived_members(found)]
+    if archived and not module.params["force_archived_delete"]:
+        early = set_tiers.early_deletions(found, set_tiers.tier_statuses(client, archived),
+                                          datetime.datetime.now(datetime.timezone.utc))
+        if early:
+            raise snapshot_sets.SnapshotSetError(set_tiers.early_deletion_reason(set_id, early))
     found_at = time.monotonic()
     if module.check_mode:
         images = set_deletion.images_by_snapshot(ec2_api.describe_images(client))
@@ -486,6 +502,7 @@ def main():
         description=dict(type="str"),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=900),
+        force_archived_delete=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True,
                               required_if=[("state", "absent", ["set_id"])])

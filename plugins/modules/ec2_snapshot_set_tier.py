@@ -96,7 +96,8 @@ set_id:
   returned: always
   type: str
 storage_tier:
-  description: The set's tier after the task - V(standard), V(archive), or V(mixed) while members are on their way.
+  description: The set's tier after the task - V(standard), V(archive), the operation in progress when every member
+    is at it (V(archival-in-progress)...), or V(mixed).
   returned: always
   type: str
 started_snapshot_ids:
@@ -126,7 +127,7 @@ from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import e
 def change_tier(module):
     params = module.params
     client = ec2_client(module)
-    found = snapshot_sets.find_existing_set(client, params["set_id"], params["instance_id"])
+    found = snapshot_sets.find_existing_set(client, params["set_id"])
     if found is None:
         raise set_tiers.TierError("no snapshot set %s in this account and Region" % params["set_id"])
     why_not = set_deletion.refusal(found, get_aws_account_id(module), params["instance_id"])
