@@ -57,3 +57,8 @@ def ec2_client(connection, idempotent=True):
 def ssm_client(connection, idempotent=True):
     """An SSM client with the same policy: ``idempotent=False`` for SendCommand, which must never be repeated blindly."""
     return _client(connection, "ssm", idempotent)
+
+
+def rbin_client(connection):
+    """A Recycle Bin (``rbin``) client; its calls are reads or idempotent checks made before a create."""
+    return connection.client("rbin")

@@ -266,7 +266,7 @@ def summarise_set(set_id, members):
         expected.update(member["_decoded"]["member_volume_ids"])
     present = set(member["volume_id"] for member in members)
     missing = sorted(expected - present)
-    pending = [member["snapshot_id"] for member in members if member["state"] == "pending"]
+    pending = [member["snapshot_id"] for member in members if member["state"] in ("pending", "recovering")]
     failed = [member["snapshot_id"] for member in members if member["state"] == "error"]
     if failed:
         status = "error"
