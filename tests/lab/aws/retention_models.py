@@ -8,7 +8,8 @@ a duration in days or an expiry date, the lock states EC2 documents), records th
 registered with, and makes DeleteSnapshot refuse a snapshot that another account owns, that a lock protects, or that a
 registered AMI's mappings use (``InvalidSnapshot.InUse``, AWS's code and text). It owns the archive tier
 (lab.aws.tier_models) and the Recycle Bin (lab.aws.rbin_models): a DeleteSnapshot that a Recycle Bin rule retains moves
-the snapshot into the bin instead. lab.aws.retention_responses plugs it into moto. Error codes AWS does not document are the lab's choice, marked below; the collection does not rely on them.
+the snapshot into the bin instead. lab.aws.retention_responses plugs it into moto. Error codes AWS does not document
+are the lab's choice, marked below; the collection does not rely on them.
 """
 
 import datetime

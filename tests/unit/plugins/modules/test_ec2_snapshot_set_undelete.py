@@ -49,6 +49,7 @@ def test_a_deleted_set_comes_back_whole_from_the_bin(lab):
     assert (result["changed"], result["status"], result["restored_snapshot_ids"]) == (True, "completed", members)
     after = found_set(lab, "oops")
     assert after["complete"] and after["volume_snapshot_map"] == before["volume_snapshot_map"]
+    assert {m["state"] for m in after["snapshots"]} == {"completed"}, "waited until no member is recovering"
     assert [m["tags"] for m in after["snapshots"]] == [m["tags"] for m in before["snapshots"]]
     again = undelete(lab, "oops", snapshot_ids=members)
     assert again["changed"] is False and again["status"] == "completed"
