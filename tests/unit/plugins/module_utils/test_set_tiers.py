@@ -27,6 +27,9 @@ def test_the_archive_rule_spares_the_newest_application_set_ami_used_incomplete_
     assert [(entry["set_id"], reasons) for entry, reasons in chosen] == [
         ("old", ["archived: older than 30 days", "archived: beyond the newest 1 complete sets kept in the standard tier"]),
         ("oldest", ["archived: older than 30 days", "archived: beyond the newest 1 complete sets kept in the standard tier"])]
+    by_age = set_tiers.plan_archival(entries, dict((s["set_id"], s) for s in sets), {}, {"snap-used-1": ["ami-1"]},
+                                     NOW, after_days=30)
+    assert [entry["set_id"] for entry, dummy in by_age] == ["old", "oldest"], "the newest application set stays"
     by_count = set_tiers.plan_archival(entries, dict((s["set_id"], s) for s in sets), {}, {}, NOW, keep_standard=3)
     assert [entry["set_id"] for entry, dummy in by_count] == ["used", "oldest"], \
         "the newest application set takes one of the count's slots; with no AMI using it, set used is archived too"
