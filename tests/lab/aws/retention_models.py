@@ -26,7 +26,7 @@ from moto.ec2.utils import random_snapshot_id
 
 from lab.clock import iso, lab_now
 
-from .ebs_models import start_time_text
+from .ebs_models import own_snapshot, start_time_text
 from .rbin_models import RecycleBin
 from .rbin_responses import RbinEndpoint
 from .tier_models import SnapshotTiers
@@ -126,7 +126,7 @@ class RetentionBehaviour:
     def lock_snapshot(self, backend, snapshot_id, mode, cool_off_hours=None, duration_days=None, expiration_date=None):
         """LockSnapshot: a new lock, or a change of one that EC2 allows (any in governance mode or in the cooling-off
         period; a compliance lock past its cooling-off period can only be extended)."""
-        snapshot = self._own_snapshot(backend, snapshot_id)
+        snapshot = own_snapshot(backend, snapshot_id)
         if mode not in LOCK_MODES:
             _refuse("InvalidParameterValue", "LockMode must be governance or compliance, not %s" % mode)
         if (duration_days is None) == (expiration_date is None):
@@ -161,7 +161,7 @@ class RetentionBehaviour:
 
     def unlock_snapshot(self, backend, snapshot_id):
         """UnlockSnapshot: a governance lock, or a compliance lock still in its cooling-off period."""
-        self._own_snapshot(backend, snapshot_id)
+        own_snapshot(backend, snapshot_id)
         with self.lock:
             lock = self._locks.get(snapshot_id)
             state = lock.state(self.now()) if lock else None
@@ -269,14 +269,6 @@ class RetentionBehaviour:
             return [dict(entry) for entry in self._deletions]
 
     # ------------------------------------------------------------------------------------------------ seeding
-    def _own_snapshot(self, backend, snapshot_id):
-        snapshot = backend.snapshots.get(snapshot_id)
-        if snapshot is None:
-            raise InvalidSnapshotIdError()
-        if snapshot.owner_id != backend.account_id:
-            _refuse("UnauthorizedOperation", "You are not authorized to perform this operation.")
-        return snapshot
-
     def _members(self, backend, set_id):
         members = [s for s in backend.snapshots.values()
                    if any(t["key"] == SET_ID_TAG and t["value"] == set_id for t in s.get_tags())]

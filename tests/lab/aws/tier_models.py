@@ -17,7 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotIdError
+from moto.ec2.exceptions import EC2ClientError
+
+from .ebs_models import own_snapshot
 
 MAX_ARCHIVED_PER_VOLUME = 25
 MAX_TEMPORARY_RESTORE_DAYS = 180
@@ -106,18 +108,9 @@ class SnapshotTiers:
         with self.lock:
             self._records.pop(snapshot_id, None)
 
-    @staticmethod
-    def _own(backend, snapshot_id):
-        snapshot = backend.snapshots.get(snapshot_id)
-        if snapshot is None:
-            raise InvalidSnapshotIdError()
-        if snapshot.owner_id != backend.account_id:
-            _refuse("UnauthorizedOperation", "You are not authorized to perform this operation.")
-        return snapshot
-
     def modify_snapshot_tier(self, backend, snapshot_id, storage_tier):
         """ModifySnapshotTier: start archiving a snapshot."""
-        snapshot = self._own(backend, snapshot_id)
+        snapshot = own_snapshot(backend, snapshot_id)
         if storage_tier != "archive":
             _refuse("InvalidParameterValue", "StorageTier must be archive, not %s" % storage_tier)
         now = self.clock()
@@ -144,7 +137,7 @@ class SnapshotTiers:
 
     def restore_snapshot_tier(self, backend, snapshot_id, temporary_days=None, permanent=False):
         """RestoreSnapshotTier: bring an archived snapshot back, or change a temporary restore's period or type."""
-        self._own(backend, snapshot_id)
+        own_snapshot(backend, snapshot_id)
         if permanent == (temporary_days is not None):
             _refuse("InvalidParameterCombination", "Specify either TemporaryRestoreDays or PermanentRestore.")
         if temporary_days is not None and not 1 <= temporary_days <= MAX_TEMPORARY_RESTORE_DAYS:

@@ -4,6 +4,8 @@ RestoreSnapshotFromRecycleBin (moto answers them HTTP 500), the ``storageTier`` 
 ``recovering`` state of a snapshot just restored from the bin. Answered inside moto, they pass the fault proxy like any
 EC2 call: counted, rate-limited and subject to the fault rules."""
 
+from dataclasses import dataclass
+
 from moto.core.responses import ActionResult
 from moto.ec2.models.elastic_block_store import Snapshot
 from moto.ec2.responses import elastic_block_store as ebs_responses
@@ -13,13 +15,17 @@ from . import snapshot_listing
 from .ebs_models import member_list
 
 
+@dataclass
+class _Listed:
+    """An answer item as snapshot_listing pages it (by ``id``)."""
+
+    id: str
+    item: dict
+
+
 def _paged(items, max_results, next_token, key):
     """One page of ``items`` (dicts with ``SnapshotId``), cut the way snapshot_listing cuts DescribeSnapshots."""
-    class Item:  # pylint: disable=too-few-public-methods
-        def __init__(self, item):
-            self.id, self.item = item["SnapshotId"], item
-
-    listed = snapshot_listing.page([Item(item) for item in items], max_results, next_token)
+    listed = snapshot_listing.page([_Listed(item["SnapshotId"], item) for item in items], max_results, next_token)
     answer = {key: [entry.item for entry in listed.snapshots]}
     if listed.next_token:
         answer["NextToken"] = listed.next_token
