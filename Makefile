@@ -68,3 +68,4 @@ demo: venv
 bench: venv
 	cd tests && ../$(BIN)/python -m benchmarks.bench_snapshot_sets --instances 10 --volumes 4
 	cd tests && ../$(BIN)/python -m benchmarks.bench_backup
+	cd tests && ../$(BIN)/python -m benchmarks.bench_retention --sets 400 --loop-sets 40

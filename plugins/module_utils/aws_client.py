@@ -23,6 +23,10 @@ THROTTLING_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException",
 # EC2 answers RequestLimitExceeded when a token bucket is empty; buckets refill at 5-20 tokens a second.
 READ_RETRY = AWSRetry.jittered_backoff(retries=10, delay=1, max_delay=30)
 
+# A delete may be sent again (a second DeleteSnapshot answers NotFound, which counts as deleted). A bulk delete shares
+# the account's DeleteSnapshot bucket with every other tool, so it keeps trying longer than a read before giving up.
+DELETE_RETRY = AWSRetry.jittered_backoff(retries=15, delay=1, max_delay=30)
+
 # Without botocore's own retries: a create whose answer was lost must be reconciled by the caller (look for what it
 # created) before it is sent again, or a retry would create a duplicate.
 NO_AUTOMATIC_RETRIES = {"retries": {"total_max_attempts": 1}}
@@ -53,3 +57,8 @@ def ec2_client(connection, idempotent=True):
 def ssm_client(connection, idempotent=True):
     """An SSM client with the same policy: ``idempotent=False`` for SendCommand, which must never be repeated blindly."""
     return _client(connection, "ssm", idempotent)
+
+
+def rbin_client(connection):
+    """A Recycle Bin (``rbin``) client; its calls are reads or idempotent checks made before a create."""
+    return connection.client("rbin")

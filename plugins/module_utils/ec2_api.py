@@ -7,8 +7,9 @@
 
 Every failure comes out as amazon.aws's ``AnsibleEC2Error`` (the botocore error in ``.exception``), which a module
 hands to ``fail_json_aws_error``. Reads, CreateTags, DeleteVolume (idempotent) and CreateVolume (made idempotent by its
-client token) retry with jittered backoff; CreateSnapshots is never retried here: a lost answer may have created the
-set, so ``snapshot_sets.create_snapshot_set`` decides. AttachVolume and DetachVolume are retried only when throttled
+client token) retry with jittered backoff, DeleteSnapshot too and for longer (a repeated delete answers NotFound:
+already deleted); CreateSnapshots is never retried here: a lost answer may have created the set, so
+``snapshot_sets.create_snapshot_set`` decides. AttachVolume and DetachVolume are retried only when throttled
 (refused before they were carried out); after any other failure their caller reads the volume to learn whether the
 request was carried out.
 """
@@ -27,12 +28,15 @@ from ansible_collections.amazon.aws.plugins.module_utils.ec2 import AnsibleEC2Er
 from ansible_collections.amazon.aws.plugins.module_utils.errors import AWSErrorHandler
 from ansible_collections.amazon.aws.plugins.module_utils.waiter import BaseWaiterFactory
 from ansible_collections.amazon.aws.plugins.module_utils.waiter import custom_waiter_config
+from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import DELETE_RETRY
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import READ_RETRY
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import THROTTLING_RETRY
 
 DESCRIBE_PAGE_SIZE = 500
 SNAPSHOT_WAIT_DELAY = 5
 VOLUME_WAIT_DELAY = 2
+# The lock states in which EC2 refuses to delete a snapshot (an expired lock protects nothing).
+ACTIVE_LOCK_STATES = ("compliance-cooloff", "governance", "compliance")
 
 
 class InstanceErrorHandler(AWSErrorHandler):
@@ -57,6 +61,14 @@ class VolumeErrorHandler(AWSErrorHandler):
     @classmethod
     def _is_missing(cls):
         return is_boto3_error_code("InvalidVolume.NotFound")
+
+
+class ImageErrorHandler(AWSErrorHandler):
+    _CUSTOM_EXCEPTION = AnsibleEC2Error
+
+    @classmethod
+    def _is_missing(cls):
+        return is_boto3_error_code("InvalidAMIID.NotFound")
 
 
 class Ec2WaiterFactory(BaseWaiterFactory):
@@ -136,6 +148,103 @@ def create_snapshots(client, specification, description, tags):
 def create_tags(client, snapshot_ids, tags):
     """Add or overwrite ``tags`` on the snapshots; repeating it changes nothing, so it is retried like a read."""
     client.create_tags(Resources=sorted(snapshot_ids), Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+
+
+@SnapshotErrorHandler.deletion_error_handler("delete the snapshot")
+@DELETE_RETRY
+def delete_snapshot(client, snapshot_id):
+    """Delete one snapshot: True, or False when EC2 no longer knows it (an earlier attempt whose answer was lost)."""
+    client.delete_snapshot(SnapshotId=snapshot_id)
+    return True
+
+
+@ImageErrorHandler.list_error_handler("describe the account's AMIs", [])
+@READ_RETRY
+def describe_images(client):
+    """The AMIs this account owns, disabled and deprecated ones too: EC2 refuses to delete a snapshot any of them uses."""
+    paginator = client.get_paginator("describe_images")
+    pages = paginator.paginate(Owners=["self"], IncludeDeprecated=True, IncludeDisabled=True,
+                               PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE})
+    return pages.build_full_result()["Images"]
+
+
+@SnapshotErrorHandler.list_error_handler("describe the snapshot locks", [])
+@READ_RETRY
+def describe_locked_snapshots(client, snapshot_ids=None):
+    """The locks of this account's snapshots that still protect them (every page; only these snapshots' with
+    ``snapshot_ids``). botocore has no paginator for DescribeLockedSnapshots."""
+    params = {"Filters": [{"Name": "lock-state", "Values": list(ACTIVE_LOCK_STATES)}]}
+    if snapshot_ids:
+        params["SnapshotIds"] = sorted(snapshot_ids)
+    else:
+        params["MaxResults"] = DESCRIBE_PAGE_SIZE
+    locks = []
+    while True:
+        page = client.describe_locked_snapshots(**params)
+        locks.extend(page.get("Snapshots", []))
+        if not page.get("NextToken"):
+            return locks
+        params["NextToken"] = page["NextToken"]
+
+
+@SnapshotErrorHandler.common_error_handler("lock the snapshot")
+@THROTTLING_RETRY
+def lock_snapshot(client, snapshot_id, mode, duration_days=None, expiration_date=None, cool_off_hours=None):
+    """LockSnapshot in ``mode`` for ``duration_days`` or until ``expiration_date``; returns the lock."""
+    params = {"SnapshotId": snapshot_id, "LockMode": mode}
+    if duration_days is not None:
+        params["LockDuration"] = duration_days
+    if expiration_date is not None:
+        params["ExpirationDate"] = expiration_date
+    if cool_off_hours:
+        params["CoolOffPeriod"] = cool_off_hours
+    return client.lock_snapshot(**params)
+
+
+@SnapshotErrorHandler.common_error_handler("unlock the snapshot")
+@THROTTLING_RETRY
+def unlock_snapshot(client, snapshot_id):
+    client.unlock_snapshot(SnapshotId=snapshot_id)
+
+
+@SnapshotErrorHandler.list_error_handler("describe the snapshots' storage tiers", [])
+@READ_RETRY
+def describe_snapshot_tier_status(client, snapshot_ids):
+    """DescribeSnapshotTierStatus of these snapshots: their last archival or restore and its state."""
+    paginator = client.get_paginator("describe_snapshot_tier_status")
+    pages = paginator.paginate(Filters=[{"Name": "snapshot-id", "Values": sorted(snapshot_ids)}],
+                               PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE})
+    return pages.build_full_result()["SnapshotTierStatuses"]
+
+
+@SnapshotErrorHandler.common_error_handler("archive the snapshot")
+@THROTTLING_RETRY
+def archive_snapshot(client, snapshot_id):
+    """ModifySnapshotTier to the archive tier; EC2 archives it in the hours that follow."""
+    return client.modify_snapshot_tier(SnapshotId=snapshot_id, StorageTier="archive")
+
+
+@SnapshotErrorHandler.common_error_handler("restore the snapshot from the archive tier")
+@THROTTLING_RETRY
+def restore_snapshot_tier(client, snapshot_id, temporary_days=None):
+    """RestoreSnapshotTier: for ``temporary_days`` (then EC2 archives it again), or permanently when None."""
+    if temporary_days is None:
+        return client.restore_snapshot_tier(SnapshotId=snapshot_id, PermanentRestore=True)
+    return client.restore_snapshot_tier(SnapshotId=snapshot_id, TemporaryRestoreDays=temporary_days)
+
+
+@SnapshotErrorHandler.list_error_handler("list the snapshots in the Recycle Bin", [])
+@READ_RETRY
+def list_snapshots_in_recycle_bin(client):
+    """Every snapshot of this account in the Recycle Bin (EC2 lists them without tags)."""
+    paginator = client.get_paginator("list_snapshots_in_recycle_bin")
+    return paginator.paginate(PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE}).build_full_result()["Snapshots"]
+
+
+@SnapshotErrorHandler.common_error_handler("restore the snapshot from the Recycle Bin")
+@THROTTLING_RETRY
+def restore_snapshot_from_recycle_bin(client, snapshot_id):
+    return client.restore_snapshot_from_recycle_bin(SnapshotId=snapshot_id)
 
 
 def _wait(client, waiter_name, kind, ids, timeout, delay, timed_out):

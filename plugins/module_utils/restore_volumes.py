@@ -181,10 +181,10 @@ def check_tiers(found, members, raw):
     archived = [m["snapshot_id"] for m in members if raw.get(m["snapshot_id"], {}).get("StorageTier") == ARCHIVE_TIER]
     if archived:
         raise RestoreError(
-            "set %s has archived snapshots (%s), which EC2 cannot create volumes from. Restore them to the standard "
-            "tier first (aws ec2 restore-snapshot-tier --snapshot-id <id> --temporary-restore-days <days>, or "
-            "--permanent-restore), wait until describe-snapshot-tier-status shows the restore completed (up to 72 "
-            "hours), then run again" % (found["set_id"], ", ".join(archived)))
+            "set %s has archived snapshots (%s), which EC2 cannot create volumes from. Bring them back to the standard "
+            "tier first - restore_archived (temporary or permanent) does it in this task, as do "
+            "shadowsnap.ec2.ec2_snapshot_set_tier and aws ec2 restore-snapshot-tier; EC2 takes up to 72 hours - then "
+            "run again" % (found["set_id"], ", ".join(archived)))
 
 
 # ------------------------------------------------------------------------------------------------ the volumes

@@ -221,6 +221,14 @@ def find_existing_set(client, set_id, instance_id=None):
     return found
 
 
+def list_sets(client, instance_ids=None, policy=None):
+    """This account's sets (as :func:`group_sets` describes them), each with the ``region`` it was listed in."""
+    sets = group_sets(find_snapshots(client, instance_ids=instance_ids, policy=policy))
+    for found in sets:
+        found["region"] = client.meta.region_name
+    return sets
+
+
 def describe_member(snapshot):
     """One snapshot of a set, with its decoded schema data."""
     tags = boto3_tag_list_to_ansible_dict(snapshot.get("Tags", []))
@@ -228,10 +236,12 @@ def describe_member(snapshot):
     start = snapshot.get("StartTime")
     return {
         "snapshot_id": snapshot["SnapshotId"],
+        "owner_id": snapshot.get("OwnerId"),
         "volume_id": snapshot["VolumeId"],
         "volume_size": snapshot.get("VolumeSize"),
         "state": snapshot.get("State"),
         "progress": snapshot.get("Progress"),
+        "storage_tier": snapshot.get("StorageTier", "standard"),
         "start_time": start.isoformat() if hasattr(start, "isoformat") else start,
         "device": decoded["device"],
         "paths": decoded["paths"],
@@ -260,7 +270,7 @@ def summarise_set(set_id, members):
         expected.update(member["_decoded"]["member_volume_ids"])
     present = set(member["volume_id"] for member in members)
     missing = sorted(expected - present)
-    pending = [member["snapshot_id"] for member in members if member["state"] == "pending"]
+    pending = [member["snapshot_id"] for member in members if member["state"] in ("pending", "recovering")]
     failed = [member["snapshot_id"] for member in members if member["state"] == "error"]
     if failed:
         status = "error"

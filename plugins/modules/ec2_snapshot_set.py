@@ -33,22 +33,44 @@ description:
     C(CreateSnapshots).
   - Before creating anything the module checks the instance and its attachments - a missing or terminated instance, a
     volume that is not attached, an unknown device name or an attachment that is not settled fail with a clear message.
+  - With O(state=absent) the whole set O(set_id) is deleted, every member that is still there, and nothing else - see
+    O(state).
   - Retries as EC2 documents - jittered backoff on throttling, at least 15 seconds after
     C(SnapshotCreationPerVolumeRateExceeded), growing waits on C(ConcurrentSnapshotLimitExceeded). After a server
     error or a lost connection the request may have been carried out - and EC2's Describe calls are eventually
     consistent - so the set is looked up by its id several times, with growing waits of at least 2 seconds, before a
     new attempt and also after the last one; a set found that way is returned and never created a second time.
 options:
+  state:
+    description:
+      - V(present) makes sure the set exists (creates it, or waits for and settles an existing one).
+      - V(absent) deletes every snapshot of the set O(set_id) that is still there. Idempotent - a set that is gone
+        changes nothing, and a set deleted halfway (an interrupted run) is finished by the next one.
+      - With V(absent) only snapshots that carry the set id, belong to O(instance_id) and are owned by this account
+        are deleted; a set whose snapshots belong to another instance or account is refused whole, before any delete.
+      - A member that an AMI uses (EC2 answers C(InvalidSnapshot.InUse)) or that a snapshot lock protects is skipped
+        and reported with EC2's reason (and a warning); it never stops the deletion of the other members. Any other
+        failure fails the task after the other members were tried, with what was deleted in the result.
+      - In check mode nothing is deleted; the result lists what would be deleted, and the members an AMI or a lock
+        would keep are listed as skipped (read with C(DescribeImages) and C(DescribeLockedSnapshots)).
+      - A set archived less than 90 days ago is refused, with what deleting it would cost (EC2 bills an archived
+        snapshot for at least 90 days), unless O(force_archived_delete).
+      - The options that describe a new set are ignored with V(absent).
+    type: str
+    choices: [present, absent]
+    default: present
+    version_added: 0.2.0
   instance_id:
     description:
       - The instance whose volumes are snapshotted.
+      - With O(state=absent), the instance the set must belong to (a guard against deleting another instance's set).
     type: str
     required: true
   set_id:
     description:
       - The id of the set, shared by all its snapshots. Use a stable value (for example the AWX job id and host) to
         make re-runs idempotent.
-      - Generated from the instance id and the current time when not given.
+      - Generated from the instance id and the current time when not given. Required with O(state=absent).
     type: str
   volumes:
     description:
@@ -144,6 +166,13 @@ options:
       - How long to wait for completion (O(wait=true)) and, separately, how long to keep retrying the creation.
     type: int
     default: 900
+  force_archived_delete:
+    description:
+      - With O(state=absent), delete a set archived less than 90 days ago anyway; EC2 still bills the rest of the 90
+        days at the archive tier's price.
+    type: bool
+    default: false
+    version_added: 0.2.0
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -153,7 +182,10 @@ notes:
     and C(ExcludeDataVolumeIds) (at most 40 excluded data volumes).
   - An EC2 snapshot holds at most 50 tags; the schema needs about 10 plus one per member volume, and the rest is left
     for O(tags).
-  - Supports check mode - the instance and the selection are checked and the set that would be created is returned.
+  - Supports check mode - the instance and the selection are checked and the set that would be created is returned;
+    with O(state=absent) the snapshots that would be deleted are returned.
+  - O(state=absent) calls C(DeleteSnapshot) with jittered retries on throttling (a repeated delete that EC2 answers
+    C(InvalidSnapshot.NotFound) counts as done), and C(sts:GetCallerIdentity) for the account guard.
 author:
   - shadowsnap.ec2 maintainers (@shadowsnap)
 """
@@ -172,6 +204,13 @@ EXAMPLES = r"""
     tags:
       Owner: dba-team
     wait: true
+
+- name: Delete a whole set (finishes a set an interrupted run deleted halfway)
+  shadowsnap.ec2.ec2_snapshot_set:
+    state: absent
+    instance_id: i-0123456789abcdef0
+    set_id: i-0123456789abcdef0-20261125T013700Z
+  register: removed
 
 - name: Snapshot exactly the volumes of a VSS shadow set, recording paths and shadow ids
   shadowsnap.ec2.ec2_snapshot_set:
@@ -207,7 +246,10 @@ start_time:
   type: str
   sample: "2026-11-25T01:37:00.123000+00:00"
 status:
-  description: V(completed), V(pending), V(error) or V(incomplete) (a member is missing), or V(planned) in check mode.
+  description:
+    - V(completed), V(pending), V(error) or V(incomplete) (a member is missing), or V(planned) in check mode.
+    - With O(state=absent), V(deleted), V(partial) (members were skipped) or V(absent) (no snapshot carries the set
+      id); in check mode, what the run would give.
   returned: always
   type: str
   sample: pending
@@ -261,18 +303,39 @@ retries:
   sample: [{"error": "RequestLimitExceeded", "wait_seconds": 1.3}, {"error": "InternalError", "wait_seconds": 2.2, "lookups": 1},
            {"error": "reconciled", "wait_seconds": 0}]
 timings:
-  description: Seconds spent checking the instance, creating the set and waiting for completion.
+  description:
+    - Seconds spent checking the instance, creating the set and waiting for completion.
+    - With O(state=absent), seconds spent finding the set and deleting it.
   returned: always
   type: dict
   sample: {"preflight": 0.12, "create": 0.31, "wait": 0.0, "total": 0.43}
+deleted_snapshot_ids:
+  description: The snapshots deleted (in check mode, that would be deleted), by this run or an earlier one whose answer
+    was lost.
+  returned: when O(state=absent)
+  type: list
+  elements: str
+  sample: ["snap-0123456789abcdef0"]
+  version_added: 0.2.0
+skipped_snapshots:
+  description: Members left in place, with the reason (an AMI uses it, or a snapshot lock protects it).
+  returned: when O(state=absent)
+  type: list
+  elements: dict
+  sample: [{"snapshot_id": "snap-0fedcba9876543210", "volume_id": "vol-0fedcba9876543210",
+            "reason": "in use: InvalidSnapshot.InUse: The snapshot snap-0fedcba9876543210 is currently in use by ami-0123456789abcdef0"}]
+  version_added: 0.2.0
 """
 
 import datetime
 import time
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
+from ansible_collections.amazon.aws.plugins.module_utils.iam import get_aws_account_id
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_deletion
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_tiers
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_sets
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ec2_client
@@ -374,8 +437,54 @@ def ensure_snapshot_set(module, set_id, now):
     return dict(result, changed=True, retries=retries, timings=timings, tags=tags)
 
 
+def remove_snapshot_set(module, set_id):
+    """The task's result for ``state: absent``: the set's members deleted, those EC2 refuses skipped with the reason."""
+    began = time.monotonic()
+    instance_id = module.params["instance_id"]
+    client = ec2_client(module)
+    result = {"changed": False, "set_id": set_id, "instance_id": instance_id, "deleted_snapshot_ids": [],
+              "skipped_snapshots": []}
+    found = snapshot_sets.find_existing_set(client, set_id, instance_id)
+    if found is None:
+        return dict(result, status="absent", timings={"total": round(time.monotonic() - began, 3)})
+    why_not = set_deletion.refusal(found, get_aws_account_id(module), instance_id)
+    if why_not:
+        raise snapshot_sets.SnapshotSetError("set %s is not deleted: %s" % (set_id, why_not))
+    archived = [member["snapshot_id"] for member in set_tiers.archived_members(found)]
+    if archived and not module.params["force_archived_delete"]:
+        early = set_tiers.early_deletions(found, set_tiers.tier_statuses(client, archived),
+                                          datetime.datetime.now(datetime.timezone.utc))
+        if early:
+            raise snapshot_sets.SnapshotSetError(set_tiers.early_deletion_reason(set_id, early))
+    found_at = time.monotonic()
+    if module.check_mode:
+        images = set_deletion.images_by_snapshot(ec2_api.describe_images(client))
+        locks = set_deletion.locks_by_snapshot(
+            ec2_api.describe_locked_snapshots(client, [member["snapshot_id"] for member in found["snapshots"]]))
+        skipped = set_deletion.protected_members(found, images, locks)
+        kept = set(entry["snapshot_id"] for entry in skipped)
+        deleted = [member["snapshot_id"] for member in found["snapshots"] if member["snapshot_id"] not in kept]
+        errors = []
+    else:
+        outcome = set_deletion.delete_set(set_deletion.DeletePacer().attach(client), found)
+        deleted = outcome["deleted_snapshot_ids"] + outcome["already_deleted"]
+        skipped, errors = outcome["refused"], outcome["errors"]
+    for entry in skipped:
+        module.warn("snapshot %s of set %s is kept: %s" % (entry["snapshot_id"], set_id, entry["reason"]))
+    status = "deleted" if not skipped and not errors else "partial"
+    timings = {"find": round(found_at - began, 3), "delete": round(time.monotonic() - found_at, 3),
+               "total": round(time.monotonic() - began, 3)}
+    result.update(changed=bool(deleted), status=status, deleted_snapshot_ids=sorted(deleted), skipped_snapshots=skipped,
+                  timings=timings)
+    if errors:
+        module.fail_json(msg="set %s was deleted only in part: %s" % (set_id, "; ".join(e["error"] for e in errors)),
+                         errors=errors, **result)
+    return result
+
+
 def main():
     argument_spec = dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
         instance_id=dict(type="str", required=True),
         set_id=dict(type="str"),
         volumes=dict(type="str", choices=["all", "data"], default="all"),
@@ -394,12 +503,16 @@ def main():
         description=dict(type="str"),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=900),
+        force_archived_delete=dict(type="bool", default=False),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True,
+                              required_if=[("state", "absent", ["set_id"])])
     instance_id = module.params["instance_id"]
     now = datetime.datetime.now(datetime.timezone.utc)
     set_id = module.params["set_id"] or snapshot_tags.default_set_id(instance_id, now)
     try:
+        if module.params["state"] == "absent":
+            module.exit_json(**remove_snapshot_set(module, set_id))
         result = ensure_snapshot_set(module, set_id, now)
     except (snapshot_sets.SnapshotSetError, snapshot_tags.TagSchemaError) as error:
         module.fail_json(msg=str(error), set_id=set_id, instance_id=instance_id)

@@ -26,7 +26,8 @@ description:
     instance, device, Windows paths, VSS shadow id, engine, the set's consistency and the volume's own. A re-run with
     the same O(restore_id) finds the volumes it made and creates only those still missing.
   - Everything that can refuse the restore is checked before the first C(CreateVolume) - an unknown, incomplete or
-    pending set, a V(crash) or V(unverified) set when application consistency is required, archived snapshots, a
+    pending set, a V(crash) or V(unverified) set when application consistency is required, archived snapshots
+    (unless O(restore_archived) brings them back), a
     selector that names no volume of the set, a size below a snapshot's, a target in another Region - so a refused
     restore creates nothing. When a C(CreateVolume) or the wait fails, the volumes created by this run are deleted
     (volumes found from an earlier run are kept) and the task fails saying which were deleted.
@@ -118,6 +119,27 @@ options:
       - How long to wait, in seconds.
     type: int
     default: 900
+  restore_archived:
+    description:
+      - What to do when members to restore are in the EBS archive tier, from which EC2 creates no volume.
+      - V(refuse) fails before anything is created, saying how to bring them back.
+      - V(temporary) restores them to the standard tier for O(archive_restore_days) days (EC2 archives them again
+        afterwards), V(permanent) for good; then the module waits up to O(archive_wait_timeout) seconds for them.
+        EC2 takes up to 72 hours. When they are not back in time, the task fails having created nothing and says so;
+        run it again (with the same options) once they are back - a re-run never restores a member twice.
+    type: str
+    choices: [refuse, temporary, permanent]
+    default: refuse
+  archive_restore_days:
+    description: With O(restore_archived=temporary), the days (1 to 180) the members stay restored.
+    type: int
+    default: 1
+  archive_wait_timeout:
+    description:
+      - With O(restore_archived), how long to wait for the members to be back in the standard tier, in seconds.
+        V(0) starts the restore and fails at once, asking for a re-run later.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -274,6 +296,11 @@ volume_map:
   returned: always
   type: dict
   sample: {"vol-0123456789abcdef0": "vol-0fedcba9876543210"}
+restored_from_archive:
+  description: The members that were in the archive tier and were brought back first (would be, in check mode).
+  returned: always
+  type: list
+  elements: str
 created_volume_ids:
   description: The volumes this run created (to be created, in check mode - empty then).
   returned: always
@@ -303,6 +330,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.exceptions import Ansib
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import ec2_api
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import restore_volumes
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import set_tiers
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import snapshot_tags
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import ec2_client
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
@@ -338,6 +366,23 @@ def undo(client, created_ids, error, timeout):
     raise RestoreFailed(error, deleted, undeleted)
 
 
+def bring_back(module, client, selected):
+    """Restore the selected members from the archive tier, then wait for them up to ``archive_wait_timeout``; a
+    RestoreError says to run again when they are not back yet (EC2 takes up to 72 hours)."""
+    params = module.params
+    if module.check_mode:
+        return
+    statuses = set_tiers.tier_statuses(client, [member["snapshot_id"] for member in selected["snapshots"]])
+    days = params["archive_restore_days"] if params["restore_archived"] == "temporary" else None
+    set_tiers.restore_set(client, selected, statuses, days)
+    try:
+        set_tiers.wait_for_tier(client, selected, "standard", params["archive_wait_timeout"])
+    except AnsibleAWSError as error:
+        raise restore_volumes.RestoreError(
+            "the archived snapshots of set %s are being restored to the standard tier (%s, RestoreSnapshotTier sent), "
+            "no volume was created: %s" % (selected["set_id"], params["restore_archived"], error.message)) from None
+
+
 def restore(module, now):
     params = module.params
     began = time.monotonic()
@@ -349,7 +394,14 @@ def restore(module, now):
                                             instance_id=params["source_instance_id"] or params["instance_id"],
                                             point_in_time=point, required=params["require_consistency"])
     members = restore_volumes.select_members(found, params["volumes"])
-    restore_volumes.check_tiers(found, members, raw)
+    archived = [m["snapshot_id"] for m in members if raw.get(m["snapshot_id"], {}).get("StorageTier") == set_tiers.ARCHIVE]
+    if archived and params["restore_archived"] != "refuse":
+        bring_back(module, client, dict(found, snapshots=members))
+        if not module.check_mode:
+            found, raw = restore_volumes.choose_set(client, set_id=found["set_id"], required=params["require_consistency"])
+            members = restore_volumes.select_members(found, params["volumes"])
+    if not module.check_mode or params["restore_archived"] == "refuse":
+        restore_volumes.check_tiers(found, members, raw)
     restore_id = params["restore_id"] or restore_volumes.default_restore_id(found["set_id"], params["instance_id"] or zone)
     planned = restore_volumes.plan_volumes(found, members, zone, restore_id, params, now, COLLECTION_VERSION)
     existing = restore_volumes.find_restored(client, restore_id)
@@ -361,6 +413,7 @@ def restore(module, now):
         "set_id": found["set_id"], "restore_id": restore_id, "source_instance_id": found["instance_id"],
         "instance_id": params["instance_id"], "availability_zone": zone, "point_in_time": found["start_time"],
         "engine": found["engine"], "set_consistency": found["consistency"],
+        "restored_from_archive": archived if params["restore_archived"] != "refuse" else [],
         "consistency": restore_volumes.restored_consistency(found["engine"], found["consistency"]),
         "needs_shadow_revert": found["engine"] == "shadow" and found["consistency"] == "application",
     }
@@ -433,6 +486,9 @@ def main():
         tags=dict(type="dict", default={}),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=900),
+        restore_archived=dict(type="str", choices=["refuse", "temporary", "permanent"], default="refuse"),
+        archive_restore_days=dict(type="int", default=1),
+        archive_wait_timeout=dict(type="int", default=0),
     )
     module = AnsibleAWSModule(
         argument_spec=argument_spec, supports_check_mode=True,

@@ -48,35 +48,41 @@ class PlaybookRun:
         raise KeyError("no task %r ran on %s; tasks: %s" % (task_name, host, [t["task"]["name"] for t in self.tasks]))
 
 
+def playbook_command(lab_client, tmp_path, playbook, extra_vars=None, check=False, inventory=None, environment=None):
+    """(command, environment) of a real ansible-playbook run against the lab, with the JSON callback."""
+    playbook_path = tmp_path / "playbook.yml"
+    playbook_path.write_text(playbook, encoding="utf-8")
+    if inventory is None:
+        inventory = tmp_path / "inventory.ini"
+        inventory.write_text("localhost ansible_connection=local\n", encoding="utf-8")
+    command = [ANSIBLE_PLAYBOOK, str(playbook_path), "-i", str(inventory)]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
+    if check:
+        command.append("--check")
+    env = dict(os.environ)
+    env.update(lab_client.state["environment"])
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_NOCOLOR": "1",
+    })
+    env.update(environment or {})
+    for name, value in list(env.items()):
+        if value is None:
+            del env[name]
+    return command, env
+
+
 @pytest.fixture
 def ansible_playbook(tmp_path):
     """Run a real ansible-playbook against the lab and return its parsed JSON callback output."""
 
     def run(lab_client, playbook, extra_vars=None, check=False, inventory=None, environment=None, timeout=600):
-        playbook_path = tmp_path / "playbook.yml"
-        playbook_path.write_text(playbook, encoding="utf-8")
-        if inventory is None:
-            inventory = tmp_path / "inventory.ini"
-            inventory.write_text("localhost ansible_connection=local\n", encoding="utf-8")
-        command = [ANSIBLE_PLAYBOOK, str(playbook_path), "-i", str(inventory)]
-        if extra_vars:
-            command += ["-e", json.dumps(extra_vars)]
-        if check:
-            command.append("--check")
-        env = dict(os.environ)
-        env.update(lab_client.state["environment"])
-        env.update({
-            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-            "ANSIBLE_NOCOLOR": "1",
-        })
-        env.update(environment or {})
-        for name, value in list(env.items()):
-            if value is None:
-                del env[name]
+        command, env = playbook_command(lab_client, tmp_path, playbook, extra_vars, check, inventory, environment)
         completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
         try:
             document = json.loads(completed.stdout)

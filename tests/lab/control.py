@@ -22,7 +22,8 @@ import urllib.request
 
 import boto3
 
-from lab.aws import EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, SsmBehaviour, install_into_moto, volume_responses
+from lab.aws import (EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, RetentionBehaviour, RetentionLabClient, SsmBehaviour,
+                     install_into_moto, volume_responses)
 from lab.dataplane import BlockStore
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
 from lab.windows import WindowsFleet, write_inventory
@@ -99,11 +100,13 @@ class Lab:
         self.proxy = FaultProxy(self.moto.port, control=self.handle_control)
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
         self.ssm = SsmBehaviour(self.windows)
+        self.retention = RetentionBehaviour(self.blockstore, self.ebs, REGION)
+        self.proxy.services.update(self.retention.services)
         self.instances = []
         self._lock = threading.Lock()
 
     def start(self):
-        install_into_moto(self.ebs, self.ssm, self.volumes)
+        install_into_moto(self.ebs, self.ssm, self.volumes, self.retention)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -140,6 +143,7 @@ class Lab:
             self.ebs.reset()
             self.volumes.reset()
             self.ssm.reset()
+            self.retention.reset()
             self.proxy.plan.clear()
             self.proxy.counter.reset()
             self.blockstore.reset()
@@ -167,6 +171,9 @@ class Lab:
         """The control API: small JSON documents over HTTP, used by :class:`LabClient`."""
         if path.split("?")[0].rstrip("/") == "/_lab/windows" or path.startswith("/_lab/windows/"):
             status, result = self.windows.handle_control(method, path, body)
+            return status, json.dumps(result).encode()
+        if path.startswith("/_lab/retention/"):
+            status, result = self.retention.handle_control(method, path, body)
             return status, json.dumps(result).encode()
         try:
             request = json.loads(body) if body else {}
@@ -209,8 +216,8 @@ class Lab:
             return 400, json.dumps({"error": str(error)}).encode()
 
 
-class LabClient:
-    """Talks to a running lab's control API."""
+class LabClient(RetentionLabClient):
+    """Talks to a running lab's control API (its retention calls: lab.aws.retention_client)."""
 
     def __init__(self, state):
         self.state = state
@@ -277,10 +284,6 @@ class LabClient:
         document = self._call("GET", "/volumes/content?volume_id=%s" % urllib.parse.quote(volume_id))
         document["files"] = {path: base64.b64decode(data) for path, data in document["files"].items()}
         return document
-
-    def set_snapshot_tier(self, snapshot_id, storage_tier):
-        """A snapshot's storage tier: ``archive`` (archival complete: CreateVolume refuses it) or ``standard``."""
-        return self._call("PUT", "/volumes/snapshot_tier", {"snapshot_id": snapshot_id, "storage_tier": storage_tier})
 
     def ssm(self, **settings):
         """AWSEC2-CreateVssSnapshot's emulation (lab.aws.ssm_models): ``run_seconds`` (InProgress time),

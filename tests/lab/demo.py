@@ -1,5 +1,7 @@
-"""``make demo``: start the lab, report the fleet's health, back it up, show the sets from their tags, stop the lab."""
+"""``make demo``: start the lab, report the fleet's health, back it up, show the sets from their tags, plan their
+retention (check mode, with every reason), stop the lab."""
 
+import datetime
 import json
 import os
 import subprocess
@@ -27,7 +29,7 @@ LIST_SETS = """
 """
 
 
-def run_playbook(state, playbook, extra_vars, inventory=None):
+def run_playbook(state, playbook, extra_vars, inventory=None, check=False):
     environment = dict(os.environ, **state["environment"])
     environment["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO_ROOT, "build", "collections")
     environment["ANSIBLE_LOCALHOST_WARNING"] = "False"
@@ -35,6 +37,8 @@ def run_playbook(state, playbook, extra_vars, inventory=None):
     command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-e", json.dumps(extra_vars)]
     if inventory:
         command += ["-i", inventory]
+    if check:
+        command.append("--check")
     subprocess.run(command, env=environment, check=True)
 
 
@@ -70,6 +74,56 @@ def print_fleet_health(report, windows_hosts):
             sys.stdout.write("  %-12s EC2 cross-check: %s\n" % ("", "; ".join(entry["cross_check"]["errors"])))
 
 
+# The demo's retention policy, and how many nights of history the lab adds before tonight's backup.
+DEMO_POLICY = {"retention_keep_daily": 7, "retention_keep_weekly": 4, "retention_keep_monthly": 3}
+DEMO_HISTORY_NIGHTS = 45
+
+
+def add_history(lab, sets):
+    """Earlier nightly sets of every instance, as if the backup had run each night at 01:00 UTC: the lab clones
+    tonight's set with back-dated created-at tags (the lab's seeding, docs/lab.md)."""
+    tonight = datetime.datetime.now(datetime.timezone.utc).replace(hour=1, minute=0, second=0, microsecond=0)
+    for found in sets:
+        lab.clone_set(found["set_id"], [
+            {"set_id": "%s-night-%02d" % (found["instance_id"], night),
+             "created_at": (tonight - datetime.timedelta(days=night)).isoformat()}
+            for night in range(1, DEMO_HISTORY_NIGHTS + 1)])
+
+
+def print_retention_plan(report, instances):
+    """One line per kept or skipped set, one per run of consecutive sets deleted for the same reasons."""
+    counts = report["counts"]
+    policy = ", ".join("%s %s" % (key[len("retention_"):], value) for key, value in sorted(DEMO_POLICY.items()))
+    sys.stdout.write("\nRetention plan (check mode: nothing deleted), %s: %d sets kept, %d to delete, %d skipped\n"
+                     % (policy, counts["kept"], counts["deleted"], counts["skipped"]))
+    decisions = [("keep", entry) for entry in report["kept_sets"]] + [("delete", entry) for entry in report["deleted_sets"]]
+    decisions += [("skip", entry) for entry in report["skipped_sets"]]
+    for instance in instances:
+        sys.stdout.write("\n  %s (%s)\n" % (instance["name"], instance["instance_id"]))
+        mine = sorted((pair for pair in decisions if pair[1]["instance_id"] == instance["instance_id"]),
+                      key=lambda pair: pair[1]["created_at"] or "", reverse=True)
+        runs = []
+        for decision, entry in mine:
+            if runs and decision == "delete" == runs[-1][0] and entry["reasons"] == runs[-1][1][-1]["reasons"]:
+                runs[-1][1].append(entry)
+            else:
+                runs.append((decision, [entry]))
+        for decision, entries in runs:
+            when = entries[0]["created_at"] if len(entries) == 1 else "%s .. %s (%d sets)" % (
+                entries[-1]["created_at"], entries[0]["created_at"], len(entries))
+            sys.stdout.write("    %-6s %-44s %s\n" % (decision, when, "; ".join(entries[0]["reasons"])))
+
+
+def plan_retention(state, sets):
+    """The retention step: a history of nightly sets, then the retention playbook in check mode, printed."""
+    add_history(LabClient(state), sets)
+    report_path = os.path.join(WORK_DIR, "retention.json")
+    extra_vars = dict(DEMO_POLICY, retention_report_path=report_path)
+    run_playbook(state, "shadowsnap.ec2.retention", extra_vars, check=True)
+    with open(report_path, encoding="utf-8") as handle:
+        print_retention_plan(json.load(handle), state["instances"])
+
+
 def main():
     os.makedirs(WORK_DIR, exist_ok=True)
     state_file = os.path.join(WORK_DIR, "state.json")
@@ -95,7 +149,9 @@ def main():
         instance_ids = [instance["instance_id"] for instance in state["instances"]]
         run_playbook(state, list_sets, {"instance_ids": instance_ids, "report_path": report_path})
         with open(report_path, encoding="utf-8") as handle:
-            print_sets(json.load(handle), state["instances"])
+            listed = json.load(handle)
+        print_sets(listed, state["instances"])
+        plan_retention(state, listed["sets"])
     finally:
         stop_detached(state_file)
         sys.stdout.write("\nLab stopped.\n")

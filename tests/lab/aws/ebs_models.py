@@ -44,6 +44,17 @@ def start_time_text(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def own_snapshot(backend, snapshot_id):
+    """The caller's snapshot: InvalidSnapshot.NotFound when EC2 does not know it, UnauthorizedOperation for another
+    account's (the caller may see it, not change it; the code is the lab's choice)."""
+    snapshot = backend.snapshots.get(snapshot_id)
+    if snapshot is None:
+        raise InvalidSnapshotIdError()
+    if snapshot.owner_id != backend.account_id:
+        raise EC2ClientError("UnauthorizedOperation", "You are not authorized to perform this operation.")
+    return snapshot
+
+
 def member_list(value):
     """Query-protocol lists arrive as a list, a dict of ``member.N`` or a single string, depending on moto's parser."""
     if not value:

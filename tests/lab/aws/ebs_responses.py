@@ -4,6 +4,7 @@ moto's backend entry points to the lab's models (lab.aws.ebs_models)."""
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
 from moto.ec2.responses import elastic_block_store as ebs_responses
 
+from . import snapshot_listing
 from .fault_proxy import CLIENT_HEADER
 
 
@@ -17,6 +18,9 @@ def _patch_snapshot_templates():
         if name == "CREATE_SNAPSHOTS_RESPONSE":
             # CreateSnapshots answers SnapshotInfo items, whose status element is <state>, unlike DescribeSnapshots.
             template = template.replace("<status>{{ snapshot.status }}</status>", "<state>{{ snapshot.status }}</state>")
+        if name == "DESCRIBE_SNAPSHOTS_RESPONSE":
+            template = template.replace(
+                "</snapshotSet>", "</snapshotSet>{% if next_token %}<nextToken>{{ next_token }}</nextToken>{% endif %}")
         setattr(ebs_responses, name, template)
 
 
@@ -37,17 +41,20 @@ def _patch_create_snapshots_request():
 
 
 def _patch_describe_snapshots(behaviour):
-    """DescribeSnapshots as the collection sees it through the fault proxy: eventually consistent (the models decide
-    what is visible yet); a test reading moto directly sees every snapshot at once."""
+    """DescribeSnapshots as EC2 answers it: only the owners asked for, one page at a time (lab.aws.snapshot_listing);
+    and as the collection sees it through the fault proxy, eventually consistent (the models decide what is visible
+    yet), while a test reading moto directly sees every snapshot at once."""
 
     def describe_snapshots(self):
         filters = self._filters_from_querystring()
         snapshot_ids = self._get_param("SnapshotIds", [])
         snapshots = self.ec2_backend.describe_snapshots(snapshot_ids=snapshot_ids, filters=filters)
+        snapshots = snapshot_listing.owned_by(snapshots, self._get_param("OwnerIds", []), self.current_account)
         if self.headers.get(CLIENT_HEADER):
             snapshots = behaviour.visible_to_client(snapshots, snapshot_ids)
+        listed = snapshot_listing.page(snapshots, self._get_param("MaxResults"), self._get_param("NextToken"), snapshot_ids)
         template = self.response_template(ebs_responses.DESCRIBE_SNAPSHOTS_RESPONSE)
-        return template.render(snapshots=snapshots)
+        return template.render(snapshots=listed.snapshots, next_token=listed.next_token)
 
     ebs_responses.ElasticBlockStore.describe_snapshots = describe_snapshots
 

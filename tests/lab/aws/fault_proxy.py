@@ -2,11 +2,13 @@
 
 It applies the scenario of lab.aws.fault_plan and answers errors in the exact wire shape of the EC2 query API, so
 botocore, amazon.aws's retry decorators and our modules see what they would see from EC2. The lab's control API is
-mounted on the same port under ``/_lab/``.
+mounted on the same port under ``/_lab/``; services moto lacks (``services``: the SigV4 signing name, such as
+``rbin``, to an endpoint with ``action(method, path)`` and ``answer(method, path, body)``) are answered by the lab.
 """
 
 import http.client
 import io
+import re
 import socket
 import struct
 import threading
@@ -18,6 +20,13 @@ from .fault_plan import ERROR_MESSAGES, ERROR_STATUS, CallCounter, FaultPlan, ec
 
 # Set on every request the proxy forwards: moto's responses tell the collection's calls from a test's own reads.
 CLIENT_HEADER = "X-Shadowsnap-Lab-Client"
+_CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/(?P<service>[^/]+)/aws4_request")
+
+
+def signing_service(headers):
+    """The service a SigV4 request is signed for (``ec2``, ``rbin``...), or None."""
+    found = _CREDENTIAL.search(headers.get("Authorization") or "")
+    return found.group("service") if found else None
 
 
 def request_action(headers, body):
@@ -37,6 +46,7 @@ class FaultProxy:
         self.plan = FaultPlan()
         self.counter = CallCounter()
         self.control = control
+        self.services = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="lab-fault-proxy", daemon=True)
@@ -83,7 +93,11 @@ class FaultProxy:
                     status, payload = proxy.control(self.command, self.path, body)
                     self._answer(status, payload, [("Content-Type", "application/json")])
                     return
-                action, params = request_action(self.headers, body)
+                service = proxy.services.get(signing_service(self.headers))
+                if service is not None:
+                    action, params = service.action(self.command, self.path), {}
+                else:
+                    action, params = request_action(self.headers, body)
                 unfiltered = is_unfiltered_describe(action, params)
                 if proxy.plan.latency:
                     time.sleep(proxy.plan.latency)
@@ -101,7 +115,10 @@ class FaultProxy:
                     proxy.counter.add(action, "faults", unfiltered)
                     self._answer(int(rule["status"]), b"<html><body>lab fault</body></html>", [("Content-Type", "text/html")])
                     return
-                status, headers, payload = self._forward(body)
+                if service is not None:
+                    status, headers, payload = service.answer(self.command, self.path, body)
+                else:
+                    status, headers, payload = self._forward(body)
                 lost = rule.get("lose_response") if rule else None
                 if lost:
                     proxy.counter.add(action, "faults", unfiltered)

@@ -7,7 +7,8 @@ answers as users report them (docs/lab.md):
 
 - CreateVolume: a repeat with the same ``ClientToken`` answers the volume the first request created
   (``IdempotentParameterMismatch`` when the parameters differ); the zone must exist in the Region (``InvalidZone.NotFound``); the size must hold the snapshot
-  (``InvalidParameterValue``); the snapshot must be ``completed`` and in the standard tier (``IncorrectState``); an
+  (``InvalidParameterValue``); the snapshot must be ``completed`` and in the standard tier (``IncorrectState``; the
+  tier is lab.aws.tier_models'); an
   encrypted snapshot gives a volume encrypted with its key unless another is given; ``storage_limit_gib`` is the
   Region's storage quota (``VolumeLimitExceeded``); the volume stays ``creating`` for ``creating_seconds``;
 - AttachVolume: the volume must be ``available`` (``VolumeInUse`` when attached, ``IncorrectState`` while
@@ -61,7 +62,6 @@ class EbsVolumes:
         self._creating_until = {}
         self._client_tokens = {}
         self._changes = {}
-        self._storage_tiers = {}
         self._events = []
         self._listeners = []
 
@@ -71,7 +71,6 @@ class EbsVolumes:
             self._creating_until.clear()
             self._client_tokens.clear()
             self._changes.clear()
-            self._storage_tiers.clear()
             self._events.clear()
 
     def configure(self, **values):
@@ -153,17 +152,6 @@ class EbsVolumes:
             return "creating"
         return "in-use" if volume.attachment else "available"
 
-    def storage_tier(self, snapshot_id):
-        return self._storage_tiers.get(snapshot_id, "standard")
-
-    def set_storage_tier(self, snapshot_id, tier):
-        """``archive`` (what ModifySnapshotTier leaves once archival is complete) or ``standard``."""
-        if tier not in ("standard", "archive"):
-            raise ValueError("storage tier must be standard or archive, not %r" % tier)
-        with self.lock:
-            self._storage_tiers[snapshot_id] = tier
-        return {"snapshot_id": snapshot_id, "storage_tier": tier}
-
     def _schedule(self, seconds):
         if seconds > 0:
             timer = threading.Timer(seconds + 0.01, self.settle)
@@ -243,7 +231,7 @@ class EbsVolumes:
             raise InvalidSnapshotIdError()
         if snapshot.status != "completed":
             raise EC2ClientError("IncorrectState", "Snapshot is in invalid state - %s" % snapshot.status)
-        if self.storage_tier(snapshot_id) == "archive":
+        if snapshot.storage_tier == "archive":
             raise EC2ClientError(
                 "IncorrectState",
                 "Snapshot %s is archived; restore it to the standard tier (RestoreSnapshotTier) before you use it"

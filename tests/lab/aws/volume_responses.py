@@ -23,11 +23,9 @@ def _optional_int(value):
 
 
 def _patch_templates():
-    """DescribeVolumes prints each attachment's own state (moto prints ``attached``); DescribeSnapshots the tier."""
+    """DescribeVolumes prints each attachment's own state (moto prints ``attached``)."""
     ebs_responses.DESCRIBE_VOLUMES_RESPONSE = ebs_responses.DESCRIBE_VOLUMES_RESPONSE.replace(
         "<status>attached</status>", "<status>{{ volume.attachment.status }}</status>")
-    ebs_responses.DESCRIBE_SNAPSHOTS_RESPONSE = ebs_responses.DESCRIBE_SNAPSHOTS_RESPONSE.replace(
-        "<tagSet>", "<storageTier>{{ snapshot.storage_tier }}</storageTier>\n             <tagSet>", 1)
 
 
 def _patch_states(behaviour):
@@ -40,7 +38,6 @@ def _patch_states(behaviour):
 
     Volume.status = property(behaviour.volume_status)
     Snapshot.kms_key_id = property(lambda snapshot: snapshot.__dict__.get("_lab_kms_key_id"), set_kms_key_id)
-    Snapshot.storage_tier = property(lambda snapshot: behaviour.storage_tier(snapshot.id))
 
 
 def _patch_requests(behaviour):
@@ -95,8 +92,6 @@ def control(behaviour, method, route, query, request):
         return behaviour.events(_first(query, "instance_id"))
     if (method, route) == ("GET", "/_lab/volumes/content"):
         return behaviour.content(query["volume_id"][0])
-    if (method, route) == ("PUT", "/_lab/volumes/snapshot_tier"):
-        return behaviour.set_storage_tier(request["snapshot_id"], request["storage_tier"])
     raise KeyError("no such control endpoint: %s %s" % (method, route))
 
 
