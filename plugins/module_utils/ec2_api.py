@@ -11,7 +11,7 @@ client token) retry with jittered backoff, DeleteSnapshot too and for longer (a 
 already deleted); CreateSnapshots is never retried here: a lost answer may have created the set, so
 ``snapshot_sets.create_snapshot_set`` decides. AttachVolume and DetachVolume are retried only when throttled
 (refused before they were carried out); after any other failure their caller reads the volume to learn whether the
-request was carried out.
+request was carried out. CopySnapshot likewise: after a lost answer ``set_copy`` looks for the copy by its tags.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -185,6 +185,32 @@ def describe_locked_snapshots(client, snapshot_ids=None):
         if not page.get("NextToken"):
             return locks
         params["NextToken"] = page["NextToken"]
+
+
+@SnapshotErrorHandler.common_error_handler("copy the snapshot")
+@THROTTLING_RETRY
+def copy_snapshot(client, source_region, source_snapshot_id, description, tags, encrypted=False, kms_key_id=None):
+    """One CopySnapshot into the client's Region, with ``tags`` on the copy (EC2 copies no tags). Retried only when
+    throttled: CopySnapshot has no client token, so after a lost answer the caller looks for the copy by its tags."""
+    arguments = {
+        "SourceRegion": source_region, "SourceSnapshotId": source_snapshot_id, "Description": description,
+        "TagSpecifications": [{"ResourceType": "snapshot",
+                               "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}],
+    }
+    if encrypted or kms_key_id:
+        arguments["Encrypted"] = True
+    if kms_key_id:
+        arguments["KmsKeyId"] = kms_key_id
+    return client.copy_snapshot(**arguments)["SnapshotId"]
+
+
+@SnapshotErrorHandler.common_error_handler("change who may create volumes from the snapshot")
+@READ_RETRY
+def share_snapshot(client, snapshot_id, account_ids, share=True):
+    """Add (or, with ``share=False``, remove) the accounts' createVolumePermission; repeating it changes nothing."""
+    client.modify_snapshot_attribute(
+        SnapshotId=snapshot_id, Attribute="createVolumePermission", OperationType="add" if share else "remove",
+        UserIds=sorted(account_ids))
 
 
 def _wait(client, waiter_name, kind, ids, timeout, delay, timed_out):

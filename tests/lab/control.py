@@ -22,7 +22,7 @@ import urllib.request
 
 import boto3
 
-from lab.aws import (EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, RetentionBehaviour, RetentionLabClient, SsmBehaviour,
+from lab.aws import (CopyBehaviour, CopyLabClient, EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, RetentionBehaviour, RetentionLabClient, SsmBehaviour,
                      install_into_moto, volume_responses)
 from lab.dataplane import BlockStore
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
@@ -101,11 +101,12 @@ class Lab:
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
         self.ssm = SsmBehaviour(self.windows)
         self.retention = RetentionBehaviour(self.blockstore, self.ebs, REGION)
+        self.copies = CopyBehaviour(self.blockstore)
         self.instances = []
         self._lock = threading.Lock()
 
     def start(self):
-        install_into_moto(self.ebs, self.ssm, self.volumes, self.retention)
+        install_into_moto(self.ebs, self.ssm, self.volumes, self.retention, self.copies)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -143,6 +144,7 @@ class Lab:
             self.volumes.reset()
             self.ssm.reset()
             self.retention.reset()
+            self.copies.reset()
             self.proxy.plan.clear()
             self.proxy.counter.reset()
             self.blockstore.reset()
@@ -173,6 +175,9 @@ class Lab:
             return status, json.dumps(result).encode()
         if path.startswith("/_lab/retention/"):
             status, result = self.retention.handle_control(method, path, body)
+            return status, json.dumps(result).encode()
+        if path.split("?")[0].rstrip("/") == "/_lab/copies" or path.startswith("/_lab/copies/"):
+            status, result = self.copies.handle_control(method, path, body)
             return status, json.dumps(result).encode()
         try:
             request = json.loads(body) if body else {}
@@ -215,8 +220,9 @@ class Lab:
             return 400, json.dumps({"error": str(error)}).encode()
 
 
-class LabClient(RetentionLabClient):
-    """Talks to a running lab's control API (its retention calls: lab.aws.retention_client)."""
+class LabClient(RetentionLabClient, CopyLabClient):
+    """Talks to a running lab's control API (its retention calls: lab.aws.retention_client; its DR-copy calls:
+    lab.aws.copy_client)."""
 
     def __init__(self, state):
         self.state = state
