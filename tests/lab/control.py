@@ -46,12 +46,14 @@ def windows_image_id(ec2):
 
 
 def seed_instances(ec2, topology):
-    """Create the topology's instances with their volumes at the given device names; return their descriptions."""
+    """Create the topology's instances with their volumes at the given device names, encrypted with the account's
+    aws/ebs key (EBS encryption by default); return their descriptions."""
     image_id = windows_image_id(ec2)
     seeded = []
     for host in topology:
         mappings = [
-            {"DeviceName": v["device"], "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True}}
+            {"DeviceName": v["device"], "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True,
+                                                "Encrypted": True}}
             for v in host["volumes"]
         ]
         reservation = ec2.run_instances(

@@ -1,7 +1,7 @@
 """Where the lab's copy models (lab.aws.copy_models) plug into moto: CopySnapshot with ``Encrypted``, the copies'
 state and progress, the KmsKeyId an encrypted snapshot reports, and ModifySnapshotAttribute's sharing rules; and
-RunInstances' ``Encrypted``, which moto reads from ``VolumeSize`` (every lab volume came out encrypted, so no lab
-snapshot could have been shared with another account). Being
+RunInstances' ``Encrypted``, which moto reads from ``VolumeSize`` (any sized volume came out encrypted, whatever
+was asked). Being
 answered inside moto, they pass the fault proxy like any EC2 call: counted, rate-limited and subject to fault rules."""
 
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot

@@ -3,7 +3,8 @@
 What these tests show: a copy stays ``pending`` for the lab's copy duration; the per-destination cap answers
 ``ResourceLimitExceeded`` and frees a slot as a copy completes (the lab counts the most in flight); a copy reports
 the arbitrary VolumeId EC2 gives copies and holds its source's content; encryption follows ``Encrypted`` and
-``KmsKeyId`` with the destination's keys; another account copies only what was shared with it; and a snapshot
+``KmsKeyId`` with the destination's keys (the seeded volumes, hence their sets, are encrypted with aws/ebs); another
+account copies only what was shared with it; and a snapshot
 encrypted with aws/ebs cannot be shared, nor an encrypted one made public.
 """
 
@@ -15,7 +16,7 @@ import pytest
 
 from lab.control import LAB_CREDENTIALS
 
-from test_aws_retention import create_set, error_code
+from test_aws_retention import HOST, create_set, error_code
 
 DR_REGION = "us-west-2"
 VAULT_ACCOUNT = "222222222222"
@@ -71,11 +72,20 @@ def test_the_cap_refuses_one_copy_more_per_destination_and_frees_a_slot_as_a_cop
     assert len(seen["refused"]) == 1 and all(state_of(dr, s)["State"] == "completed" for s in first)
 
 
+def plain_snapshot(client):
+    """A snapshot of an unencrypted volume (the lab's seeded volumes are encrypted with aws/ebs)."""
+    ec2 = aws(client, "ec2")
+    volume = ec2.create_volume(Size=1, AvailabilityZone=client.instance(HOST)["availability_zone"])
+    return ec2.create_snapshot(VolumeId=volume["VolumeId"])["SnapshotId"]
+
+
 def test_encryption_follows_encrypted_and_the_destination_key(client):
-    source = create_set(aws(client, "ec2"), client)[0]
+    source = plain_snapshot(client)
     dr = aws(client, "ec2", DR_REGION)
     plain = state_of(dr, copy(dr, source))
     assert not plain["Encrypted"]
+    seeded = state_of(dr, copy(dr, create_set(aws(client, "ec2"), client)[0]))
+    assert seeded["Encrypted"] and seeded["KmsKeyId"].startswith("arn:aws:kms:%s:" % DR_REGION)
     default = state_of(dr, copy(dr, source, Encrypted=True))
     kms = aws(client, "kms", DR_REGION)
     assert default["Encrypted"]
@@ -91,7 +101,8 @@ def test_encryption_follows_encrypted_and_the_destination_key(client):
 
 def test_another_account_copies_only_what_was_shared_with_it(client):
     ec2 = aws(client, "ec2")
-    source = create_set(ec2, client)[0]
+    create_set(ec2, client, set_id="cmk")
+    source = client.encrypt_set("cmk", aws(client, "kms").create_key(Description="cmk")["KeyMetadata"]["Arn"])[0]
     vault = aws(client, "ec2", DR_REGION, vault_credentials(client))
     with pytest.raises(botocore.exceptions.ClientError) as hidden:
         copy(vault, source)
