@@ -213,6 +213,14 @@ def share_snapshot(client, snapshot_id, account_ids, share=True):
         UserIds=sorted(account_ids))
 
 
+@SnapshotErrorHandler.list_error_handler("read who may create volumes from the snapshot", [])
+@READ_RETRY
+def snapshot_shared_with(client, snapshot_id):
+    """The account ids the snapshot is shared with (createVolumePermission); [] when EC2 no longer knows it."""
+    answer = client.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")
+    return sorted(p["UserId"] for p in answer.get("CreateVolumePermissions", []) if "UserId" in p)
+
+
 def _wait(client, waiter_name, kind, ids, timeout, delay, timed_out):
     """Run a waiter over the ``kind`` (Snapshots, Volumes) with these ids. An error answer is raised as EC2's error,
     an item in state ``error`` or the timeout as AnsibleEC2Error (``timed_out(last items)`` says what was waited for)."""

@@ -285,9 +285,19 @@ class CopyQueue:
         return round(self.busy_seconds / (self.limit * elapsed), 3) if elapsed > 0 else 0.0
 
 
-def share_sources(client, plan, account_id, share=True):
-    """Share (or stop sharing) the planned members' source snapshots with the destination account; their ids."""
+def share_sources(client, plan, account_id):
+    """Share the planned members' source snapshots with the destination account; their ids."""
     snapshot_ids = sorted(set(entry["source_snapshot_id"] for entry in plan))
     for snapshot_id in snapshot_ids:
-        ec2_api.share_snapshot(client, snapshot_id, [account_id], share)
+        ec2_api.share_snapshot(client, snapshot_id, [account_id])
+    return snapshot_ids
+
+
+def unshare_sources(client, plan, account_id):
+    """Stop sharing with the destination account the source snapshots still shared with it (an earlier run may have
+    shared them and stopped before its copies completed); their ids."""
+    snapshot_ids = [snapshot_id for snapshot_id in sorted(set(entry["source_snapshot_id"] for entry in plan))
+                    if account_id in ec2_api.snapshot_shared_with(client, snapshot_id)]
+    for snapshot_id in snapshot_ids:
+        ec2_api.share_snapshot(client, snapshot_id, [account_id], share=False)
     return snapshot_ids

@@ -291,7 +291,7 @@ def copy_sets(module):
     if cross_account and not module.check_mode and not params["keep_shared"]:
         done = [entry for found in sets if found["status"] in ("copied", "present")
                 for entry in plan if entry["set_id"] == found["set_id"]]
-        result["unshared_snapshot_ids"] = set_copy.share_sources(source, done, destination_account, share=False)
+        result["unshared_snapshot_ids"] = set_copy.unshare_sources(source, done, destination_account)
     result["sets"] = sets
     result["changed"] = bool(result["copies_started"] or result["shared_snapshot_ids"]
                              or result["unshared_snapshot_ids"] or (module.check_mode and to_copy))

@@ -108,6 +108,12 @@ def test_sets_copied_to_another_region_and_account_are_complete_sets_there_resto
             SnapshotId=source["snapshots"][0]["snapshot_id"], Attribute="createVolumePermission")
         assert permissions["CreateVolumePermissions"] == []
 
+    run, again = copy_sets(lab, ansible_playbook, set_ids, destination_role_arn=VAULT_ROLE, kms_key_id=vault_key["Arn"],
+                           policy="vault")
+    assert run.rc == 0, run.stdout
+    assert (again["changed"], again["copies_started"], again["shared_snapshot_ids"], again["unshared_snapshot_ids"]) == (
+        False, 0, [], [])
+
     credentials = module_credentials(vault)
     run, info = run_module("ec2_snapshot_set_info", lab, ansible_playbook, region=DR_REGION, set_ids=set_ids,
                            **credentials)
