@@ -171,7 +171,7 @@ def render(ours, theirs, options, module_result):
         "",
         "- Occupancy is lost only between a copy's end and the next poll (at most `poll_interval`), and in the last",
         "  round, when fewer than 20 copies are left. With real copy times (minutes) and the default 15 s poll, the poll's",
-        "  share of a copy's time is about what it is here (0.5 s of 20 s).",
+        "  share of a copy's time is about what it is here (%.1f s of %.0f s)." % (options.poll_interval, options.copy_seconds),
         "- The loop's copies per minute is one copy per copy time plus the waiter's 15 s polls: it never uses more than",
         "  1 of the 20 slots.",
         "- The machine was shared with other work (2 cores).",
