@@ -12,7 +12,9 @@ A set created by the collection's own CreateSnapshots call gets all its tags in 
 where the snapshots exist first (settling an ``unverified`` set, tagging what AWS's VSS document created).
 
 A DR copy of a set (another Region or account) keeps the set's tags and adds ``shadowsnap:copy:*`` (where it came from
-and the member volume it stands for), so it is the same set there. Volumes restored from a set carry ``shadowsnap:restore:*`` tags from their CreateVolume call (what they were restored
+and the member volume it stands for), so it is the same set there.
+
+Volumes restored from a set carry ``shadowsnap:restore:*`` tags from their CreateVolume call (what they were restored
 from, so a re-run finds them), and a volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what
 replaced it, so the swap can be rolled back).
 """
