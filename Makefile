@@ -69,3 +69,4 @@ bench: venv
 	cd tests && ../$(BIN)/python -m benchmarks.bench_snapshot_sets --instances 10 --volumes 4
 	cd tests && ../$(BIN)/python -m benchmarks.bench_backup
 	cd tests && ../$(BIN)/python -m benchmarks.bench_retention --sets 400 --loop-sets 40
+	cd tests && ../$(BIN)/python -m benchmarks.bench_dr_copy --sets 50 --loop-sets 3

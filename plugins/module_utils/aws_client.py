@@ -62,3 +62,40 @@ def ssm_client(connection, idempotent=True):
 def rbin_client(connection):
     """A Recycle Bin (``rbin``) client; its calls are reads or idempotent checks made before a create."""
     return connection.client("rbin")
+
+
+def kms_client(connection, region=None, credentials=None):
+    """A KMS client (DescribeKey: whether a snapshot's key is one AWS manages) in ``region``, as ``credentials``."""
+    return regional_client(connection, "kms", region, credentials)
+
+
+def regional_client(connection, service, region=None, credentials=None, idempotent=True):
+    """A client in another Region (``region``) and/or as another account (``credentials`` from
+    :func:`assume_role`), with the same retry policy as the module's own clients."""
+    extra = {}
+    if region:
+        extra["region"] = region
+    if credentials:
+        extra.update(credentials)
+    if not idempotent:
+        extra["config"] = NO_AUTOMATIC_RETRIES
+    return connection.client(service, **extra)
+
+
+def assume_role(connection, role_arn, session_name, external_id=None):
+    """Temporary credentials of ``role_arn`` (STS AssumeRole with the module's own credentials), as client keyword
+    arguments for :func:`regional_client`: how the collection acts in another account."""
+    arguments = {"RoleArn": role_arn, "RoleSessionName": session_name}
+    if external_id:
+        arguments["ExternalId"] = external_id
+    credentials = READ_RETRY(connection.client("sts").assume_role)(**arguments)["Credentials"]
+    return {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
+
+
+def account_id(connection, credentials=None):
+    """The account the module's credentials (or ``credentials``) act in (STS GetCallerIdentity)."""
+    return READ_RETRY(regional_client(connection, "sts", credentials=credentials).get_caller_identity)()["Account"]

@@ -11,7 +11,7 @@ client token) retry with jittered backoff, DeleteSnapshot too and for longer (a 
 already deleted); CreateSnapshots is never retried here: a lost answer may have created the set, so
 ``snapshot_sets.create_snapshot_set`` decides. AttachVolume and DetachVolume are retried only when throttled
 (refused before they were carried out); after any other failure their caller reads the volume to learn whether the
-request was carried out.
+request was carried out. CopySnapshot likewise: after a lost answer ``set_copy`` looks for the copy by its tags.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -245,6 +245,40 @@ def list_snapshots_in_recycle_bin(client):
 @THROTTLING_RETRY
 def restore_snapshot_from_recycle_bin(client, snapshot_id):
     return client.restore_snapshot_from_recycle_bin(SnapshotId=snapshot_id)
+
+
+@SnapshotErrorHandler.common_error_handler("copy the snapshot")
+@THROTTLING_RETRY
+def copy_snapshot(client, source_region, source_snapshot_id, description, tags, encrypted=False, kms_key_id=None):
+    """One CopySnapshot into the client's Region, with ``tags`` on the copy (EC2 copies no tags). Retried only when
+    throttled: CopySnapshot has no client token, so after a lost answer the caller looks for the copy by its tags."""
+    arguments = {
+        "SourceRegion": source_region, "SourceSnapshotId": source_snapshot_id, "Description": description,
+        "TagSpecifications": [{"ResourceType": "snapshot",
+                               "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}],
+    }
+    if encrypted or kms_key_id:
+        arguments["Encrypted"] = True
+    if kms_key_id:
+        arguments["KmsKeyId"] = kms_key_id
+    return client.copy_snapshot(**arguments)["SnapshotId"]
+
+
+@SnapshotErrorHandler.common_error_handler("change who may create volumes from the snapshot")
+@READ_RETRY
+def share_snapshot(client, snapshot_id, account_ids, share=True):
+    """Add (or, with ``share=False``, remove) the accounts' createVolumePermission; repeating it changes nothing."""
+    client.modify_snapshot_attribute(
+        SnapshotId=snapshot_id, Attribute="createVolumePermission", OperationType="add" if share else "remove",
+        UserIds=sorted(account_ids))
+
+
+@SnapshotErrorHandler.list_error_handler("read who may create volumes from the snapshot", [])
+@READ_RETRY
+def snapshot_shared_with(client, snapshot_id):
+    """The account ids the snapshot is shared with (createVolumePermission); [] when EC2 no longer knows it."""
+    answer = client.describe_snapshot_attribute(SnapshotId=snapshot_id, Attribute="createVolumePermission")
+    return sorted(p["UserId"] for p in answer.get("CreateVolumePermissions", []) if "UserId" in p)
 
 
 def _wait(client, waiter_name, kind, ids, timeout, delay, timed_out):

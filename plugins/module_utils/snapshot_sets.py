@@ -230,14 +230,15 @@ def list_sets(client, instance_ids=None, policy=None):
 
 
 def describe_member(snapshot):
-    """One snapshot of a set, with its decoded schema data."""
+    """One snapshot of a set, with its decoded schema data; a DR copy stands for the member volume its tags name."""
     tags = boto3_tag_list_to_ansible_dict(snapshot.get("Tags", []))
-    decoded = snapshot_tags.decode_snapshot(tags, snapshot["VolumeId"])
+    volume_id = snapshot_tags.member_volume_id(tags, snapshot["VolumeId"])
+    decoded = snapshot_tags.decode_snapshot(tags, volume_id)
     start = snapshot.get("StartTime")
     return {
         "snapshot_id": snapshot["SnapshotId"],
         "owner_id": snapshot.get("OwnerId"),
-        "volume_id": snapshot["VolumeId"],
+        "volume_id": volume_id,
         "volume_size": snapshot.get("VolumeSize"),
         "state": snapshot.get("State"),
         "progress": snapshot.get("Progress"),

@@ -11,6 +11,9 @@ reader can tell a complete set from one that lost a snapshot -- from the tags al
 A set created by the collection's own CreateSnapshots call gets all its tags in that call; CreateTags is used only
 where the snapshots exist first (settling an ``unverified`` set, tagging what AWS's VSS document created).
 
+A DR copy of a set (another Region or account) keeps the set's tags and adds ``shadowsnap:copy:*`` (where it came from
+and the member volume it stands for), so it is the same set there.
+
 Volumes restored from a set carry ``shadowsnap:restore:*`` tags from their CreateVolume call (what they were restored
 from, so a re-run finds them), and a volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what
 replaced it, so the swap can be rolled back).
@@ -40,6 +43,14 @@ VOLUME_KEY_PREFIX = PREFIX + "volume:"
 # Put on any member by an operator (the value says why); retention keeps the whole set while any member carries it.
 KEY_HOLD = PREFIX + "hold"
 
+# On a DR copy of a set's snapshot (ec2_snapshot_set_copy), from its CopySnapshot call, beside the source's tags: where
+# it was copied from, and the member volume it stands for (a copy's own VolumeId is an arbitrary placeholder).
+COPY_PREFIX = PREFIX + "copy:"
+KEY_COPY_SOURCE_SET_ID = COPY_PREFIX + "source-set-id"
+KEY_COPY_SOURCE_REGION = COPY_PREFIX + "source-region"
+KEY_COPY_SOURCE_ACCOUNT = COPY_PREFIX + "source-account"
+KEY_COPY_SOURCE_SNAPSHOT = COPY_PREFIX + "source-snapshot"
+KEY_COPY_SOURCE_VOLUME = COPY_PREFIX + "source-volume"
 # On a volume restored from a set (ec2_snapshot_set_volumes), from its CreateVolume call.
 RESTORE_PREFIX = PREFIX + "restore:"
 KEY_RESTORE_ID = RESTORE_PREFIX + "id"
@@ -249,6 +260,40 @@ def decode_snapshot(tags, volume_id):
         "member_volume_ids": members,
         "user_tags": dict((key, value) for key, value in tags.items() if not key.startswith(PREFIX)),
     }
+
+
+def member_volume_id(tags, volume_id):
+    """The member volume a snapshot stands for: its own VolumeId, or for a DR copy the one its copy tag records."""
+    return tags.get(KEY_COPY_SOURCE_VOLUME) or volume_id
+
+
+def build_copy_tags(source_tags, volume_id, snapshot_id, region, account_id, policy=None):
+    """All tags of the DR copy of one member: the source's schema and user tags (the set id unchanged, so the copies
+    are the same set in their Region), the destination's retention ``policy`` when given, and where the copy came
+    from. A hold is the source's own and stays behind. Raises :class:`TagSchemaError` when they do not fit."""
+    tags = dict((key, value) for key, value in source_tags.items()
+                if key != KEY_HOLD and not key.startswith(COPY_PREFIX) and not key.startswith("aws:"))
+    if policy:
+        tags[KEY_POLICY] = policy
+    tags.update({
+        KEY_COPY_SOURCE_SET_ID: source_tags.get(KEY_SET_ID, ""),
+        KEY_COPY_SOURCE_REGION: region,
+        KEY_COPY_SOURCE_ACCOUNT: account_id,
+        KEY_COPY_SOURCE_SNAPSHOT: snapshot_id,
+        KEY_COPY_SOURCE_VOLUME: volume_id,
+    })
+    check_tag_limits(tags)
+    return tags
+
+
+def decode_copy(tags):
+    """Where a DR copy came from (``tags`` as a dict) as ``{set_id, region, account_id, snapshot_id, volume_id}``, or
+    None for a snapshot that is not a copy."""
+    if not tags.get(KEY_COPY_SOURCE_SNAPSHOT):
+        return None
+    return {"set_id": tags.get(KEY_COPY_SOURCE_SET_ID), "region": tags.get(KEY_COPY_SOURCE_REGION),
+            "account_id": tags.get(KEY_COPY_SOURCE_ACCOUNT), "snapshot_id": tags[KEY_COPY_SOURCE_SNAPSHOT],
+            "volume_id": tags.get(KEY_COPY_SOURCE_VOLUME)}
 
 
 def build_restored_volume_tags(restore_id, set_id, snapshot_id, source_instance_id, source_volume_id, device, paths,

@@ -22,7 +22,7 @@ import urllib.request
 
 import boto3
 
-from lab.aws import (EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, RetentionBehaviour, RetentionLabClient, SsmBehaviour,
+from lab.aws import (CopyBehaviour, CopyLabClient, EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, RetentionBehaviour, RetentionLabClient, SsmBehaviour,
                      install_into_moto, volume_responses)
 from lab.dataplane import BlockStore
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
@@ -46,12 +46,14 @@ def windows_image_id(ec2):
 
 
 def seed_instances(ec2, topology):
-    """Create the topology's instances with their volumes at the given device names; return their descriptions."""
+    """Create the topology's instances with their volumes at the given device names, encrypted with the account's
+    aws/ebs key (EBS encryption by default); return their descriptions."""
     image_id = windows_image_id(ec2)
     seeded = []
     for host in topology:
         mappings = [
-            {"DeviceName": v["device"], "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True}}
+            {"DeviceName": v["device"], "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True,
+                                                "Encrypted": True}}
             for v in host["volumes"]
         ]
         reservation = ec2.run_instances(
@@ -102,11 +104,12 @@ class Lab:
         self.ssm = SsmBehaviour(self.windows)
         self.retention = RetentionBehaviour(self.blockstore, self.ebs, REGION)
         self.proxy.services.update(self.retention.services)
+        self.copies = CopyBehaviour(self.blockstore)
         self.instances = []
         self._lock = threading.Lock()
 
     def start(self):
-        install_into_moto(self.ebs, self.ssm, self.volumes, self.retention)
+        install_into_moto(self.ebs, self.ssm, self.volumes, self.retention, self.copies)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -144,6 +147,7 @@ class Lab:
             self.volumes.reset()
             self.ssm.reset()
             self.retention.reset()
+            self.copies.reset()
             self.proxy.plan.clear()
             self.proxy.counter.reset()
             self.blockstore.reset()
@@ -174,6 +178,9 @@ class Lab:
             return status, json.dumps(result).encode()
         if path.startswith("/_lab/retention/"):
             status, result = self.retention.handle_control(method, path, body)
+            return status, json.dumps(result).encode()
+        if path.split("?")[0].rstrip("/") == "/_lab/copies" or path.startswith("/_lab/copies/"):
+            status, result = self.copies.handle_control(method, path, body)
             return status, json.dumps(result).encode()
         try:
             request = json.loads(body) if body else {}
@@ -216,8 +223,9 @@ class Lab:
             return 400, json.dumps({"error": str(error)}).encode()
 
 
-class LabClient(RetentionLabClient):
-    """Talks to a running lab's control API (its retention calls: lab.aws.retention_client)."""
+class LabClient(RetentionLabClient, CopyLabClient):
+    """Talks to a running lab's control API (its retention calls: lab.aws.retention_client; its DR-copy calls:
+    lab.aws.copy_client)."""
 
     def __init__(self, state):
         self.state = state

@@ -47,6 +47,12 @@ class BlockStore:
         with self._lock:
             return self._snapshots.get(snapshot_id)
 
+    def copy_snapshot(self, copy_id, snapshot_id):
+        """A copied snapshot (CopySnapshot, any Region or account) holds its source's content."""
+        with self._lock:
+            source = self._snapshots.get(snapshot_id)
+            self._snapshots[copy_id] = source.clone() if source else VolumeImage()
+
     def restore_volume(self, volume_id, snapshot_id):
         """A new volume created from a snapshot starts with the snapshot's content."""
         with self._lock:

@@ -4,7 +4,9 @@ Laid out the way moto lays out a service: the state and logic the lab adds (``*_
 where it plugs into moto (``*_responses``: templates, request parsing, the moto entry points routed to the models).
 """
 
-from . import ebs_responses, moto_speedups, retention_responses, ssm_responses, volume_responses
+from . import copy_responses, ebs_responses, moto_speedups, retention_responses, ssm_responses, volume_responses
+from .copy_client import CopyLabClient
+from .copy_models import CopyBehaviour
 from .ebs_models import EbsBehaviour
 from .fault_proxy import FaultProxy
 from .moto_server import MotoServer
@@ -14,14 +16,16 @@ from .ssm_models import SsmBehaviour
 from .volume_models import EbsVolumes
 
 
-def install_into_moto(ebs, ssm, volumes, retention):
-    """Route moto's EBS, EBS volume, SSM and retention entry points to the lab's models (process-wide, once per process)."""
+def install_into_moto(ebs, ssm, volumes, retention, copies):
+    """Route moto's EBS, EBS volume, SSM, retention and copy entry points to the lab's models (process-wide, once per
+    process)."""
     moto_speedups.install()
     ebs_responses.install(ebs)
     volume_responses.install(volumes)
     ssm_responses.install(ssm)
     retention_responses.install(retention)
+    copy_responses.install(copies)
 
 
-__all__ = ["EbsBehaviour", "EbsVolumes", "FaultProxy", "MotoServer", "RetentionBehaviour", "RetentionLabClient",
+__all__ = ["CopyBehaviour", "CopyLabClient", "EbsBehaviour", "EbsVolumes", "FaultProxy", "MotoServer", "RetentionBehaviour", "RetentionLabClient",
            "SsmBehaviour", "install_into_moto"]

@@ -1,0 +1,58 @@
+"""Where the lab's copy models (lab.aws.copy_models) plug into moto: CopySnapshot with ``Encrypted``, the copies'
+state and progress, the KmsKeyId an encrypted snapshot reports, and ModifySnapshotAttribute's sharing rules; and
+RunInstances' ``Encrypted``, which moto reads from ``VolumeSize`` (any sized volume came out encrypted, whatever
+was asked). Being
+answered inside moto, they pass the fault proxy like any EC2 call: counted, rate-limited and subject to fault rules."""
+
+from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
+from moto.ec2.responses import elastic_block_store as ebs_responses
+from moto.ec2.responses.instances import InstanceResponse
+
+
+def install(behaviour):
+    """Route moto's CopySnapshot and sharing to ``behaviour`` (process-wide, once; after lab.aws.ebs_responses,
+    whose snapshot state the copies' wraps)."""
+    if getattr(EBSBackend, "_shadowsnap_lab_copies", False):
+        raise RuntimeError("the lab's copy behaviour is already installed in this process")
+    original_status = Snapshot.status
+    original_progress = Snapshot.progress
+    original_add_permission = EBSBackend.add_create_volume_permission
+    original_mappings = InstanceResponse._parse_block_device_mapping  # pylint: disable=protected-access
+
+    def parse_block_device_mapping(self):
+        mappings = original_mappings(self)
+        for mapping, asked in zip(mappings, self._get_param("BlockDeviceMappings", [])):
+            mapping["Ebs"]["Encrypted"] = str(asked.get("Ebs", {}).get("Encrypted", False)).lower() == "true"
+        return mappings
+
+    def copy_snapshot(self):
+        self.error_on_dryrun()
+        snapshot = behaviour.copy_snapshot(
+            self.ec2_backend, self._get_param("SourceSnapshotId"), self._get_param("SourceRegion"),
+            self._get_param("Description"), self._get_param("KmsKeyId"), self._get_bool_param("Encrypted", False))
+        snapshot.add_tags(self._parse_tag_specification().get("snapshot", {}))
+        return self.response_template(ebs_responses.COPY_SNAPSHOT_RESPONSE).render(snapshot=snapshot)
+
+    def add_create_volume_permission(backend, snapshot_id, user_ids, groups):
+        behaviour.check_share(backend.get_snapshot(snapshot_id), user_ids, groups)
+        return original_add_permission(backend, snapshot_id, user_ids, groups)
+
+    def status(snapshot):
+        return behaviour.status_of(snapshot) or original_status.fget(snapshot)
+
+    def progress(snapshot):
+        return behaviour.progress_of(snapshot) or original_progress.fget(snapshot)
+
+    def kms_key_id(snapshot):
+        return behaviour.snapshot_key(snapshot, snapshot.__dict__.get("_lab_kms_key_id"))
+
+    def set_kms_key_id(snapshot, value):
+        snapshot.__dict__["_lab_kms_key_id"] = value
+
+    ebs_responses.ElasticBlockStore.copy_snapshot = copy_snapshot
+    EBSBackend.add_create_volume_permission = add_create_volume_permission
+    InstanceResponse._parse_block_device_mapping = parse_block_device_mapping  # pylint: disable=protected-access
+    Snapshot.status = property(status, lambda snapshot, value: None)
+    Snapshot.progress = property(progress)
+    Snapshot.kms_key_id = property(kms_key_id, set_kms_key_id)
+    EBSBackend._shadowsnap_lab_copies = True  # pylint: disable=protected-access
