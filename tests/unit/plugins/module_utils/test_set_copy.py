@@ -43,7 +43,7 @@ def test_the_queue_keeps_the_cap_busy_and_never_above_it(lab):
     assert [entry["action"] for entry in plan] == ["copied"] * 5 and {e["state"] for e in plan} == {"completed"}
     assert copies.max_in_flight == 2 and lab.copies()["max_in_flight"] == {ACCOUNT + "/" + DR_REGION: 2}
     assert copies.occupancy() > 0.6
-    assert all(entry["copy_seconds"] > 0.2 for entry in plan)
+    assert all(entry["completed_at"] > entry["started_at"] >= entry["queued_at"] for entry in plan)
     assert {e["action"] for e in planned(lab, ["a", "b"])} == {"present"}
 
 
