@@ -71,6 +71,15 @@ def test_copies_of_other_tools_holding_the_cap_delay_the_run_but_do_not_fail_it(
     assert lab.copies()["max_in_flight"] == {ACCOUNT + "/" + DR_REGION: 2}
 
 
+def test_a_run_out_of_time_returns_what_is_in_flight_and_queued_and_the_next_finds_them(lab):
+    lab.copy_settings(copy_seconds=30)
+    make_set(lab, "a")
+    plan = planned(lab, ["a"])
+    left = queue(lab, limit=1).run(plan, timeout=0)
+    assert [entry["action"] for entry in left] == ["copied", "queued", "queued"]
+    assert [entry["action"] for entry in planned(lab, ["a"])] == ["pending", "copy", "copy"]
+
+
 def test_a_set_not_complete_or_missing_is_refused_before_any_copy(lab):
     lab.ebs(pending_seconds=30)
     make_set(lab, "young")
