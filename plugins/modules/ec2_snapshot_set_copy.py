@@ -94,7 +94,8 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds to wait for the copies; the ones still pending go on in EC2 and a re-run waits for them.
+      - Seconds to wait for the copies. The run then fails naming the copies still pending (they go on in EC2; a
+        re-run waits for them) and the members not started (a re-run copies them).
     type: int
     default: 3600
   keep_shared:
