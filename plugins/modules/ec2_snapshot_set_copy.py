@@ -94,7 +94,8 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds to wait for the copies; the ones still pending go on in EC2 and a re-run waits for them.
+      - Seconds to wait for the copies. The run then fails naming the copies still pending (they go on in EC2; a
+        re-run waits for them) and the members not started (a re-run copies them).
     type: int
     default: 3600
   keep_shared:
@@ -271,7 +272,6 @@ def copy_sets(module):
                   destination_account=destination_account, shared_snapshot_ids=[], unshared_snapshot_ids=[],
                   copies_started=0, max_in_flight=0, occupancy=0.0, capacity_refusals=0, elapsed_seconds=0.0)
     to_copy = [entry for entry in plan if entry["action"] == "copy"]
-    queue = None
     if not module.check_mode:
         if cross_account and to_copy:
             result["shared_snapshot_ids"] = set_copy.share_sources(source, to_copy, destination_account)
@@ -300,11 +300,12 @@ def copy_sets(module):
         module.fail_json(msg="the copies %s ended in state error; delete them and run again to copy those members"
                          % ", ".join("%s (of %s in set %s)" % (e["snapshot_id"], e["source_snapshot_id"], e["set_id"])
                                      for e in failed), **result)
-    late = [entry for entry in plan if params["wait"] and entry["state"] == "pending"]
+    late = [entry for entry in plan if params["wait"] and (entry["state"] == "pending" or entry["action"] == "queued")]
     if late:
-        module.fail_json(msg="%d copies were still pending after %d s (%s); they go on in EC2, run again to wait for "
-                         "them" % (len(late), params["wait_timeout"], ", ".join(e["snapshot_id"] for e in late)),
-                         **result)
+        module.fail_json(msg="%d members were not copied within %d s (%s); pending copies go on in EC2, run again to "
+                         "wait for them and copy the rest" % (len(late), params["wait_timeout"], ", ".join(
+                             "%s of %s (%s)" % (e["source_snapshot_id"], e["set_id"], e["snapshot_id"] or "queued")
+                             for e in late)), **result)
     return result
 
 

@@ -7,7 +7,7 @@ Region-level rule (no resource tags) retains every one but those with one of its
 locked (an unlock delay of 7 to 30 days); retention is 1 to 365 days for snapshots; of several matching rules the
 longest retention applies; only ``available`` rules retain. A snapshot in the bin is gone from DescribeSnapshots and
 cannot be used; it keeps its id, tags and data, and RestoreSnapshotFromRecycleBin brings it back ``recovering`` for
-``recover_seconds`` (a setting, 0 by default), then ``completed``; after its retention it is deleted for good.
+``recover_seconds`` (a setting, 0 by default, which applies to snapshots already recovering), then ``completed``; after its retention it is deleted for good.
 The ``rbin`` service answers on the fault proxy's port (lab.aws.rbin_responses); its error codes are the API's.
 """
 
@@ -234,8 +234,7 @@ class RecycleBin:
                 raise InvalidSnapshotIdError()
             del self._bin[snapshot_id]
             backend.snapshots[snapshot_id] = entry.snapshot
-            if self.recover_seconds > 0:
-                self._recovering[snapshot_id] = time.monotonic() + self.recover_seconds
+            self._recovering[snapshot_id] = time.monotonic()
         snapshot = entry.snapshot
         return {"SnapshotId": snapshot.id, "Description": snapshot.description, "Encrypted": bool(snapshot.encrypted),
                 "OwnerId": snapshot.owner_id, "Progress": "100%", "StartTime": snapshot.start_time,
@@ -245,10 +244,10 @@ class RecycleBin:
     def recovering(self, snapshot):
         """``recovering`` while a snapshot restored from the bin is not usable yet, else None."""
         with self.lock:
-            until = self._recovering.get(snapshot.id)
-            if until is None:
+            since = self._recovering.get(snapshot.id)
+            if since is None:
                 return None
-            if time.monotonic() < until:
+            if time.monotonic() - since < self.recover_seconds:
                 return "recovering"
             del self._recovering[snapshot.id]
             return None

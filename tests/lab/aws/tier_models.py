@@ -8,7 +8,8 @@ until it completes, then ``archive``); an archived snapshot is restored temporar
 again) or permanently, through ``temporary-restore-in-progress`` / ``permanent-restore-in-progress`` to ``...-completed``
 (then ``standard``); a temporary restore's period or type can be changed with another RestoreSnapshotTier. EC2 takes
 hours for an archival and up to 72 hours for a restore; the lab takes ``archive_seconds`` and ``restore_seconds``
-(settings, 0 by default) so that a test can watch each state. Archived snapshots cannot be used for volumes (the
+(settings, 0 by default, which apply to operations in progress too: setting 0 finishes them) so that a test can
+watch each state. Archived snapshots cannot be used for volumes (the
 volume model asks :meth:`SnapshotTiers.storage_tier`). Error codes AWS does not document are the lab's choice.
 """
 
@@ -39,15 +40,16 @@ class TierRecord:
 
     operation: str
     started_on: datetime.datetime
-    done_at: float
+    started_at: float
     tier: str = "standard"
     archived_on: datetime.datetime = None
     restore_days: int = None
     restore_expires_on: datetime.datetime = None
 
-    def settle(self, now, monotonic):
+    def settle(self, now, monotonic, settings):
         """Finish the operation whose time has come, and re-archive a temporary restore that has expired."""
-        if self.operation.endswith("-in-progress") and monotonic >= self.done_at:
+        takes = settings.archive_seconds if self.operation.startswith("archival") else settings.restore_seconds
+        if self.operation.endswith("-in-progress") and monotonic - self.started_at >= takes:
             self.operation = self.operation.replace("-in-progress", "-completed")
             if self.operation == "archival-completed":
                 self.tier, self.archived_on = "archive", self.archived_on or now
@@ -89,7 +91,7 @@ class SnapshotTiers:
     def _record(self, snapshot_id):
         record = self._records.get(snapshot_id)
         if record is not None:
-            record.settle(self.clock(), time.monotonic())
+            record.settle(self.clock(), time.monotonic(), self.settings)
         return record
 
     def storage_tier(self, snapshot_id):
@@ -131,7 +133,7 @@ class SnapshotTiers:
                 _refuse("ResourceLimitExceeded", "Volume %s already has %d archived snapshots, the most allowed."
                         % (snapshot.volume.id, MAX_ARCHIVED_PER_VOLUME))
             self._records[snapshot_id] = TierRecord(operation="archival-in-progress", started_on=now,
-                                                    done_at=time.monotonic() + self.settings.archive_seconds)
+                                                    started_at=time.monotonic())
             self._record(snapshot_id)
         return {"SnapshotId": snapshot_id, "TieringStartTime": now}
 
@@ -158,7 +160,7 @@ class SnapshotTiers:
             else:
                 record.operation = "permanent-restore-in-progress" if permanent else "temporary-restore-in-progress"
                 record.started_on, record.restore_days = now, temporary_days
-                record.done_at = time.monotonic() + self.settings.restore_seconds
+                record.started_at = time.monotonic()
                 self._record(snapshot_id)
         answer = {"SnapshotId": snapshot_id, "RestoreStartTime": now, "IsPermanentRestore": bool(permanent)}
         if temporary_days is not None:
@@ -203,6 +205,6 @@ class SnapshotTiers:
                 self._records.pop(snapshot_id, None)
             else:
                 moment = archived_on or self.clock()
-                self._records[snapshot_id] = TierRecord(operation="archival-completed", started_on=moment, done_at=0,
+                self._records[snapshot_id] = TierRecord(operation="archival-completed", started_on=moment, started_at=0,
                                                         tier="archive", archived_on=moment)
         return {"snapshot_id": snapshot_id, "storage_tier": tier}

@@ -105,10 +105,15 @@ def test_deleting_a_set_archived_less_than_90_days_ago_is_refused_with_the_cost_
 def test_retention_archives_kept_sets_by_count_and_age_and_holds_young_archived_deletions(lab):
     daily_history(lab, 6)
     planned, dummy = run_retention(lab, check_mode=True, keep_last=5, archive_keep_standard=2, archive_after_days=3)
-    assert [entry["set_id"] for entry in planned["archived_sets"]] == ["night-03", "night-04"]
-    assert planned["archived_sets"][0]["reasons"][-2:] == [
+    now = datetime.datetime.now(UTC)
+    old_enough = [entry["set_id"] for entry in planned["kept_sets"][2:]
+                  if now - datetime.datetime.fromisoformat(entry["created_at"].replace("Z", "+00:00"))
+                  >= datetime.timedelta(days=3)]
+    assert "night-04" in old_enough, "daily_history's sets are at 01:00: night-04 is at least 3 days old"
+    assert [entry["set_id"] for entry in planned["archived_sets"]] == old_enough
+    assert planned["archived_sets"][-1]["reasons"][-2:] == [
         "archived: older than 3 days", "archived: beyond the newest 2 complete sets kept in the standard tier"]
-    assert planned["archived_sets"][0]["started_snapshot_ids"] == [] and "ModifySnapshotTier" not in lab.counts()["actions"]
+    assert planned["archived_sets"][-1]["started_snapshot_ids"] == [] and "ModifySnapshotTier" not in lab.counts()["actions"]
 
     result, dummy = run_retention(lab, keep_last=5, archive_keep_standard=2)
     assert sorted(entry["set_id"] for entry in result["deleted_sets"]) == ["night-05", "night-06"]
