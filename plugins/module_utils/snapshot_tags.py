@@ -40,6 +40,16 @@ VOLUME_KEY_PREFIX = PREFIX + "volume:"
 # Put on any member by an operator (the value says why); retention keeps the whole set while any member carries it.
 KEY_HOLD = PREFIX + "hold"
 
+# What a whole-instance restore needs of the instance, from the DescribeInstances answer of the backup, identical on
+# every member: ``ami=;type=;az=;subnet=;ip=;root=`` (always), the security groups, the instance profile's name and
+# the key pair's name (each when the instance has them). The device of each member is in its volume entry.
+KEY_LAUNCH = PREFIX + "launch"
+KEY_LAUNCH_SECURITY_GROUPS = PREFIX + "launch:security-groups"
+KEY_LAUNCH_PROFILE = PREFIX + "launch:profile"
+KEY_LAUNCH_KEY = PREFIX + "launch:key"
+_LAUNCH_FIELDS = (("image_id", "ami"), ("instance_type", "type"), ("availability_zone", "az"), ("subnet_id", "subnet"),
+                  ("private_ip", "ip"), ("root_device_name", "root"))
+
 # On a volume restored from a set (ec2_snapshot_set_volumes), from its CreateVolume call.
 RESTORE_PREFIX = PREFIX + "restore:"
 KEY_RESTORE_ID = RESTORE_PREFIX + "id"
@@ -152,10 +162,11 @@ def volume_key(volume_id):
 
 
 def build_set_tags(set_id, instance_id, engine, consistency, created_at, version, volumes,
-                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None, fallback_from=None):
+                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None, fallback_from=None, launch=None):
     """All tags of every snapshot in a set.
 
-    ``volumes`` maps each member volume id to a dict with ``device`` and optionally ``paths`` and ``shadow_id``.
+    ``volumes`` maps each member volume id to a dict with ``device`` and optionally ``paths`` and ``shadow_id``;
+    ``launch`` is the instance's launch record (:func:`launch_tags`).
     Raises :class:`TagSchemaError` when the values are outside the schema or EC2's tag limits.
     """
     if engine not in ENGINES:
@@ -189,8 +200,38 @@ def build_set_tags(set_id, instance_id, engine, consistency, created_at, version
         tags[KEY_FALLBACK_FROM] = fallback_from
     for volume_id, details in sorted(volumes.items()):
         tags[volume_key(volume_id)] = encode_volume(details.get("device"), details.get("paths"), details.get("shadow_id"))
+    tags.update(launch_tags(launch))
     check_tag_limits(tags)
     return tags
+
+
+def launch_tags(launch):
+    """The launch record's tags. Security groups that do not fit one value (more than 12) are left out, and a restore
+    of the set then asks for them rather than launch with some of them."""
+    if not launch:
+        return {}
+    tags = {KEY_LAUNCH: ";".join("%s=%s" % (name, _escape(launch.get(field) or "")) for field, name in _LAUNCH_FIELDS)}
+    groups = "|".join(launch.get("security_group_ids") or ())
+    if groups and len(groups) <= MAX_TAG_VALUE_LENGTH:
+        tags[KEY_LAUNCH_SECURITY_GROUPS] = groups
+    for key, field in ((KEY_LAUNCH_PROFILE, "iam_instance_profile"), (KEY_LAUNCH_KEY, "key_name")):
+        if launch.get(field):
+            tags[key] = launch[field]
+    return tags
+
+
+def decode_launch(tags):
+    """The launch record of a set (``tags`` as a dict), or None for a set made before the record existed. A field the
+    instance did not have is None (``security_group_ids`` too when the groups did not fit)."""
+    if KEY_LAUNCH not in tags:
+        return None
+    fields = _fields(tags[KEY_LAUNCH], [name for dummy, name in _LAUNCH_FIELDS])
+    launch = dict((field, _unescape(fields.get(name, "")) or None) for field, name in _LAUNCH_FIELDS)
+    groups = tags.get(KEY_LAUNCH_SECURITY_GROUPS)
+    launch["security_group_ids"] = groups.split("|") if groups else None
+    launch["iam_instance_profile"] = tags.get(KEY_LAUNCH_PROFILE) or None
+    launch["key_name"] = tags.get(KEY_LAUNCH_KEY) or None
+    return launch
 
 
 def checked_user_tags(user_tags):
@@ -243,6 +284,7 @@ def decode_snapshot(tags, volume_id):
         "version": tags.get(KEY_VERSION),
         "shadow_set_id": tags.get(KEY_SHADOW_SET_ID),
         "fallback_from": tags.get(KEY_FALLBACK_FROM),
+        "launch": decode_launch(tags),
         "device": volume["device"],
         "paths": volume["paths"],
         "shadow_id": volume["shadow_id"],

@@ -244,12 +244,12 @@ def check_managed(ssm, instance_id):
                               % (instance_id, information["PlatformType"]))
 
 
-def check_tag_budget(set_id, instance_id, now, volumes, params):
+def check_tag_budget(set_id, instance_id, now, volumes, params, launch=None):
     """The schema tags plus the document's own must fit EC2's limit on every snapshot."""
     budget = snapshot_tags.build_set_tags(
         set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency="application", created_at=now,
         version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"], backup_type="full",
-        user_tags=params["tags"])
+        user_tags=params["tags"], launch=launch)
     if len(budget) + DOCUMENT_TAG_COUNT > snapshot_tags.MAX_TAGS_PER_SNAPSHOT:
         raise VssCommandError("the set needs %d tags per snapshot (%d of them written by AWSEC2-CreateVssSnapshot); "
                               "EC2 allows %d. Pass fewer user tags."
@@ -310,7 +310,7 @@ def existing_result(found, no_writers, timings):
                 tags=dict((k, v) for k, v in members[0]["tags"].items() if k.startswith(snapshot_tags.PREFIX)))
 
 
-def tag_command_snapshots(module, client, command_id, requested_at, selected, attached, set_id, now):
+def tag_command_snapshots(module, client, command_id, requested_at, instance, selected, attached, set_id, now):
     """(result fields, warnings) once the document succeeded: its snapshots found and given the schema tags."""
     params = module.params
     instance_id = params["instance_id"]
@@ -329,7 +329,8 @@ def tag_command_snapshots(module, client, command_id, requested_at, selected, at
     set_tags = snapshot_tags.build_set_tags(
         set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency=consistency, created_at=now,
         version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"],
-        backup_type="copy" if params["copy_only"] else "full", user_tags=params["tags"])
+        backup_type="copy" if params["copy_only"] else "full", user_tags=params["tags"],
+        launch=snapshot_sets.launch_record(instance))
     ec2_api.create_tags(client, [snapshot["SnapshotId"] for snapshot, tags in members], set_tags)
     tagged = snapshot_sets.find_snapshots(client, set_ids=[set_id])
     warnings = []
@@ -368,7 +369,8 @@ def ensure_vss_set(module, set_id, now):
                               "not); use the shadow engine" % (instance["InstanceType"], instance_id))
     selected, attached = snapshot_sets.select_volumes(instance, "data" if params["exclude_boot_volume"] else "all")
     check_managed(ssm, instance_id)
-    check_tag_budget(set_id, instance_id, now, dict((v["volume_id"], {"device": v["device"]}) for v in selected), params)
+    check_tag_budget(set_id, instance_id, now, dict((v["volume_id"], {"device": v["device"]}) for v in selected), params,
+                     snapshot_sets.launch_record(instance))
     timings["preflight"] = round(time.monotonic() - began, 3)
     if module.check_mode:
         timings["total"] = timings["preflight"]
@@ -394,7 +396,7 @@ def ensure_vss_set(module, set_id, now):
                 command_id=command_id, invocation_status=invocation_status)
         tag_began = time.monotonic()
         result, warnings = tag_command_snapshots(module, client, command_id, command.get("RequestedDateTime") or now,
-                                                 selected, attached, set_id, now)
+                                                 instance, selected, attached, set_id, now)
     except AnsibleAWSError as error:
         raise VssCommandError("%s; command %s was sent, so its snapshots may exist without the schema tags (find them by "
                               "their AwsVssConfig tag)" % (error, command_id), command_id=command_id) from error
