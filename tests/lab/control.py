@@ -22,7 +22,8 @@ import urllib.request
 
 import boto3
 
-from lab.aws import EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, SsmBehaviour, install_into_moto, volume_responses
+from lab.aws import (EbsBehaviour, EbsVolumes, FaultProxy, InstanceStates, MotoServer, SsmBehaviour, install_into_moto,
+                     instance_responses, volume_responses)
 from lab.dataplane import BlockStore
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
 from lab.windows import WindowsFleet, write_inventory
@@ -45,12 +46,14 @@ def windows_image_id(ec2):
 
 
 def seed_instances(ec2, topology):
-    """Create the topology's instances with their volumes at the given device names; return their descriptions."""
+    """Create the topology's instances with their volumes at the given device names, encrypted with the account's
+    default key (as with EBS encryption by default); return their descriptions."""
     image_id = windows_image_id(ec2)
     seeded = []
     for host in topology:
         mappings = [
-            {"DeviceName": v["device"], "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True}}
+            {"DeviceName": v["device"],
+             "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True, "Encrypted": True}}
             for v in host["volumes"]
         ]
         reservation = ec2.run_instances(
@@ -95,6 +98,7 @@ class Lab:
         self.blockstore = BlockStore()
         self.ebs = EbsBehaviour(self.blockstore)
         self.volumes = EbsVolumes(self.blockstore)
+        self.instance_states = InstanceStates()
         self.moto = MotoServer(free_port())
         self.proxy = FaultProxy(self.moto.port, control=self.handle_control)
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
@@ -103,7 +107,7 @@ class Lab:
         self._lock = threading.Lock()
 
     def start(self):
-        install_into_moto(self.ebs, self.ssm, self.volumes)
+        install_into_moto(self.ebs, self.ssm, self.volumes, self.instance_states)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -139,6 +143,7 @@ class Lab:
             urllib.request.urlopen(urllib.request.Request(self.moto.url + "/moto-api/reset", method="POST"), timeout=30).close()
             self.ebs.reset()
             self.volumes.reset()
+            self.instance_states.reset()
             self.ssm.reset()
             self.proxy.plan.clear()
             self.proxy.counter.reset()
@@ -193,6 +198,8 @@ class Lab:
             elif route[1].startswith("/_lab/volumes/"):
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
                 result = volume_responses.control(self.volumes, method, route[1], query, request)
+            elif route[1].startswith("/_lab/instances/"):
+                result = instance_responses.control(self.instance_states, method, route[1], request)
             elif route == ("PUT", "/_lab/ssm"):
                 self.ssm.configure(**request)
                 result = self.ssm.describe()
@@ -259,6 +266,11 @@ class LabClient:
         ``attaching_seconds``, ``detaching_seconds``, ``storage_limit_gib`` (the Region's storage quota: beyond it
         CreateVolume answers VolumeLimitExceeded; None: no limit). Answers all of them."""
         return self._call("PUT", "/volumes/settings", settings)
+
+    def instances(self, **settings):
+        """EC2 instance behaviour (lab.aws.instance_models): ``pending_seconds`` (RunInstances and StartInstances to
+        ``running``), ``stopping_seconds`` (StopInstances to ``stopped``). Answers both."""
+        return self._call("PUT", "/instances/settings", settings)
 
     def attachments(self, instance_id=None):
         """``{instance id: [{device, volume_id, state, root}]}``: what each instance has attached now (``state``

@@ -4,19 +4,23 @@ Laid out the way moto lays out a service: the state and logic the lab adds (``*_
 where it plugs into moto (``*_responses``: templates, request parsing, the moto entry points routed to the models).
 """
 
-from . import ebs_responses, ssm_responses, volume_responses
+from . import ebs_responses, instance_responses, ssm_responses, volume_responses
 from .ebs_models import EbsBehaviour
 from .fault_proxy import FaultProxy
+from .instance_models import InstanceStates
 from .moto_server import MotoServer
 from .ssm_models import SsmBehaviour
 from .volume_models import EbsVolumes
 
 
-def install_into_moto(ebs, ssm, volumes):
-    """Route moto's EBS, EBS volume and SSM entry points to the lab's models (process-wide, once per process)."""
+def install_into_moto(ebs, ssm, volumes, instances):
+    """Route moto's EBS, EBS volume, instance and SSM entry points to the lab's models (process-wide, once per
+    process)."""
     ebs_responses.install(ebs)
     volume_responses.install(volumes)
+    instance_responses.install(instances)
     ssm_responses.install(ssm)
 
 
-__all__ = ["EbsBehaviour", "EbsVolumes", "FaultProxy", "MotoServer", "SsmBehaviour", "install_into_moto"]
+__all__ = ["EbsBehaviour", "EbsVolumes", "FaultProxy", "InstanceStates", "MotoServer", "SsmBehaviour",
+           "install_into_moto"]
