@@ -12,7 +12,7 @@ A set created by the collection's own CreateSnapshots call gets all its tags in 
 where the snapshots exist first (settling an ``unverified`` set, tagging what AWS's VSS document created).
 
 Volumes restored from a set carry ``shadowsnap:restore:*`` tags from their CreateVolume call (what they were restored
-from, so a re-run finds them), and a volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what
+from, so a re-run finds them), so does an instance a whole-instance restore launched (from its RunInstances call), and a volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what
 replaced it, so the swap can be rolled back).
 """
 
@@ -340,6 +340,17 @@ def decode_restored_volume(tags):
         "consistency": tags.get(KEY_RESTORE_CONSISTENCY),
         "created_at": tags.get(KEY_RESTORE_CREATED_AT),
     }
+
+
+def build_restored_instance_tags(restore_id, set_id, source_instance_id, created_at, version, user_tags=None):
+    """The tags of an instance launched by a whole-instance restore (given in its RunInstances call): what it was
+    restored from, so a re-run with the same restore id finds it."""
+    tags = checked_user_tags(user_tags)
+    tags.update({KEY_SCHEMA: SCHEMA_VERSION, KEY_VERSION: version, KEY_RESTORE_ID: restore_id,
+                 KEY_RESTORE_SET_ID: set_id, KEY_RESTORE_SOURCE_INSTANCE: source_instance_id or "",
+                 KEY_RESTORE_CREATED_AT: format_created_at(created_at)})
+    check_tag_limits(tags)
+    return tags
 
 
 def replaced_by_key(volume_id):

@@ -8,7 +8,8 @@ starts at once, in any state. :class:`InstanceStates` holds what the lab adds, f
 - RunInstances: a block device is encrypted when the request or its snapshot says so, with the request's key, else the
   snapshot's, else the account's default; ``Iops`` and ``Throughput`` are the volume's; a repeat with the same
   ``ClientToken`` answers the first request's instances (``IdempotentParameterMismatch`` when the image, type, subnet
-  or count differ); the instances are ``pending`` for ``pending_seconds``, then ``running``;
+  or count differ); an instance launched without a security group is in its VPC's default group; the instances are
+  ``pending`` for ``pending_seconds``, then ``running``;
 - StopInstances: a ``running`` instance is ``stopping`` for ``stopping_seconds``, then ``stopped``; a stopped one stays
   stopped; ``pending``, ``shutting-down`` and ``terminated`` instances answer ``IncorrectInstanceState``;
 - StartInstances: a ``stopped`` instance is ``pending`` for ``pending_seconds``, then ``running``; a running or pending

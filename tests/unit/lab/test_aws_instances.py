@@ -106,3 +106,16 @@ def test_attach_to_an_instance_between_states_is_refused(client, ec2):
     ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
     with pytest.raises(botocore.exceptions.ClientError, match="is not 'running' or 'stopped'"):
         ec2.attach_volume(VolumeId=spare, InstanceId=instance["InstanceId"], Device="xvdf")
+
+
+def test_a_launch_without_subnet_or_group_gets_the_defaults_and_a_terminated_address_is_free_again(client, ec2):
+    first = launch(ec2, client)
+    subnet = ec2.describe_subnets(SubnetIds=[first["SubnetId"]])["Subnets"][0]
+    assert subnet["DefaultForAz"] is True and subnet["AvailabilityZone"] == first["Placement"]["AvailabilityZone"]
+    assert [g["GroupName"] for g in first["SecurityGroups"]] == ["default"]
+    code, message = error_of(ec2.run_instances, ImageId=first["ImageId"], MinCount=1, MaxCount=1,
+                             SubnetId=first["SubnetId"], PrivateIpAddress=first["PrivateIpAddress"])
+    assert code == "InvalidIPAddress.InUse" and first["PrivateIpAddress"] in message
+    ec2.terminate_instances(InstanceIds=[first["InstanceId"]])
+    again = launch(ec2, client, SubnetId=first["SubnetId"], PrivateIpAddress=first["PrivateIpAddress"])
+    assert again["PrivateIpAddress"] == first["PrivateIpAddress"]
