@@ -143,10 +143,12 @@ def describe_instances(client, instance_ids):
 
 @InstanceErrorHandler.common_error_handler("launch the instance")
 @READ_RETRY
-def run_instance(client, parameters, tags, client_token):
-    """One RunInstances of one instance with ``tags`` on it; EC2 answers a repeat with the same ``client_token`` with
-    the instance the first request launched, so a lost answer is retried like a read."""
-    tag_specifications = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}]
+def run_instance(client, parameters, tags, volume_tags, client_token):
+    """One RunInstances of one instance with ``tags`` on it and ``volume_tags`` on the volumes it launches with; EC2
+    answers a repeat with the same ``client_token`` with the instance the first request launched, so a lost answer is
+    retried like a read."""
+    tag_specifications = [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in sorted(values.items())]}
+                          for kind, values in (("instance", tags), ("volume", volume_tags))]
     response = client.run_instances(MinCount=1, MaxCount=1, ClientToken=client_token,
                                     TagSpecifications=tag_specifications, **parameters)
     return response["Instances"][0]

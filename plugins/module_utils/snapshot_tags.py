@@ -65,6 +65,9 @@ KEY_RESTORE_SET_CONSISTENCY = RESTORE_PREFIX + "set-consistency"
 # What the volume's data is now: ``crash`` for a shadow set's volume until its embedded shadow copy is reverted.
 KEY_RESTORE_CONSISTENCY = RESTORE_PREFIX + "consistency"
 KEY_RESTORE_CREATED_AT = RESTORE_PREFIX + "created-at"
+# On the volumes an instance of a whole-instance restore was launched with (the restore id): the set's volumes replace
+# them, and the restore deletes them.
+KEY_RESTORE_LAUNCH_VOLUME = RESTORE_PREFIX + "launch-volume-of"
 # On a volume an in-place restore detached (ec2_volume_swap): one entry per replaced volume of that swap, each
 # ``shadowsnap:replaced-by:<volume-id>`` = ``volume=<replacement>;device=<device>;instance=<instance>;at=<time>``,
 # and the instance, for finding them.

@@ -374,7 +374,8 @@ def carry_out(module, client, prepared, timings, progress):
                                                           progress["now"], COLLECTION_VERSION, params["tags"])
         parameters = restore_instance.launch_parameters(prepared["launch"], prepared["image"],
                                                         prepared["launch"]["private_ip"])
-        instance = ec2_api.run_instance(client, parameters, tags, restore_instance.run_token(restore_id))
+        instance = ec2_api.run_instance(client, parameters, tags, {snapshot_tags.KEY_RESTORE_LAUNCH_VOLUME: restore_id},
+                                        restore_instance.run_token(restore_id))
         progress["launched"] = instance["InstanceId"]
     instance_id = instance["InstanceId"]
     timings["launch"] = round(time.monotonic() - step, 3)
@@ -408,8 +409,8 @@ def carry_out(module, client, prepared, timings, progress):
         moves = volume_swap.plan_swap(stopped, volumes, devices, allow_other_source=True)[0]
         volume_swap.carry_out((client, ec2_client(module, idempotent=False)), instance_id, moves, timeout)
         progress["changed"] = True
-        deleted, undeleted = restore_volumes.delete_volumes(client, [move.out_id for move in moves if move.out_id],
-                                                            timeout)
+        deleted, undeleted = delete_launch_volumes(client, [move.out_id for move in moves if move.out_id], restore_id,
+                                                   timeout)
         timings["swap"] = round(time.monotonic() - step, 3)
     step = time.monotonic()
     if params["start"] and instance_state(client, instance_id) != "running":
@@ -418,6 +419,21 @@ def carry_out(module, client, prepared, timings, progress):
         progress["changed"] = True
     timings["start"] = round(time.monotonic() - step, 3)
     return instance_id, by_member, deleted, undeleted
+
+
+def delete_launch_volumes(client, volume_ids, restore_id, timeout):
+    """Delete the volumes the swap took off that the instance of this restore was launched with (their tag says so);
+    anything else is kept and reported. Returns (deleted, {volume id: why not})."""
+    kept = {}
+    launched = []
+    for volume_id, volume in volume_swap.existing_volumes(client, volume_ids).items():
+        if volume_swap.tags_of(volume).get(snapshot_tags.KEY_RESTORE_LAUNCH_VOLUME) == restore_id:
+            launched.append(volume_id)
+        else:
+            kept[volume_id] = "not a launch volume of restore %s; kept" % restore_id
+    deleted, undeleted = restore_volumes.delete_volumes(client, launched, timeout)
+    undeleted.update(kept)
+    return deleted, undeleted
 
 
 def instance_state(client, instance_id):
