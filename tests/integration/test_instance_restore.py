@@ -175,3 +175,13 @@ def test_throttled_launch_is_retried_once_and_a_create_volume_failing_halfway_re
     assert set(volumes_of(lab)) == volumes_before, "root and D: of this run deleted; the earlier restore's D: kept"
     assert earlier["volume_map"][lab.instance(SQL)["volumes"][1]["volume_id"]] in volumes_of(lab)
     assert describe(lab, lab.instance(SQL)["instance_id"])["State"]["Name"] == "running"
+
+
+def test_in_the_originals_subnet_while_it_runs_the_new_instance_gets_another_address(lab, ansible_playbook):
+    found = whole_set(lab, ansible_playbook)
+    run, result = run_instance_restore(lab, ansible_playbook, set_id="sql-whole", start=False)
+    assert run.rc == 0, run.stdout
+    assert result["launch"]["subnet_id"] == found["launch"]["subnet_id"] and result["launch_sources"]["private_ip"] is None
+    new = describe(lab, result["instance_id"])
+    assert new["PrivateIpAddress"] != found["launch"]["private_ip"]
+    assert describe(lab, found["instance_id"])["PrivateIpAddress"] == found["launch"]["private_ip"]
