@@ -83,42 +83,37 @@ class InstanceStates:
                     del self._changes[instance_id]
                     change["finish"](change["instance"])
 
-    def _previous(self, instance):
+    @staticmethod
+    def _state_of(instance):
         return {"Code": STATE_CODES.get(instance.state, 0), "Name": instance.state}
 
-    def stop(self, instances):
-        """StoppingInstances entries; IncorrectInstanceState (nothing changed) when one cannot be stopped."""
+    def _change(self, instances, refused, refusal, settled, transition, finish, seconds):
+        """The answer entries of a stop or a start: IncorrectInstanceState (nothing changed) when an instance is in a
+        ``refused`` state; an instance in state ``settled`` goes through ``transition`` to ``finish``; the others
+        are left as they are."""
         with self.lock:
             self.settle()
             for instance in instances:
-                if instance.state in STOP_REFUSED:
-                    raise EC2ClientError("IncorrectInstanceState", "This instance '%s' is not in a state from which it "
-                                         "can be stopped." % instance.id)
+                if instance.state in refused:
+                    raise EC2ClientError("IncorrectInstanceState", refusal % instance.id)
             answered = []
             for instance in instances:
-                previous = self._previous(instance)
-                if instance.state == "running":
-                    self._enter(instance, "stopping", lambda stopping: stopping.stop(), self.settings.stopping_seconds)
+                previous = self._state_of(instance)
+                if instance.state == settled:
+                    self._enter(instance, transition, finish, seconds)
                 answered.append({"InstanceId": instance.id, "PreviousState": previous,
-                                 "CurrentState": self._previous(instance)})
+                                 "CurrentState": self._state_of(instance)})
             return answered
 
+    def stop(self, instances):
+        """StoppingInstances entries."""
+        return self._change(instances, STOP_REFUSED, "This instance '%s' is not in a state from which it can be stopped.",
+                            "running", "stopping", lambda stopping: stopping.stop(), self.settings.stopping_seconds)
+
     def start(self, instances):
-        """StartingInstances entries; IncorrectInstanceState (nothing changed) when one cannot be started."""
-        with self.lock:
-            self.settle()
-            for instance in instances:
-                if instance.state in START_REFUSED:
-                    raise EC2ClientError("IncorrectInstanceState", "The instance '%s' is not in a state from which it "
-                                         "can be started." % instance.id)
-            answered = []
-            for instance in instances:
-                previous = self._previous(instance)
-                if instance.state == "stopped":
-                    self._enter(instance, "pending", lambda starting: starting.start(), self.settings.pending_seconds)
-                answered.append({"InstanceId": instance.id, "PreviousState": previous,
-                                 "CurrentState": self._previous(instance)})
-            return answered
+        """StartingInstances entries."""
+        return self._change(instances, START_REFUSED, "The instance '%s' is not in a state from which it can be started.",
+                            "stopped", "pending", lambda starting: starting.start(), self.settings.pending_seconds)
 
     # ------------------------------------------------------------------------------------------ RunInstances
     def run(self, run, backend, client_token, parameters, block_devices):
