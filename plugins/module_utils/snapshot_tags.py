@@ -12,8 +12,9 @@ A set created by the collection's own CreateSnapshots call gets all its tags in 
 where the snapshots exist first (settling an ``unverified`` set, tagging what AWS's VSS document created).
 
 Volumes restored from a set carry ``shadowsnap:restore:*`` tags from their CreateVolume call (what they were restored
-from, so a re-run finds them), so does an instance a whole-instance restore launched (from its RunInstances call), and a volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what
-replaced it, so the swap can be rolled back).
+from, so a re-run finds them), and so does an instance a whole-instance restore launched, from its RunInstances call.
+A volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what replaced it, so the swap can be
+rolled back). A set also records where its instance was (``shadowsnap:launch*``), for a whole-instance restore.
 """
 
 from __future__ import absolute_import, division, print_function
