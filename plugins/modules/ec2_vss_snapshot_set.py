@@ -19,7 +19,9 @@ description:
     C(CreateSnapshots) inside the 10 second window VSS allows.
   - Waits for the command (a waiter polling C(GetCommandInvocation) every 2 seconds, bounded by O(wait_timeout)), finds
     the snapshots the document created, and adds the collection's tag schema to all of them with one C(CreateTags)
-    call - the document creates the snapshots on the instance, so their schema tags cannot go on at creation.
+    call - the document creates the snapshots on the instance, so their schema tags cannot go on at creation. The
+    schema includes the instance's launch record from the module's C(DescribeInstances) answer, for a whole-instance
+    restore.
   - The set is tagged V(application) only when every snapshot carries AWS's verdict C(AppConsistent=true) and
     O(no_writers) is false; anything else is tagged V(crash), reported, and warned about. Nothing is claimed that AWS
     did not report.
@@ -27,7 +29,8 @@ description:
     command's time window and the instance's volumes (C(AwsVssConfig) present, no schema tags yet).
   - Idempotent on O(set_id) - when snapshots with that set id exist, no command is sent and the set is returned.
   - Reserved tags and the tag count with one volume are checked before any API call; the exact count, which depends on
-    how many volumes the instance has, after C(DescribeInstances) and before the command is sent.
+    how many volumes the instance has and on its launch record, after C(DescribeInstances) and before the command is
+    sent.
   - C(SendCommand) is retried only when it was throttled - a command whose answer was lost may be running, and a
     second one would take a second VSS snapshot set.
 options:
