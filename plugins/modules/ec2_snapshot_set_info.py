@@ -138,7 +138,7 @@ sets:
           description: The primary private IPv4 address.
           type: str
         root_device_name:
-          description: The root device name (the device of each member is in RV(sets[].snapshots[].device)).
+          description: The root device name (the device of each member is in its entry of RV(sets[].snapshots)).
           type: str
         security_group_ids:
           description: The security groups of the primary network interface.
