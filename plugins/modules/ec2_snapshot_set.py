@@ -20,7 +20,7 @@ description:
     C(CreateSnapshots) call itself, with no C(CreateTags) call - the set id, instance id, engine, consistency, policy,
     creation time, collection version, the user's tags, and one tag per member volume with its device name, Windows
     paths and VSS shadow id, and the instance's launch record from the same C(DescribeInstances) answer (AMI, type,
-    zone, subnet, private IP, root device, security groups, instance profile, key pair: 1 to 4 tags), for a
+    zone, subnet, private IP, root device, security groups, instance profile, key pair - 1 to 4 tags), for a
     whole-instance restore (M(shadowsnap.ec2.ec2_instance_restore)). See the tag schema document in the collection's
     C(docs/) folder.
   - Returns as soon as the point in time is fixed (snapshots in state V(pending) are fine); O(wait=true) waits for
