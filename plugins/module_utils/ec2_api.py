@@ -7,8 +7,9 @@
 
 Every failure comes out as amazon.aws's ``AnsibleEC2Error`` (the botocore error in ``.exception``), which a module
 hands to ``fail_json_aws_error``. Reads, CreateTags, DeleteVolume (idempotent) and CreateVolume (made idempotent by its
-client token) retry with jittered backoff, DeleteSnapshot too and for longer (a repeated delete answers NotFound:
-already deleted); CreateSnapshots is never retried here: a lost answer may have created the set, so
+client token) retry with jittered backoff, and so do RunInstances (its client token too), StopInstances, StartInstances
+and TerminateInstances (repeating them changes nothing), DeleteSnapshot too and for longer (a repeated delete answers
+NotFound: already deleted); CreateSnapshots is never retried here: a lost answer may have created the set, so
 ``snapshot_sets.create_snapshot_set`` decides. AttachVolume and DetachVolume are retried only when throttled
 (refused before they were carried out); after any other failure their caller reads the volume to learn whether the
 request was carried out. CopySnapshot likewise: after a lost answer ``set_copy`` looks for the copy by its tags.
@@ -35,6 +36,7 @@ from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import T
 DESCRIBE_PAGE_SIZE = 500
 SNAPSHOT_WAIT_DELAY = 5
 VOLUME_WAIT_DELAY = 2
+INSTANCE_WAIT_DELAY = 5
 # The lock states in which EC2 refuses to delete a snapshot (an expired lock protects nothing).
 ACTIVE_LOCK_STATES = ("compliance-cooloff", "governance", "compliance")
 
@@ -112,7 +114,34 @@ class Ec2WaiterFactory(BaseWaiterFactory):
         }
 
 
+def _instance_waiter(state, failures):
+    return {
+        "operation": "DescribeInstances",
+        "delay": INSTANCE_WAIT_DELAY,
+        "maxAttempts": 200,
+        "acceptors": [
+            {"state": "success", "matcher": "pathAll", "argument": "Reservations[].Instances[].State.Name", "expected": state},
+            {"state": "retry", "matcher": "error", "expected": "InvalidInstanceID.NotFound"},
+        ] + [{"state": "failure", "matcher": "pathAny", "argument": "Reservations[].Instances[].State.Name",
+              "expected": failure} for failure in failures],
+    }
+
+
+class InstanceWaiterFactory(BaseWaiterFactory):
+    """Waiters for an instance's state that retry an id DescribeInstances does not list yet and fail at once on a
+    state the instance cannot leave for the one waited for."""
+
+    @property
+    def _waiter_model_data(self):
+        return {
+            "instances_running": _instance_waiter("running", ("shutting-down", "terminated", "stopping")),
+            "instances_stopped": _instance_waiter("stopped", ("shutting-down", "terminated", "pending")),
+            "instances_terminated": _instance_waiter("terminated", ()),
+        }
+
+
 WAITERS = Ec2WaiterFactory()
+INSTANCE_WAITERS = InstanceWaiterFactory()
 
 
 @InstanceErrorHandler.list_error_handler("describe the instance", [])
@@ -122,6 +151,96 @@ def describe_instances(client, instance_ids):
     paginator = client.get_paginator("describe_instances")
     reservations = paginator.paginate(InstanceIds=list(instance_ids)).build_full_result()["Reservations"]
     return [instance for reservation in reservations for instance in reservation["Instances"]]
+
+
+@InstanceErrorHandler.common_error_handler("launch the instance")
+@READ_RETRY
+def run_instance(client, parameters, tags, volume_tags, client_token):
+    """One RunInstances of one instance with ``tags`` on it and ``volume_tags`` on the volumes it launches with; EC2
+    answers a repeat with the same ``client_token`` with the instance the first request launched, so a lost answer is
+    retried like a read."""
+    tag_specifications = [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in sorted(values.items())]}
+                          for kind, values in (("instance", tags), ("volume", volume_tags))]
+    response = client.run_instances(MinCount=1, MaxCount=1, ClientToken=client_token,
+                                    TagSpecifications=tag_specifications, **parameters)
+    return response["Instances"][0]
+
+
+@InstanceErrorHandler.list_error_handler("describe the instances", [])
+@READ_RETRY
+def find_instances(client, filters):
+    """The instances matching ``filters``, paginated."""
+    paginator = client.get_paginator("describe_instances")
+    reservations = paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 1000}).build_full_result()
+    return [instance for reservation in reservations["Reservations"] for instance in reservation["Instances"]]
+
+
+@InstanceErrorHandler.common_error_handler("stop the instance")
+@READ_RETRY
+def stop_instance(client, instance_id):
+    """StopInstances; repeating it on a stopping or stopped instance changes nothing."""
+    return client.stop_instances(InstanceIds=[instance_id])["StoppingInstances"][0]
+
+
+@InstanceErrorHandler.common_error_handler("start the instance")
+@READ_RETRY
+def start_instance(client, instance_id):
+    """StartInstances; repeating it on a pending or running instance changes nothing."""
+    return client.start_instances(InstanceIds=[instance_id])["StartingInstances"][0]
+
+
+@InstanceErrorHandler.deletion_error_handler("terminate the instance")
+@READ_RETRY
+def terminate_instance(client, instance_id):
+    """TerminateInstances; False when EC2 no longer knows the instance."""
+    client.terminate_instances(InstanceIds=[instance_id])
+    return True
+
+
+@InstanceErrorHandler.common_error_handler("wait for the instance")
+def wait_for_instance(client, instance_id, waiter_name, timeout):
+    """Until ``instances_running``, ``instances_stopped`` or ``instances_terminated`` is satisfied; a state the
+    instance cannot leave for that one, or ``timeout`` seconds, raise AnsibleEC2Error."""
+    try:
+        INSTANCE_WAITERS.get_waiter(client, waiter_name).wait(
+            InstanceIds=[instance_id], WaiterConfig=custom_waiter_config(timeout, INSTANCE_WAIT_DELAY))
+    except botocore.exceptions.WaiterError as error:
+        answer = error.last_response or {}
+        if "Error" in answer:
+            raise botocore.exceptions.ClientError(answer, "DescribeInstances") from error
+        states = [i["State"]["Name"] for r in answer.get("Reservations", []) for i in r["Instances"]]
+        raise AnsibleEC2Error(message="instance %s is %s, not %s (waited up to %d s)" % (
+            instance_id, ", ".join(states) or "not listed", waiter_name.split("_", 1)[1], timeout), exception=error) from error
+
+
+class ImageErrorHandler(AWSErrorHandler):
+    _CUSTOM_EXCEPTION = AnsibleEC2Error
+
+    @classmethod
+    def _is_missing(cls):
+        return is_boto3_error_code(["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"])
+
+
+@ImageErrorHandler.list_error_handler("describe the image", [])
+@READ_RETRY
+def describe_images(client, image_ids):
+    """The images with these ids; [] when EC2 knows none of them."""
+    return client.describe_images(ImageIds=list(image_ids))["Images"]
+
+
+class SubnetErrorHandler(AWSErrorHandler):
+    _CUSTOM_EXCEPTION = AnsibleEC2Error
+
+    @classmethod
+    def _is_missing(cls):
+        return is_boto3_error_code(["InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"])
+
+
+@SubnetErrorHandler.list_error_handler("describe the subnet", [])
+@READ_RETRY
+def describe_subnets(client, subnet_ids):
+    """The subnets with these ids; [] when EC2 knows none of them."""
+    return client.describe_subnets(SubnetIds=list(subnet_ids))["Subnets"]
 
 
 @SnapshotErrorHandler.list_error_handler("describe snapshots", [])

@@ -42,6 +42,8 @@ RECONCILE_FIRST_WAIT = 2.0
 CREATE_TIMEOUT = 900.0
 # A placeholder as long as the longest EC2 volume id, for tag checks made before the volumes are known.
 PLACEHOLDER_VOLUME = "vol-%017x"
+# The launch record's one tag that every instance gets, for tag checks made before DescribeInstances.
+PLACEHOLDER_LAUNCH = {"image_id": "ami-%017x" % 0}
 
 
 class SnapshotSetError(Exception):
@@ -79,6 +81,24 @@ def attached_volumes(instance):
         for mapping in instance.get("BlockDeviceMappings", [])
         if "Ebs" in mapping
     ]
+
+
+def launch_record(instance):
+    """What a whole-instance restore needs of ``instance`` (a DescribeInstances answer): the fields of
+    ``snapshot_tags.launch_tags``. The network fields are the primary network interface's; the instance profile is
+    recorded by name (unique in the account, and RunInstances takes it), because its ARN can exceed a tag value."""
+    profile_arn = (instance.get("IamInstanceProfile") or {}).get("Arn") or ""
+    return {
+        "image_id": instance.get("ImageId"),
+        "instance_type": instance.get("InstanceType"),
+        "availability_zone": (instance.get("Placement") or {}).get("AvailabilityZone"),
+        "subnet_id": instance.get("SubnetId"),
+        "private_ip": instance.get("PrivateIpAddress"),
+        "root_device_name": instance.get("RootDeviceName"),
+        "security_group_ids": [group["GroupId"] for group in instance.get("SecurityGroups") or () if group.get("GroupId")],
+        "iam_instance_profile": profile_arn.rsplit("/", 1)[-1] or None,
+        "key_name": instance.get("KeyName"),
+    }
 
 
 def select_volumes(instance, volumes="all", volume_ids=None, device_names=None, include_boot=False):
@@ -164,27 +184,30 @@ def instance_specification(instance_id, selected, attached):
 def check_tags_before_calls(instance_id, selection, volume_metadata, **tag_fields):
     """Whatever of the tag schema and budget can be checked before any API call; TagSchemaError otherwise.
 
-    The exact budget needs the member volumes, which only DescribeInstances tells; this check counts the members the
-    selection names (at least one) and each ``volume_metadata`` value on its own, so it refuses only requests that
+    The exact budget needs the member volumes and the launch record, which only DescribeInstances tells; this check
+    counts the members the selection names (at least one), the launch record's one tag every instance gets, and each
+    ``volume_metadata`` value on its own, so it refuses only requests that
     :func:`plan_snapshot_set` would refuse too. ``tag_fields`` as for plan_snapshot_set.
     """
     named = max(len(set(selection.get("volume_ids") or ())), len(set(selection.get("device_names") or ())), 1)
     placeholders = dict((PLACEHOLDER_VOLUME % number, {"device": ""}) for number in range(named))
-    snapshot_tags.build_set_tags(instance_id=instance_id, volumes=placeholders, **tag_fields)
+    snapshot_tags.build_set_tags(instance_id=instance_id, volumes=placeholders, launch=PLACEHOLDER_LAUNCH, **tag_fields)
     for entry in (volume_metadata or {}).values():
         snapshot_tags.check_tag_limits({snapshot_tags.volume_key(PLACEHOLDER_VOLUME % 0): snapshot_tags.encode_volume(
             "", (entry or {}).get("paths"), (entry or {}).get("shadow_id"))})
 
 
 def plan_snapshot_set(instance, selection, volume_metadata, **tag_fields):
-    """(InstanceSpecification, per-volume details, tags) of a new set of ``instance``: how every caller plans a set.
+    """(InstanceSpecification, per-volume details, tags) of a new set of ``instance``: how every caller plans a set,
+    with the instance's launch record from the same DescribeInstances answer.
 
     ``selection`` holds select_volumes' keyword arguments; ``tag_fields`` build_set_tags' (but the instance and volumes).
     """
     selected, attached = select_volumes(instance, **selection)
     specification = instance_specification(instance["InstanceId"], selected, attached)
     details = volume_details(selected, volume_metadata or {})
-    tags = snapshot_tags.build_set_tags(instance_id=instance["InstanceId"], volumes=details, **tag_fields)
+    tags = snapshot_tags.build_set_tags(instance_id=instance["InstanceId"], volumes=details,
+                                        launch=launch_record(instance), **tag_fields)
     return specification, details, tags
 
 
@@ -294,6 +317,7 @@ def summarise_set(set_id, members):
         "collection_version": first["version"],
         "shadow_set_id": first["shadow_set_id"],
         "fallback_from": first["fallback_from"],
+        "launch": first["launch"],
         "user_tags": first["user_tags"],
         "status": status,
         "complete": status == "completed",

@@ -15,8 +15,9 @@ A DR copy of a set (another Region or account) keeps the set's tags and adds ``s
 and the member volume it stands for), so it is the same set there.
 
 Volumes restored from a set carry ``shadowsnap:restore:*`` tags from their CreateVolume call (what they were restored
-from, so a re-run finds them), and a volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what
-replaced it, so the swap can be rolled back).
+from, so a re-run finds them), and so does an instance a whole-instance restore launched, from its RunInstances call.
+A volume an in-place restore replaced carries ``shadowsnap:replaced-by:*`` (what replaced it, so the swap can be
+rolled back). A set also records where its instance was (``shadowsnap:launch*``), for a whole-instance restore.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -51,6 +52,17 @@ KEY_COPY_SOURCE_REGION = COPY_PREFIX + "source-region"
 KEY_COPY_SOURCE_ACCOUNT = COPY_PREFIX + "source-account"
 KEY_COPY_SOURCE_SNAPSHOT = COPY_PREFIX + "source-snapshot"
 KEY_COPY_SOURCE_VOLUME = COPY_PREFIX + "source-volume"
+
+# What a whole-instance restore needs of the instance, from the DescribeInstances answer of the backup, identical on
+# every member: ``ami=;type=;az=;subnet=;ip=;root=`` (always), the security groups, the instance profile's name and
+# the key pair's name (each when the instance has them). The device of each member is in its volume entry.
+KEY_LAUNCH = PREFIX + "launch"
+KEY_LAUNCH_SECURITY_GROUPS = PREFIX + "launch:security-groups"
+KEY_LAUNCH_PROFILE = PREFIX + "launch:profile"
+KEY_LAUNCH_KEY = PREFIX + "launch:key"
+_LAUNCH_FIELDS = (("image_id", "ami"), ("instance_type", "type"), ("availability_zone", "az"), ("subnet_id", "subnet"),
+                  ("private_ip", "ip"), ("root_device_name", "root"))
+
 # On a volume restored from a set (ec2_snapshot_set_volumes), from its CreateVolume call.
 RESTORE_PREFIX = PREFIX + "restore:"
 KEY_RESTORE_ID = RESTORE_PREFIX + "id"
@@ -66,6 +78,9 @@ KEY_RESTORE_SET_CONSISTENCY = RESTORE_PREFIX + "set-consistency"
 # What the volume's data is now: ``crash`` for a shadow set's volume until its embedded shadow copy is reverted.
 KEY_RESTORE_CONSISTENCY = RESTORE_PREFIX + "consistency"
 KEY_RESTORE_CREATED_AT = RESTORE_PREFIX + "created-at"
+# On the volumes an instance of a whole-instance restore was launched with (the restore id): the set's volumes replace
+# them, and the restore deletes them.
+KEY_RESTORE_LAUNCH_VOLUME = RESTORE_PREFIX + "launch-volume-of"
 # On a volume an in-place restore detached (ec2_volume_swap): one entry per replaced volume of that swap, each
 # ``shadowsnap:replaced-by:<volume-id>`` = ``volume=<replacement>;device=<device>;instance=<instance>;at=<time>``,
 # and the instance, for finding them.
@@ -163,10 +178,11 @@ def volume_key(volume_id):
 
 
 def build_set_tags(set_id, instance_id, engine, consistency, created_at, version, volumes,
-                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None, fallback_from=None):
+                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None, fallback_from=None, launch=None):
     """All tags of every snapshot in a set.
 
-    ``volumes`` maps each member volume id to a dict with ``device`` and optionally ``paths`` and ``shadow_id``.
+    ``volumes`` maps each member volume id to a dict with ``device`` and optionally ``paths`` and ``shadow_id``;
+    ``launch`` is the instance's launch record (:func:`launch_tags`).
     Raises :class:`TagSchemaError` when the values are outside the schema or EC2's tag limits.
     """
     if engine not in ENGINES:
@@ -200,8 +216,38 @@ def build_set_tags(set_id, instance_id, engine, consistency, created_at, version
         tags[KEY_FALLBACK_FROM] = fallback_from
     for volume_id, details in sorted(volumes.items()):
         tags[volume_key(volume_id)] = encode_volume(details.get("device"), details.get("paths"), details.get("shadow_id"))
+    tags.update(launch_tags(launch))
     check_tag_limits(tags)
     return tags
+
+
+def launch_tags(launch):
+    """The launch record's tags. Security groups that do not fit one value (more than 12) are left out, and a restore
+    of the set then asks for them rather than launch with some of them."""
+    if not launch:
+        return {}
+    tags = {KEY_LAUNCH: ";".join("%s=%s" % (name, _escape(launch.get(field) or "")) for field, name in _LAUNCH_FIELDS)}
+    groups = "|".join(launch.get("security_group_ids") or ())
+    if groups and len(groups) <= MAX_TAG_VALUE_LENGTH:
+        tags[KEY_LAUNCH_SECURITY_GROUPS] = groups
+    for key, field in ((KEY_LAUNCH_PROFILE, "iam_instance_profile"), (KEY_LAUNCH_KEY, "key_name")):
+        if launch.get(field):
+            tags[key] = launch[field]
+    return tags
+
+
+def decode_launch(tags):
+    """The launch record of a set (``tags`` as a dict), or None for a set made before the record existed. A field the
+    instance did not have is None (``security_group_ids`` too when the groups did not fit)."""
+    if KEY_LAUNCH not in tags:
+        return None
+    fields = _fields(tags[KEY_LAUNCH], [name for dummy, name in _LAUNCH_FIELDS])
+    launch = dict((field, _unescape(fields.get(name, "")) or None) for field, name in _LAUNCH_FIELDS)
+    groups = tags.get(KEY_LAUNCH_SECURITY_GROUPS)
+    launch["security_group_ids"] = groups.split("|") if groups else None
+    launch["iam_instance_profile"] = tags.get(KEY_LAUNCH_PROFILE) or None
+    launch["key_name"] = tags.get(KEY_LAUNCH_KEY) or None
+    return launch
 
 
 def checked_user_tags(user_tags):
@@ -254,6 +300,7 @@ def decode_snapshot(tags, volume_id):
         "version": tags.get(KEY_VERSION),
         "shadow_set_id": tags.get(KEY_SHADOW_SET_ID),
         "fallback_from": tags.get(KEY_FALLBACK_FROM),
+        "launch": decode_launch(tags),
         "device": volume["device"],
         "paths": volume["paths"],
         "shadow_id": volume["shadow_id"],
@@ -343,6 +390,17 @@ def decode_restored_volume(tags):
         "consistency": tags.get(KEY_RESTORE_CONSISTENCY),
         "created_at": tags.get(KEY_RESTORE_CREATED_AT),
     }
+
+
+def build_restored_instance_tags(restore_id, set_id, source_instance_id, created_at, version, user_tags=None):
+    """The tags of an instance launched by a whole-instance restore (given in its RunInstances call): what it was
+    restored from, so a re-run with the same restore id finds it."""
+    tags = checked_user_tags(user_tags)
+    tags.update({KEY_SCHEMA: SCHEMA_VERSION, KEY_VERSION: version, KEY_RESTORE_ID: restore_id,
+                 KEY_RESTORE_SET_ID: set_id, KEY_RESTORE_SOURCE_INSTANCE: source_instance_id or "",
+                 KEY_RESTORE_CREATED_AT: format_created_at(created_at)})
+    check_tag_limits(tags)
+    return tags
 
 
 def replaced_by_key(volume_id):

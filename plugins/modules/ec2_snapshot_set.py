@@ -19,7 +19,10 @@ description:
   - Every snapshot of a new set carries the collection's tag schema from the moment it is created - the tags go in the
     C(CreateSnapshots) call itself, with no C(CreateTags) call - the set id, instance id, engine, consistency, policy,
     creation time, collection version, the user's tags, and one tag per member volume with its device name, Windows
-    paths and VSS shadow id. See the tag schema document in the collection's C(docs/) folder.
+    paths and VSS shadow id, and the instance's launch record from the same C(DescribeInstances) answer (AMI, type,
+    zone, subnet, private IP, root device, security groups, instance profile, key pair - 1 to 4 tags), for a
+    whole-instance restore (M(shadowsnap.ec2.ec2_instance_restore)). See the tag schema document in the collection's
+    C(docs/) folder.
   - Returns as soon as the point in time is fixed (snapshots in state V(pending) are fine); O(wait=true) waits for
     V(completed), for a new set and for an existing one found by O(set_id) alike.
   - Idempotent on O(set_id) - when snapshots with that set id exist, nothing is created and the existing set is
@@ -29,7 +32,8 @@ description:
     set. A settled set never changes again, and a crash-engine set never becomes V(application).
   - Before any API call the module checks the tags it can - user tag keys, the set-level tags, the tag count with the
     volumes O(volume_ids) or O(device_names) name (at least one), and the length of each O(volume_metadata) value. The
-    exact count, which depends on how many volumes the instance has, is checked after C(DescribeInstances) and before
+    exact count, which depends on how many volumes the instance has and on its launch record, is checked after
+    C(DescribeInstances) and before
     C(CreateSnapshots).
   - Before creating anything the module checks the instance and its attachments - a missing or terminated instance, a
     volume that is not attached, an unknown device name or an attachment that is not settled fail with a clear message.

@@ -114,6 +114,42 @@ sets:
       description: For a crash-consistent set taken because a VSS backup failed, the engine that failed; else null.
       type: str
       version_added: 0.2.0
+    launch:
+      description:
+        - What a whole-instance restore needs of the instance, as recorded at backup time from C(DescribeInstances)
+          (see the tag schema document); null for a set made before it was recorded. A field the instance did not
+          have is null - RV(sets[].launch.security_group_ids) also when there were too many to record.
+      type: dict
+      version_added: 0.2.0
+      contains:
+        image_id:
+          description: The AMI the instance was launched from.
+          type: str
+        instance_type:
+          description: The instance type.
+          type: str
+        availability_zone:
+          description: The availability zone.
+          type: str
+        subnet_id:
+          description: The subnet of the primary network interface.
+          type: str
+        private_ip:
+          description: The primary private IPv4 address.
+          type: str
+        root_device_name:
+          description: The root device name (the device of each member is in its entry of RV(sets[].snapshots)).
+          type: str
+        security_group_ids:
+          description: The security groups of the primary network interface.
+          type: list
+          elements: str
+        iam_instance_profile:
+          description: The name of the instance profile.
+          type: str
+        key_name:
+          description: The key pair's name.
+          type: str
     status:
       description: V(completed), V(pending), V(error) or V(incomplete).
       type: str

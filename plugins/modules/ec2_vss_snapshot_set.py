@@ -19,7 +19,9 @@ description:
     C(CreateSnapshots) inside the 10 second window VSS allows.
   - Waits for the command (a waiter polling C(GetCommandInvocation) every 2 seconds, bounded by O(wait_timeout)), finds
     the snapshots the document created, and adds the collection's tag schema to all of them with one C(CreateTags)
-    call - the document creates the snapshots on the instance, so their schema tags cannot go on at creation.
+    call - the document creates the snapshots on the instance, so their schema tags cannot go on at creation. The
+    schema includes the instance's launch record from the module's C(DescribeInstances) answer, for a whole-instance
+    restore.
   - The set is tagged V(application) only when every snapshot carries AWS's verdict C(AppConsistent=true) and
     O(no_writers) is false; anything else is tagged V(crash), reported, and warned about. Nothing is claimed that AWS
     did not report.
@@ -27,7 +29,8 @@ description:
     command's time window and the instance's volumes (C(AwsVssConfig) present, no schema tags yet).
   - Idempotent on O(set_id) - when snapshots with that set id exist, no command is sent and the set is returned.
   - Reserved tags and the tag count with one volume are checked before any API call; the exact count, which depends on
-    how many volumes the instance has, after C(DescribeInstances) and before the command is sent.
+    how many volumes the instance has and on its launch record, after C(DescribeInstances) and before the command is
+    sent.
   - C(SendCommand) is retried only when it was throttled - a command whose answer was lost may be running, and a
     second one would take a second VSS snapshot set.
 options:
@@ -244,12 +247,12 @@ def check_managed(ssm, instance_id):
                               % (instance_id, information["PlatformType"]))
 
 
-def check_tag_budget(set_id, instance_id, now, volumes, params):
+def check_tag_budget(set_id, instance_id, now, volumes, params, launch=None):
     """The schema tags plus the document's own must fit EC2's limit on every snapshot."""
     budget = snapshot_tags.build_set_tags(
         set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency="application", created_at=now,
         version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"], backup_type="full",
-        user_tags=params["tags"])
+        user_tags=params["tags"], launch=launch)
     if len(budget) + DOCUMENT_TAG_COUNT > snapshot_tags.MAX_TAGS_PER_SNAPSHOT:
         raise VssCommandError("the set needs %d tags per snapshot (%d of them written by AWSEC2-CreateVssSnapshot); "
                               "EC2 allows %d. Pass fewer user tags."
@@ -310,7 +313,7 @@ def existing_result(found, no_writers, timings):
                 tags=dict((k, v) for k, v in members[0]["tags"].items() if k.startswith(snapshot_tags.PREFIX)))
 
 
-def tag_command_snapshots(module, client, command_id, requested_at, selected, attached, set_id, now):
+def tag_command_snapshots(module, client, command_id, requested_at, instance, selected, attached, set_id, now):
     """(result fields, warnings) once the document succeeded: its snapshots found and given the schema tags."""
     params = module.params
     instance_id = params["instance_id"]
@@ -329,7 +332,8 @@ def tag_command_snapshots(module, client, command_id, requested_at, selected, at
     set_tags = snapshot_tags.build_set_tags(
         set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency=consistency, created_at=now,
         version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"],
-        backup_type="copy" if params["copy_only"] else "full", user_tags=params["tags"])
+        backup_type="copy" if params["copy_only"] else "full", user_tags=params["tags"],
+        launch=snapshot_sets.launch_record(instance))
     ec2_api.create_tags(client, [snapshot["SnapshotId"] for snapshot, tags in members], set_tags)
     tagged = snapshot_sets.find_snapshots(client, set_ids=[set_id])
     warnings = []
@@ -368,7 +372,8 @@ def ensure_vss_set(module, set_id, now):
                               "not); use the shadow engine" % (instance["InstanceType"], instance_id))
     selected, attached = snapshot_sets.select_volumes(instance, "data" if params["exclude_boot_volume"] else "all")
     check_managed(ssm, instance_id)
-    check_tag_budget(set_id, instance_id, now, dict((v["volume_id"], {"device": v["device"]}) for v in selected), params)
+    check_tag_budget(set_id, instance_id, now, dict((v["volume_id"], {"device": v["device"]}) for v in selected), params,
+                     snapshot_sets.launch_record(instance))
     timings["preflight"] = round(time.monotonic() - began, 3)
     if module.check_mode:
         timings["total"] = timings["preflight"]
@@ -394,7 +399,7 @@ def ensure_vss_set(module, set_id, now):
                 command_id=command_id, invocation_status=invocation_status)
         tag_began = time.monotonic()
         result, warnings = tag_command_snapshots(module, client, command_id, command.get("RequestedDateTime") or now,
-                                                 selected, attached, set_id, now)
+                                                 instance, selected, attached, set_id, now)
     except AnsibleAWSError as error:
         raise VssCommandError("%s; command %s was sent, so its snapshots may exist without the schema tags (find them by "
                               "their AwsVssConfig tag)" % (error, command_id), command_id=command_id) from error

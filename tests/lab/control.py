@@ -22,8 +22,9 @@ import urllib.request
 
 import boto3
 
-from lab.aws import (CopyBehaviour, CopyLabClient, EbsBehaviour, EbsVolumes, FaultProxy, MotoServer, RetentionBehaviour, RetentionLabClient, SsmBehaviour,
-                     install_into_moto, volume_responses)
+from lab.aws import (CopyBehaviour, CopyLabClient, EbsBehaviour, EbsVolumes, FaultProxy, InstanceStates, MotoServer,
+                     RetentionBehaviour, RetentionLabClient, SsmBehaviour, install_into_moto, instance_responses,
+                     volume_responses)
 from lab.dataplane import BlockStore
 from lab.topology import DEFAULT_TOPOLOGY, fleet_topology
 from lab.windows import WindowsFleet, write_inventory
@@ -52,8 +53,8 @@ def seed_instances(ec2, topology):
     seeded = []
     for host in topology:
         mappings = [
-            {"DeviceName": v["device"], "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True,
-                                                "Encrypted": True}}
+            {"DeviceName": v["device"],
+             "Ebs": {"VolumeSize": v["size"], "VolumeType": "gp3", "DeleteOnTermination": True, "Encrypted": True}}
             for v in host["volumes"]
         ]
         reservation = ec2.run_instances(
@@ -98,6 +99,7 @@ class Lab:
         self.blockstore = BlockStore()
         self.ebs = EbsBehaviour(self.blockstore)
         self.volumes = EbsVolumes(self.blockstore)
+        self.instance_states = InstanceStates()
         self.moto = MotoServer(free_port())
         self.proxy = FaultProxy(self.moto.port, control=self.handle_control)
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
@@ -109,7 +111,7 @@ class Lab:
         self._lock = threading.Lock()
 
     def start(self):
-        install_into_moto(self.ebs, self.ssm, self.volumes, self.retention, self.copies)
+        install_into_moto(self.ebs, self.ssm, self.volumes, self.instance_states, self.retention, self.copies)
         self.moto.start()
         self.proxy.start()
         self.seed()
@@ -145,6 +147,7 @@ class Lab:
             urllib.request.urlopen(urllib.request.Request(self.moto.url + "/moto-api/reset", method="POST"), timeout=30).close()
             self.ebs.reset()
             self.volumes.reset()
+            self.instance_states.reset()
             self.ssm.reset()
             self.retention.reset()
             self.copies.reset()
@@ -207,6 +210,8 @@ class Lab:
             elif route[1].startswith("/_lab/volumes/"):
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
                 result = volume_responses.control(self.volumes, method, route[1], query, request)
+            elif route[1].startswith("/_lab/instances/"):
+                result = instance_responses.control(self.instance_states, method, route[1], request)
             elif route == ("PUT", "/_lab/ssm"):
                 self.ssm.configure(**request)
                 result = self.ssm.describe()
@@ -274,6 +279,11 @@ class LabClient(RetentionLabClient, CopyLabClient):
         ``attaching_seconds``, ``detaching_seconds``, ``storage_limit_gib`` (the Region's storage quota: beyond it
         CreateVolume answers VolumeLimitExceeded; None: no limit). Answers all of them."""
         return self._call("PUT", "/volumes/settings", settings)
+
+    def instances(self, **settings):
+        """EC2 instance behaviour (lab.aws.instance_models): ``pending_seconds`` (RunInstances and StartInstances to
+        ``running``), ``stopping_seconds`` (StopInstances to ``stopped``). Answers both."""
+        return self._call("PUT", "/instances/settings", settings)
 
     def attachments(self, instance_id=None):
         """``{instance id: [{device, volume_id, state, root}]}``: what each instance has attached now (``state``

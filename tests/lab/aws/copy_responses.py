@@ -1,12 +1,9 @@
 """Where the lab's copy models (lab.aws.copy_models) plug into moto: CopySnapshot with ``Encrypted``, the copies'
-state and progress, the KmsKeyId an encrypted snapshot reports, and ModifySnapshotAttribute's sharing rules; and
-RunInstances' ``Encrypted``, which moto reads from ``VolumeSize`` (any sized volume came out encrypted, whatever
-was asked). Being
-answered inside moto, they pass the fault proxy like any EC2 call: counted, rate-limited and subject to fault rules."""
+state and progress, the KmsKeyId an encrypted snapshot reports, and ModifySnapshotAttribute's sharing rules
+(RunInstances' ``Encrypted`` is lab.aws.instance_models'). Being answered inside moto, they pass the fault proxy like any EC2 call: counted, rate-limited and subject to fault rules."""
 
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
 from moto.ec2.responses import elastic_block_store as ebs_responses
-from moto.ec2.responses.instances import InstanceResponse
 
 
 def install(behaviour):
@@ -17,14 +14,6 @@ def install(behaviour):
     original_status = Snapshot.status
     original_progress = Snapshot.progress
     original_add_permission = EBSBackend.add_create_volume_permission
-    original_mappings = InstanceResponse._parse_block_device_mapping  # pylint: disable=protected-access
-
-    def parse_block_device_mapping(self):
-        mappings = original_mappings(self)
-        for mapping, asked in zip(mappings, self._get_param("BlockDeviceMappings", [])):
-            mapping["Ebs"]["Encrypted"] = str(asked.get("Ebs", {}).get("Encrypted", False)).lower() == "true"
-        return mappings
-
     def copy_snapshot(self):
         self.error_on_dryrun()
         snapshot = behaviour.copy_snapshot(
@@ -51,7 +40,6 @@ def install(behaviour):
 
     ebs_responses.ElasticBlockStore.copy_snapshot = copy_snapshot
     EBSBackend.add_create_volume_permission = add_create_volume_permission
-    InstanceResponse._parse_block_device_mapping = parse_block_device_mapping  # pylint: disable=protected-access
     Snapshot.status = property(status, lambda snapshot, value: None)
     Snapshot.progress = property(progress)
     Snapshot.kms_key_id = property(kms_key_id, set_kms_key_id)

@@ -13,9 +13,11 @@ answers as users report them (docs/lab.md):
   Region's storage quota (``VolumeLimitExceeded``); the volume stays ``creating`` for ``creating_seconds``;
 - AttachVolume: the volume must be ``available`` (``VolumeInUse`` when attached, ``IncorrectState`` while
   creating), in the instance's zone (``InvalidVolume.ZoneMismatch``), at a device the instance does not use
-  (``InvalidParameterValue`` "Attachment point ... is already in use"); the attachment is ``attaching`` for
+  (``InvalidParameterValue`` "Attachment point ... is already in use"), to an instance that is ``running`` or
+  ``stopped`` and, at its free root device, ``stopped`` (``IncorrectInstanceState``); the attachment is ``attaching`` for
   ``attaching_seconds``, then ``attached``;
-- DetachVolume: refused for the root volume of a running instance (``IncorrectState``) and for an attachment that is
+- DetachVolume: refused for the root volume of an instance that is not stopped (``IncorrectState``, the answer users
+  report for a running instance) and for an attachment that is
   still changing; ``detaching`` for ``detaching_seconds``, then the volume is ``available`` and off the instance.
 
 The content of a volume created from a snapshot is the snapshot's (lab.dataplane, done by lab.aws.ebs_models).
@@ -258,7 +260,7 @@ class EbsVolumes:
                 raise EC2ClientError("VolumeInUse", "%s is already attached to an instance" % volume_id)
             if self.volume_status(volume) != "available":
                 raise EC2ClientError("IncorrectState", "%s is not 'available'." % volume_id)
-            if instance.state in ("terminated", "shutting-down"):
+            if instance.state not in ("running", "stopped"):
                 raise EC2ClientError("IncorrectInstanceState",
                                      "Instance '%s' is not 'running' or 'stopped'." % instance_id)
             if volume.zone is None or volume.zone.name != instance.placement.zone:
@@ -269,6 +271,8 @@ class EbsVolumes:
             if not device or normalise_device(device) in used:
                 raise EC2ClientError("InvalidParameterValue", "Invalid value '%s' for unixDevice. Attachment point %s "
                                      "is already in use" % (device, device))
+            if normalise_device(device) == normalise_device(instance.root_device_name) and instance.state != "stopped":
+                raise EC2ClientError("IncorrectInstanceState", "Instance '%s' is not 'stopped'." % instance_id)
             attachment = attach(backend, volume_id, instance_id, device)
             if self.settings.attaching_seconds > 0:
                 attachment.status = "attaching"
@@ -298,7 +302,7 @@ class EbsVolumes:
             if volume_id in self._changes:
                 raise EC2ClientError("IncorrectState", "Volume '%s' is in the '%s' state."
                                      % (volume_id, self._changes[volume_id]["state"]))
-            if attachment.device == instance.root_device_name and instance.state == "running":
+            if attachment.device == instance.root_device_name and instance.state != "stopped":
                 raise EC2ClientError("IncorrectState", "Unable to detach root volume '%s' from instance '%s'"
                                      % (volume_id, instance.id))
             if self.settings.detaching_seconds > 0:

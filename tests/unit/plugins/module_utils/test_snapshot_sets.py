@@ -281,10 +281,11 @@ def test_the_tag_check_before_calls_refuses_what_the_plan_refuses():
 
 
 def test_the_tag_check_before_calls_accepts_what_the_plan_accepts():
-    """41 user tags, 8 set-level tags and one member: 50. A volume named by id and by device counts once."""
+    """40 user tags, 8 set-level tags, the launch record (an instance with no security group, profile or key pair: one
+    tag) and one member: 50. A volume named by id and by device counts once."""
     selection = {"volume_ids": ["vol-d"], "device_names": ["xvdb"]}
-    snapshot_sets.check_tags_before_calls("i-1", selection, {}, user_tags=user_tags(41), **TAG_FIELDS)
-    tags = snapshot_sets.plan_snapshot_set(INSTANCE, selection, {}, user_tags=user_tags(41), **TAG_FIELDS)[2]
+    snapshot_sets.check_tags_before_calls("i-1", selection, {}, user_tags=user_tags(40), **TAG_FIELDS)
+    tags = snapshot_sets.plan_snapshot_set(INSTANCE, selection, {}, user_tags=user_tags(40), **TAG_FIELDS)[2]
     assert len(tags) == snapshot_tags.MAX_TAGS_PER_SNAPSHOT
 
 

@@ -29,9 +29,10 @@ def ec2_fixture(monkeypatch):
     with mock_aws():
         client = boto3.client("ec2", region_name=REGION)
         image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        group = client.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
         instances = {}
         for name in ("sql", "web"):
-            instance = client.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+            instance = client.run_instances(ImageId=image, MinCount=1, MaxCount=1, SecurityGroupIds=[group],
                                             Placement={"AvailabilityZone": REGION + "a"})["Instances"][0]
             data = client.create_volume(Size=10, AvailabilityZone=REGION + "a")["VolumeId"]
             client.attach_volume(VolumeId=data, InstanceId=instance["InstanceId"], Device="xvdf")
@@ -87,9 +88,10 @@ def test_the_tag_budget_is_checked_before_the_shadow_set_exists(ec2):
     client, instances = ec2
     sql = instances["sql"]
     prepared = action_ec2.prepare_shadow_snapshot_set({}, PLUGIN, REGION, sql["instance_id"], "sql-3")
-    fits = request(sql["data"], shadow_set_id=None, tags={"Tag%02d" % n: "x" for n in range(39)})
+    # 10 set-level tags, a member, the launch record and its security group: 37 user tags fit.
+    fits = request(sql["data"], shadow_set_id=None, tags={"Tag%02d" % n: "x" for n in range(37)})
     action_ec2.check_shadow_snapshot_set(prepared, fits)
-    too_many = dict(fits, tags={"Tag%02d" % n: "x" for n in range(40)})
+    too_many = dict(fits, tags={"Tag%02d" % n: "x" for n in range(38)})
     with pytest.raises(action_ec2.Ec2LookupError, match="EC2 allows 50"):
         action_ec2.check_shadow_snapshot_set(prepared, too_many)
     long_paths = request(sql["data"], volume_metadata={sql["data"]: {"paths": ["D:\\" + "x" * 200]}})
