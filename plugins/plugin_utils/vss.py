@@ -235,6 +235,11 @@ HRESULTS = {
         "A writer did not answer.",
         "Restart the writer's service (see the writer-to-service table), then back up again.",
     ),
+    0x8004231B: HResultInfo(
+        "VSS_E_UNSUPPORTED_CONTEXT",
+        "The shadow copy's context does not allow this operation (diskshadow reverts client-accessible shadows only).",
+        "Expose the shadow copy read-only and copy from it instead, or revert with a tool that accepts its context.",
+    ),
     0x8004231D: HResultInfo(
         "VSS_E_VOLUME_IN_USE",
         "The volume is in use by another operation and cannot be shadow-copied or reverted now.",

@@ -258,6 +258,16 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                     return name
         return None
 
+    def revert_problem(self, record):
+        """Why no tool can revert this shadow copy on this host, as ``(VSS symbol, text)``, or None: revert is for
+        Windows Server only and never for the system volume (it cannot be dismounted while Windows runs from it)."""
+        volume = self.server.storage.find_volume(record["VolumeName"])
+        if not self.server.os.is_server:
+            return "VSS_E_UNSUPPORTED_CONTEXT", "Reverting a shadow copy needs Windows Server."
+        if volume is None or volume.is_root:
+            return "VSS_E_VOLUME_NOT_SUPPORTED", "The system volume cannot be reverted while Windows runs from it."
+        return None
+
     def revert(self, shadow_id):
         """The volume's files become the shadow's frozen files; that shadow and the later ones of the volume go."""
         record = self.record(shadow_id)

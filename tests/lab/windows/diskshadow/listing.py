@@ -199,5 +199,8 @@ class ShadowCommands:
         if not record["ClientAccessible"]:
             raise DiskShadowFailure(HRESULTS["VSS_E_UNSUPPORTED_CONTEXT"], [
                 "diskshadow reverts client-accessible shadow copies only (use vssadmin revert shadow for persistent ones)."])
+        problem = self.model.shadows.revert_problem(record)
+        if problem is not None:
+            raise DiskShadowFailure(HRESULTS[problem[0]], [problem[1]])
         self.model.shadows.revert(record["ID"])
         self.print("The shadow copy was successfully reverted.")
