@@ -84,7 +84,7 @@ function Invoke-DiskOnline {
             $folder = ([string]$path).TrimEnd('\') + '\'
             $present = @($partition.AccessPaths | Where-Object { ([string]$_).TrimEnd('\') -eq $folder.TrimEnd('\') })
             if ($present.Count -eq 0) {
-                New-Item -ItemType Directory -Path $folder -Force | Out-Null
+                $null = New-Item -ItemType Directory -Path $folder -Force
                 Add-PartitionAccessPath -DiskNumber $number -PartitionNumber $partition.PartitionNumber -AccessPath $folder
             }
         }
@@ -146,7 +146,7 @@ function Invoke-ShadowExpose {
         throw (New-AgentException -Message ("'{0}' is neither a drive letter (X:) nor a folder path" -f $path))
     }
     if ($path.Length -gt 2) {
-        New-Item -ItemType Directory -Path $path -Force | Out-Null
+        $null = New-Item -ItemType Directory -Path $path -Force
     }
     $run = Invoke-DiskShadow -ScriptLines @('expose ' + $id + ' "' + $path + '"') -CodePage (Get-OemCodePage)
     Assert-NativeSuccess $run
