@@ -11,12 +11,19 @@ when every one of them was reverted or exposed. Documentation: plugins/modules/w
 from __future__ import annotations
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import restore_windows
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import (
+    AWS_ARGUMENT_SPEC,
+    Ec2LookupError,
+    ec2_client,
+    record_restored_consistency,
+)
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_action import AgentAction, TaskFailure
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_transport import AgentOperationError
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import normalise_guid
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss import format_hresult
 
 DONE = {"revert": "reverted", "expose": "exposed"}
+PLUGIN_NAME = "shadowsnap.ec2.win_vss_shadow_restore"
 
 
 class ActionModule(AgentAction):
@@ -31,6 +38,8 @@ class ActionModule(AgentAction):
         "action": {"type": "str", "required": True, "choices": ["revert", "expose"]},
         "tool": {"type": "str", "default": "auto", "choices": ["auto", "diskshadow", "vssadmin"]},
         "fail_on_unavailable": {"type": "bool", "default": True},
+        "tag_volumes": {"type": "bool", "default": False},
+        **AWS_ARGUMENT_SPEC,
     }
 
     def run_on_host(self, args, transport, result, task_vars):
@@ -62,6 +71,14 @@ class ActionModule(AgentAction):
         result["shadows"] = entries
         result["changed"] = any(entry.get("changed") for entry in entries) or (
             self._task.check_mode and any(entry["outcome"] == "planned" for entry in entries))
+        reverted = [entry["volume_id"] for entry in entries if entry["outcome"] == "reverted" and entry["volume_id"]]
+        if reverted and args["tag_volumes"]:
+            try:
+                with self.phase("tag"):
+                    record_restored_consistency(ec2_client(args, PLUGIN_NAME), reverted, "application")
+            except Ec2LookupError as exc:
+                raise TaskFailure(f"the volumes were reverted, but their tags could not say so: {exc}", shadows=entries) from exc
+            result["tagged_volume_ids"] = sorted(reverted)
         done = [entry for entry in entries if entry["outcome"] in ("reverted", "exposed")]
         result["consistency"] = "application" if entries and len(done) == len(entries) else "crash"
         unavailable = [entry for entry in entries if entry["outcome"] in ("missing", "refused")]

@@ -60,11 +60,19 @@ options:
     description: Fail when a shadow copy is missing or its revert or exposure was refused.
     type: bool
     default: true
+  tag_volumes:
+    description:
+      - After a revert, tag each reverted EBS volume (its O(shadows[].volume_id)) with the consistency its data has
+        now, V(application), from the controller (C(CreateTags), with the AWS options below).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
   - ansible.builtin.action_common_attributes.flow
   - shadowsnap.ec2.windows_agent
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
 attributes:
   check_mode:
     support: full
@@ -113,6 +121,11 @@ shadows:
     hresult_name:
       description: Its name.
       type: str
+tagged_volume_ids:
+  description: The volumes tagged as application-consistent (O(tag_volumes=true)).
+  returned: when volumes were tagged
+  type: list
+  elements: str
 consistency:
   description: V(application) when every shadow copy was reverted or exposed, else V(crash).
   returned: always

@@ -11,7 +11,8 @@ The rules (docs/restore.md, FACTS.md "Restore: Windows rules"):
 - a drive letter another volume holds is not taken from it: the disk comes online without it, and the result says so;
 - ``diskshadow revert`` is documented for client-accessible shadow copies only; every other persistent shadow copy is
   reverted with ``vssadmin revert shadow``, whose answer for diskshadow's persistent context is not documented;
-- the services that own a volume are those of the (application) writers whose components are on it, plus the user's.
+- the services that own a volume are those that write the data of the (application) writers whose components are on
+  it (vss.py's writer knowledge), plus the user's.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import ebs_disks
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import ebs_disks, vss
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import normalise_guid, volume_key
 
 DRIVE = re.compile(r"^([A-Za-z]):\\?$")
@@ -174,9 +175,8 @@ def services_for_volumes(writers: list[dict], storage: dict, paths: list[str]) -
     for writer in writers:
         if writer.get("infrastructure") or not wanted.intersection(writer.get("volumes") or []):
             continue
-        if writer.get("service"):
-            if writer["service"] not in services:
-                services.append(writer["service"])
-        else:
+        owners = vss.writer_application_services(writer["name"])
+        if not owners:
             unknown.append(writer["name"])
+        services += [service for service in owners if service not in services]
     return services, unknown

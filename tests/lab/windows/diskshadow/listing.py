@@ -178,7 +178,8 @@ class ShadowCommands:
             raise DiskShadowFailure(HRESULTS["VSS_E_UNSUPPORTED_CONTEXT"], ["Only persistent shadow copies can be exposed."])
         name = self._exposure_name(words[1])
         with self.model.lock:
-            if self.model.storage.find_volume(name) is not None or name in self.model.shadows.exposures:
+            drive_in_use = len(name) == 3 and self.model.storage.find_volume(name) is not None
+            if drive_in_use or name in self.model.shadows.exposures:
                 raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_ALREADY_EXISTS"], ["%s is already in use." % name])
             self.model.shadows.exposures[name] = record["ID"]
         self.print("The shadow copy was successfully exposed as %s." % name)
