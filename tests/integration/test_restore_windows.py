@@ -94,6 +94,9 @@ def test_in_place_restore_of_a_shadow_set_is_application_consistent_only_after_t
     assert contents(lab, [live["D:"], live["E:"]]) == before, "the originals were not changed"
     state = lab.host_state(SQL)
     assert {s["Name"]: s["Status"] for s in state["services"]}["MSSQLSERVER"] == "Running"
+    reopened = lab.journal_check(SQL)
+    assert reopened["consistent"] and reopened["last_log_lsn"] == check["last_log_lsn"], "SQL Server reopened D: and E:"
+    assert lab.vss_events(SQL, event="disk_removed_online") == [], "the originals went offline before the detach"
 
 
 def test_a_crash_set_restored_in_place_is_reported_crash(lab, ansible_playbook, inventory, tmp_path):

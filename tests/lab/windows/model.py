@@ -190,10 +190,13 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
             return None if disk is None else disk.describe()
 
     def volume_detached(self, volume_id):
-        """EC2 detached an EBS volume: its disk and volume are gone (an exposure of its shadows with them)."""
+        """EC2 detached an EBS volume: its disk and volume are gone (an exposure of its shadows with them). A disk
+        still online when it goes is a ``disk_removed_online`` event."""
         with self.lock:
             volume = self.storage.find_volume_of(volume_id)
             if volume is not None:
+                # Windows loses what it had not written yet (AWS: unmount before detaching): recorded for tests.
+                self.vss_events.record("disk_removed_online", volume_id=volume_id, volume=volume.unique_id)
                 for name in [n for n, shadow_id in self.shadows.exposures.items()
                              if (self.shadows.record(shadow_id) or {}).get("VolumeName") == volume.unique_id]:
                     del self.shadows.exposures[name]
