@@ -10,20 +10,13 @@ import json
 
 import pytest
 
-from test_backup import SQL, backup
+from test_backup import SQL, backup, inventory  # noqa: F401 pylint: disable=unused-import - the fixture
 from test_restore_volumes import contents, crash_set, device_map, originals, tags, volumes_of
 
 pytestmark = pytest.mark.integration
 
 RESTORE = "- ansible.builtin.import_playbook: shadowsnap.ec2.restore\n"
 WEB = "win-web-01"
-
-
-@pytest.fixture
-def inventory(lab, tmp_path):
-    path = tmp_path / "windows.ini"
-    lab.write_inventory(str(path))
-    return str(path)
 
 
 def restore(lab, ansible_playbook, inventory, tmp_path, check=False, **variables):

@@ -31,7 +31,7 @@ from .writers import VssEvents, VssFaults, Writers
 
 SETTINGS = ("imds", "aws_vss_components_version", "agent_code_page", "tool_delay_seconds", "locale",
             "diskshadow_failure_exit_code", "clock_offset_seconds", "san_policy", "vssadmin_revert",
-            "shadow_loss_on_attach")
+            "shadow_loss_on_attach", "follow_attachments")
 # What ``vssadmin revert shadow`` answers for a persistent shadow copy that is not client-accessible (diskshadow's
 # context): undocumented (FACTS.md "Revert"), so a lab setting, and the product is tested against both.
 VSSADMIN_REVERT_ANSWERS = ("accept", "refuse")
@@ -86,6 +86,8 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
         # volsnap may abort the shadow copies of a volume it re-detects (event 29, KB975803): when set, the shadow
         # copies stored on an attached volume are lost as it arrives.
         self.shadow_loss_on_attach = bool(config.get("shadow_loss_on_attach", False))
+        # False: Windows has not noticed EC2's attach and detach changes yet (no rescan): the disks stay as they are.
+        self.follow_attachments = bool(config.get("follow_attachments", True))
         self.files = FileSystem(self)
         self.sql_system_databases = config.get("sql_system_databases", "D:")
         self.writers = Writers(self, writer_specs(self.applications, self.hostname, self.sql_system_databases))
@@ -160,6 +162,8 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
                     self.vssadmin_revert = value
                 elif key == "shadow_loss_on_attach":
                     self.shadow_loss_on_attach = bool(value)
+                elif key == "follow_attachments":
+                    self.follow_attachments = bool(value)
                 else:
                     raise ValueError("unknown host setting %r (known: %s)" % (key, ", ".join(SETTINGS)))
             return self.settings()
@@ -176,11 +180,14 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
             "san_policy": self.storage.san_policy,
             "vssadmin_revert": self.vssadmin_revert,
             "shadow_loss_on_attach": self.shadow_loss_on_attach,
+            "follow_attachments": self.follow_attachments,
         }
 
     def volume_attached(self, volume_id, device):
         """EC2 attached an EBS volume to this instance: a new disk (online, or offline by SAN policy or collision)."""
         with self.lock, self.blockstore.locked():
+            if not self.follow_attachments:
+                return None
             if self.shadow_loss_on_attach:
                 image = self.blockstore.volume(volume_id)
                 for shadow_id in list(image.shadows):
@@ -193,6 +200,8 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
         """EC2 detached an EBS volume: its disk and volume are gone (an exposure of its shadows with them). A disk
         still online when it goes is a ``disk_removed_online`` event."""
         with self.lock:
+            if not self.follow_attachments:
+                return False
             volume = self.storage.find_volume_of(volume_id)
             if volume is not None:
                 # Windows loses what it had not written yet (AWS: unmount before detaching): recorded for tests.

@@ -14,10 +14,10 @@ from ..diskshadow.common import HRESULTS
 from ..locales import console_bytes
 from .protocol import OUTPUT_LIMIT, AgentError, checked_guid, diskshadow_command, hresult_in_text, int_argument
 from .read_ops import tool_text
+from .session_ops import SERVICE_NAME
 
 SERVICE_STATES = ("stopped", "running")
 REVERT_TOOLS = ("diskshadow", "vssadmin")
-SERVICE_NAME = re.compile(r"^[A-Za-z0-9_.$-][A-Za-z0-9 _.$-]{0,255}$")
 DRIVE_LETTER = re.compile(r"^[D-Zd-z]$")
 EXPOSE_PATH = re.compile(r'^([D-Zd-z]:|[A-Za-z]:\\[^"*?<>|]+)$')
 
