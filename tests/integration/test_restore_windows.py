@@ -100,7 +100,7 @@ def test_a_crash_set_restored_in_place_is_reported_crash(lab, ansible_playbook, 
     assert (result["status"], result["consistency"], result["shadows"]) == ("ok", "crash", [])
 
 
-def test_revert_refused_rolls_back_and_says_so(lab, ansible_playbook, inventory, tmp_path):
+def test_revert_refused_rolls_back_and_says_so_and_a_re_run_reuses_the_volumes(lab, ansible_playbook, inventory, tmp_path):
     shadow_backup(lab, ansible_playbook, inventory, tmp_path)
     lab.configure_host(SQL, vssadmin_revert="refuse")
     live = originals(lab)
@@ -111,6 +111,15 @@ def test_revert_refused_rolls_back_and_says_so(lab, ansible_playbook, inventory,
     assert (result["status"], result["rolled_back"], result["consistency"]) == ("failed", True, "")
     assert "VSS_E_UNSUPPORTED_CONTEXT" in json.dumps(result["shadows"]) and "rolled back" in result["error"]
     host_as_it_was(lab, {"D:": live["D:"], "E:": live["E:"]}, before, devices)
+
+    lab.configure_host(SQL, vssadmin_revert="accept")
+    run, report = restore(lab, ansible_playbook, inventory, tmp_path)
+    assert run.rc == 0, run.stdout
+    (again,) = report["hosts"]
+    assert (again["status"], again["consistency"]) == ("ok", "application"), again
+    assert [v["volume_id"] for v in again["volumes"]] == [v["volume_id"] for v in result["volumes"]], "a re-run reuses them"
+    assert not any(v["created"] for v in again["volumes"])
+    assert live_check(lab)["consistent"] is True
 
 
 def test_an_embedded_shadow_gone_leaves_crash_consistency_only(lab, ansible_playbook, inventory, tmp_path):
