@@ -148,6 +148,18 @@ def test_the_winrm_connection_lost_after_the_swap_rolls_back_to_the_host_as_it_w
     assert all(volumes_of(lab)[volume_id]["State"] == "available" for volume_id in restored), "kept, not attached"
 
 
+def test_a_failed_attach_during_the_swap_leaves_the_host_as_it_was(lab, ansible_playbook, inventory, tmp_path):
+    crash_set(lab, ansible_playbook, "sql-backup")
+    live = originals(lab)
+    before, devices = contents(lab, [live["D:"], live["E:"]]), device_map(lab)
+    lab.faults(rules=[{"action": "AttachVolume", "error": "InvalidParameterValue", "count": 1}])
+    run, report = restore(lab, ansible_playbook, inventory, tmp_path)
+    assert run.rc != 0
+    (result,) = report["hosts"]
+    assert result["status"] == "failed" and "nothing was swapped" in result["error"], result
+    host_as_it_was(lab, {"D:": live["D:"], "E:": live["E:"]}, before, devices)
+
+
 def test_alongside_on_another_server_exposes_the_shadow_images_byte_for_byte(lab, ansible_playbook, inventory, tmp_path):
     snapshots, dummy = shadow_backup(lab, ansible_playbook, inventory, tmp_path)
     live = originals(lab)
