@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - reported by ec2_client() when a look-u
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.amazon.aws.plugins.plugin_utils.base import AWSPluginBase
-from ansible_collections.shadowsnap.ec2.plugins.module_utils import aws_client, snapshot_sets, snapshot_tags
+from ansible_collections.shadowsnap.ec2.plugins.module_utils import aws_client, ec2_api, snapshot_sets, snapshot_tags
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
 
 # The options (and environment fallbacks) of amazon.aws modules: access_key, secret_key, session_token, profile,
@@ -89,6 +89,12 @@ def instance_attachments(client, instance_id: str) -> tuple[list[dict], dict]:
         "instance_type": instance.get("InstanceType"),
     }
     return snapshot_sets.attached_volumes(instance), summary
+
+
+def record_restored_consistency(client, volume_ids: list[str], consistency: str) -> None:
+    """Tag restored volumes with the consistency their data has now (``application`` once reverted to its shadow)."""
+    with _reported(f"CreateTags on {', '.join(volume_ids)} failed"):
+        ec2_api.tag_volumes(client, volume_ids, {snapshot_tags.KEY_RESTORE_CONSISTENCY: consistency})
 
 
 def existing_snapshot_set(client, set_id: str, instance_id: str | None = None) -> dict | None:

@@ -235,6 +235,11 @@ HRESULTS = {
         "A writer did not answer.",
         "Restart the writer's service (see the writer-to-service table), then back up again.",
     ),
+    0x8004231B: HResultInfo(
+        "VSS_E_UNSUPPORTED_CONTEXT",
+        "The shadow copy's context does not allow this operation (diskshadow reverts client-accessible shadows only).",
+        "Expose the shadow copy read-only and copy from it instead, or revert with a tool that accepts its context.",
+    ),
     0x8004231D: HResultInfo(
         "VSS_E_VOLUME_IN_USE",
         "The volume is in use by another operation and cannot be shadow-copied or reverted now.",
@@ -359,6 +364,18 @@ WRITER_SERVICES = {
     "Task Scheduler Writer": "Schedule",
 }
 
+# Writer name -> the services that write the data its components protect, where that is not the writer's own service:
+# what an in-place restore stops before the volumes go offline (SQL Server's writer is a service of its own; the
+# engine of a named instance is MSSQL$<instance>, named by the user). Stop-Service -Force stops their dependents
+# (SQLSERVERAGENT) too.
+WRITER_APPLICATION_SERVICES = {
+    "SqlServerWriter": ("MSSQLSERVER",),
+    "Microsoft Exchange Writer": ("MSExchangeIS",),
+    "Microsoft Exchange Replica Writer": ("MSExchangeIS",),
+    "IIS Config Writer": ("W3SVC",),
+    "IIS Metabase Writer": ("W3SVC",),
+}
+
 # Service hosting the Microsoft Exchange Writer on Exchange 2010 and earlier.
 EXCHANGE_2010_WRITER_SERVICE = "MSExchangeIS"
 
@@ -377,6 +394,15 @@ def writer_name_key(name: str) -> str:
 
 
 _WRITER_SERVICES_BY_KEY = {writer_name_key(name): service for name, service in WRITER_SERVICES.items()}
+
+
+def writer_application_services(writer_name: str) -> list[str]:
+    """The services that own the writer's data: WRITER_APPLICATION_SERVICES, else the writer's own service."""
+    for name, services in WRITER_APPLICATION_SERVICES.items():
+        if writer_name_key(name) == writer_name_key(writer_name):
+            return list(services)
+    service = writer_service(writer_name)
+    return [service] if service else []
 
 
 def writer_service(writer_name: str) -> str | None:

@@ -96,6 +96,7 @@ def test_required_writer_failure_fails_the_task_naming_writer_state_and_service(
 def test_cross_check_fails_loudly_on_a_mismatch(lab, ansible_playbook, inventory, side):
     instance = lab.instance("win-web-01")
     client = lab.ec2()
+    lab.configure_host("win-web-01", follow_attachments=False)  # Windows has not rescanned its disks yet
     if side.startswith("attached"):
         volume = client.create_volume(AvailabilityZone=instance["availability_zone"], Size=10, VolumeType="gp3")
         client.attach_volume(VolumeId=volume["VolumeId"], InstanceId=instance["instance_id"], Device="xvdk")

@@ -103,6 +103,8 @@ class Lab:
         self.moto = MotoServer(free_port())
         self.proxy = FaultProxy(self.moto.port, control=self.handle_control)
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
+        # The Windows hosts follow their disks through EC2's attach and detach events.
+        self.volumes.subscribe(self.windows.volume_event)
         self.ssm = SsmBehaviour(self.windows)
         self.retention = RetentionBehaviour(self.blockstore, self.ebs, REGION)
         self.proxy.services.update(self.retention.services)

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 
 @dataclass
 class VolumeImage:
-    """Files (path -> bytes) on a volume and the shadow copies (shadow id -> frozen files) stored in it."""
+    """Files (path -> bytes) on a volume, the shadow copies (shadow id -> frozen files) stored in it, and what its
+    disk says about itself (``disk``: partition style, disk GUID, volume GUID, label, size, as written on the disk):
+    a volume created from a snapshot carries the identity of the disk the snapshot was taken of."""
 
     files: dict = field(default_factory=dict)
     shadows: dict = field(default_factory=dict)
+    disk: dict = field(default_factory=dict)
 
     def clone(self):
         return copy.deepcopy(self)

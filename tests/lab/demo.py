@@ -1,5 +1,6 @@
-"""``make demo``: start the lab, report the fleet's health, back it up, show the sets from their tags, plan their
-retention (check mode, with every reason), stop the lab."""
+"""``make demo``: start the lab, report the fleet's health, back it up, show the sets from their tags, let the SQL-like
+host write more, restore its D: and E: in place from the backup, show them back at the backup's point and passing the
+consistency check, plan the sets' retention (check mode, with every reason), stop the lab."""
 
 import datetime
 import json
@@ -11,6 +12,7 @@ from lab.control import LabClient, start_detached, stop_detached
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK_DIR = os.path.join(REPO_ROOT, "build", "demo")
+SQL_HOST = "win-sql-01"
 LIST_SETS = """
 - name: Read the sets back from their tags
   hosts: localhost
@@ -124,6 +126,34 @@ def plan_retention(state, sets):
         print_retention_plan(json.load(handle), state["instances"])
 
 
+def restore_in_place(state, inventory, backup):
+    """The SQL-like host writes more after its backup; an in-place restore brings D: and E: back to the backup."""
+    client = LabClient(state)
+    result = next(entry for entry in backup["hosts"] if entry["host"] == SQL_HOST)
+    before = client.journal_check(SQL_HOST)
+    client.application_transactions(SQL_HOST, count=25)
+    after = client.journal_check(SQL_HOST)
+    sys.stdout.write("\n%s wrote more after its backup (at LSN %d): its journal is at LSN %d now.\n"
+                     % (SQL_HOST, before["last_log_lsn"], after["last_log_lsn"]))
+    restore_path = os.path.join(WORK_DIR, "restore.json")
+    run_playbook(state, "shadowsnap.ec2.restore", {"target_hosts": SQL_HOST, "restore_set_id": result["set_id"],
+                                                   "restore_volumes": ["D:", "E:"], "restore_report_path": restore_path},
+                 inventory)
+    with open(restore_path, encoding="utf-8") as handle:
+        (restored,) = json.load(handle)["hosts"]
+    check = client.check_consistency({"host": SQL_HOST, "volume": "D:"}, {"host": SQL_HOST, "volume": "E:"})
+    sys.stdout.write("\nIn-place restore of %s from set %s: %s, consistency %s, in %.1f s\n" % (
+        SQL_HOST, restored["set_id"], restored["status"], restored["consistency"], restored.get("seconds", 0)))
+    for volume in restored["volumes"]:
+        sys.stdout.write("  %s  %-24s <- %-24s (snapshot %s, shadow copy %s)\n" % (
+            ",".join(volume["paths"]), volume["volume_id"], volume["source_volume_id"], volume["snapshot_id"],
+            volume["shadow_id"] or "-"))
+    sys.stdout.write("  live D: and E: back at the backup's point: journal at LSN %d, %s\n" % (
+        check["last_log_lsn"], "passes the consistency check" if check["consistent"] else "FAILS: " + "; ".join(check["reasons"])))
+    sys.stdout.write("  the original volumes are kept (tagged shadowsnap:replaced-by:*); ec2_volume_swap state=cleaned "
+                     "with confirm_delete deletes them, or state=rolled_back puts them back.\n")
+
+
 def main():
     os.makedirs(WORK_DIR, exist_ok=True)
     state_file = os.path.join(WORK_DIR, "state.json")
@@ -137,6 +167,7 @@ def main():
         run_playbook(state, "shadowsnap.ec2.fleet_health", {"report_path": health_path}, inventory)
         with open(health_path, encoding="utf-8") as handle:
             print_fleet_health(json.load(handle), state["windows_hosts"])
+        LabClient(state).application_transactions(SQL_HOST, count=10)
         backup_path = os.path.join(WORK_DIR, "backup.json")
         run_playbook(state, "shadowsnap.ec2.backup", {"target_hosts": "windows", "backup_all_data_volumes": True,
                                                       "backup_report_path": backup_path}, inventory)
@@ -151,6 +182,7 @@ def main():
         with open(report_path, encoding="utf-8") as handle:
             listed = json.load(handle)
         print_sets(listed, state["instances"])
+        restore_in_place(state, inventory, backup)
         plan_retention(state, listed["sets"])
     finally:
         stop_detached(state_file)

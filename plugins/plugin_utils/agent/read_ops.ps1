@@ -16,7 +16,7 @@ $DriveLetterProperty = @{ Name = 'DriveLetter'; Expression = { ConvertTo-DriveLe
 $DiskProperties = @(
     'Number', 'SerialNumber', 'AdapterSerialNumber', 'FriendlyName', 'Manufacturer', 'Model', 'BusType',
     'PartitionStyle', 'OperationalStatus', 'HealthStatus', 'IsOffline', 'OfflineReason', 'IsReadOnly', 'IsBoot',
-    'IsSystem', 'IsClustered', 'Size', 'Location', 'Path', 'UniqueId'
+    'IsSystem', 'IsClustered', 'Size', 'Location', 'Path', 'UniqueId', 'Guid', 'Signature'
 )
 $DiskDriveProperties = @(
     'Index', 'DeviceID', 'Caption', 'Model', 'SerialNumber', 'InterfaceType', 'SCSIPort', 'SCSIBus', 'SCSITargetId',

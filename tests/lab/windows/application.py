@@ -289,8 +289,14 @@ def check_consistency(files_of_d, files_of_e, data_path="SQLData\\shop.mdf", log
     return verdict["consistent"], verdict["reasons"]
 
 
+SQL_SERVICE = "MSSQLSERVER"
+
+
 class SqlApplication:
-    """SQL Server on one host (``server.application``): its databases' files and the journal of database ``shop``."""
+    """SQL Server on one host (``server.application``): its databases' files and the journal of database ``shop``.
+
+    Stopping the SQL Server service stops the application's writes; starting it opens the database on whatever
+    volumes are D: and E: then (after an in-place restore, the restored ones)."""
 
     def __init__(self, server, system_databases="D:"):
         self.server = server
@@ -310,6 +316,19 @@ class SqlApplication:
             files.write(log_folder + "\\" + log_file, ("%s log\r\n" % database).encode())
         self.journal = Journal(data.content, log.content)
         self.journal.initialize()
+
+    def service_changed(self, name, status):
+        if name != SQL_SERVICE or self.journal is None:
+            return
+        if status == "Stopped":
+            self.journal.stop_background()
+            return
+        data = self.server.storage.find_volume("D:")
+        log = self.server.storage.find_volume("E:")
+        if data is not None and log is not None:
+            with self.journal.latch:
+                self.journal.data_volume, self.journal.log_volume = data.content, log.content
+                self.journal._tail_cache = None  # pylint: disable=protected-access
 
     def write_transaction(self, changes=None):
         """One transaction (log on E:, then data on D:); returns its LSN."""

@@ -5,6 +5,8 @@ content, and serves it through a :class:`~lab.winrm.WinRMServer` on loopback (Ba
 topology entry may ask for ``"winrm": {"scheme": "https", "auth": ["basic", "ntlm"]}``). Endpoints start in parallel
 and share one certificate authority. :meth:`WindowsFleet.sync` after a reseed keeps the endpoint of every host whose
 name survived (same port), swaps its model for the new instance, and clears its faults, replays and counters.
+:meth:`WindowsFleet.volume_event` is the fleet's subscription to the AWS half's attach and detach events (the lab
+wires it; this half imports nothing of the other): the host of the instance sees the disk appear or go.
 """
 
 import threading
@@ -109,6 +111,17 @@ class WindowsFleet:
                     list(pool.map(lambda server: server.stop(), servers))
             self.servers = {}
             self.hosts = {}
+
+    def volume_event(self, event):
+        """An EBS attach or detach completed (``event``, ``instance_id``, ``volume_id``, ``device``)."""
+        with self._lock:
+            model = next((host.model for host in self.hosts.values() if host.model.instance_id == event["instance_id"]), None)
+        if model is None:
+            return
+        if event["event"] == "attached":
+            model.volume_attached(event["volume_id"], event["device"])
+        elif event["event"] == "detached":
+            model.volume_detached(event["volume_id"])
 
     # ---------------------------------------------------------------------------------------------- access
     def host(self, name):

@@ -25,12 +25,16 @@ from .locales import get_locale
 from .services import Services
 from .shadows import ShadowCopies
 from .files import FileSystem
-from .storage import Storage
+from .storage import SAN_POLICIES, Storage
 from .tasks import TaskScheduler
 from .writers import VssEvents, VssFaults, Writers
 
 SETTINGS = ("imds", "aws_vss_components_version", "agent_code_page", "tool_delay_seconds", "locale",
-            "diskshadow_failure_exit_code", "clock_offset_seconds")
+            "diskshadow_failure_exit_code", "clock_offset_seconds", "san_policy", "vssadmin_revert",
+            "shadow_loss_on_attach", "follow_attachments")
+# What ``vssadmin revert shadow`` answers for a persistent shadow copy that is not client-accessible (diskshadow's
+# context): undocumented (FACTS.md "Revert"), so a lab setting, and the product is tested against both.
+VSSADMIN_REVERT_ANSWERS = ("accept", "refuse")
 
 
 def writer_specs(applications, hostname, sql_system_databases):
@@ -76,7 +80,14 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
         # Exit codes of files diskshadow `exec`s (or a task runs) that are not the collection's batch files.
         self.exec_exit_codes = {}
         self.services = Services(self, self.applications)
-        self.storage = Storage(blockstore, self.style, instance["volumes"], instance.get("root_device_name", "/dev/sda1"))
+        self.storage = Storage(blockstore, self.style, instance["volumes"], instance.get("root_device_name", "/dev/sda1"),
+                               config.get("san_policy", "online_all"))
+        self.vssadmin_revert = config.get("vssadmin_revert", "accept")
+        # volsnap may abort the shadow copies of a volume it re-detects (event 29, KB975803): when set, the shadow
+        # copies stored on an attached volume are lost as it arrives.
+        self.shadow_loss_on_attach = bool(config.get("shadow_loss_on_attach", False))
+        # False: Windows has not noticed EC2's attach and detach changes yet (no rescan): the disks stay as they are.
+        self.follow_attachments = bool(config.get("follow_attachments", True))
         self.files = FileSystem(self)
         self.sql_system_databases = config.get("sql_system_databases", "D:")
         self.writers = Writers(self, writer_specs(self.applications, self.hostname, self.sql_system_databases))
@@ -141,6 +152,18 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
                     self.diskshadow_failure_exit_code = int(value)
                 elif key == "clock_offset_seconds":
                     self.clock = SkewedClock(value)
+                elif key == "san_policy":
+                    if value not in SAN_POLICIES:
+                        raise ValueError("san_policy must be one of %s" % ", ".join(SAN_POLICIES))
+                    self.storage.san_policy = value
+                elif key == "vssadmin_revert":
+                    if value not in VSSADMIN_REVERT_ANSWERS:
+                        raise ValueError("vssadmin_revert must be one of %s" % ", ".join(VSSADMIN_REVERT_ANSWERS))
+                    self.vssadmin_revert = value
+                elif key == "shadow_loss_on_attach":
+                    self.shadow_loss_on_attach = bool(value)
+                elif key == "follow_attachments":
+                    self.follow_attachments = bool(value)
                 else:
                     raise ValueError("unknown host setting %r (known: %s)" % (key, ", ".join(SETTINGS)))
             return self.settings()
@@ -154,7 +177,39 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
             "locale": self.locale.name,
             "diskshadow_failure_exit_code": self.diskshadow_failure_exit_code,
             "clock_offset_seconds": self.clock.offset_seconds,
+            "san_policy": self.storage.san_policy,
+            "vssadmin_revert": self.vssadmin_revert,
+            "shadow_loss_on_attach": self.shadow_loss_on_attach,
+            "follow_attachments": self.follow_attachments,
         }
+
+    def volume_attached(self, volume_id, device):
+        """EC2 attached an EBS volume to this instance: a new disk (online, or offline by SAN policy or collision)."""
+        with self.lock, self.blockstore.locked():
+            if not self.follow_attachments:
+                return None
+            if self.shadow_loss_on_attach:
+                image = self.blockstore.volume(volume_id)
+                for shadow_id in list(image.shadows):
+                    del image.shadows[shadow_id]
+                    self.vss_events.record("shadow_deleted", shadow_id=shadow_id, reason="volume re-detected (event 29)")
+            disk = self.storage.attach(volume_id, device)
+            return None if disk is None else disk.describe()
+
+    def volume_detached(self, volume_id):
+        """EC2 detached an EBS volume: its disk and volume are gone (an exposure of its shadows with them). A disk
+        still online when it goes is a ``disk_removed_online`` event."""
+        with self.lock:
+            if not self.follow_attachments:
+                return False
+            volume = self.storage.find_volume_of(volume_id)
+            if volume is not None:
+                # Windows loses what it had not written yet (AWS: unmount before detaching): recorded for tests.
+                self.vss_events.record("disk_removed_online", volume_id=volume_id, volume=volume.unique_id)
+                for name in [n for n, shadow_id in self.shadows.exposures.items()
+                             if (self.shadows.record(shadow_id) or {}).get("VolumeName") == volume.unique_id]:
+                    del self.shadows.exposures[name]
+            return self.storage.detach(volume_id) is not None
 
     def describe(self):
         with self.lock:
@@ -172,6 +227,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
                 "visible_writers": [writer.name for writer in self.writers.visible()],
                 "services": self.services.describe(),
                 "volumes": [volume.summary() for volume in self.storage.volumes],
+                "disks": [dict(disk.describe(), VolumeId=disk.volume_id, Device=disk.device) for disk in self.storage.disks],
                 "shadows": len(self.shadows.list()),
                 "journal": self.application.summary() if self.application is not None else None,
                 "application": self.application.state() if self.application is not None else None,

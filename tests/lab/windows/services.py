@@ -65,7 +65,12 @@ class Services(Mapping):
             service.status = status
             if status == "Running" and was != "Running":
                 self.server.writers.service_started(name)
-            return service.describe()
+            described = service.describe()
+        # Outside the host's lock: stopping the application waits for its writer thread, which may need the lock.
+        application = getattr(self.server, "application", None)
+        if application is not None and was != status:
+            application.service_changed(name, status)
+        return described
 
     def restart(self, name):
         with self.server.lock:

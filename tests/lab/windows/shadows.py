@@ -4,6 +4,12 @@ Every NTFS volume keeps its diff area on itself (MaxSpace 10 %) unless set other
 copy's frozen files and its Win32_ShadowCopy record live in the **diff volume's** image (``System Volume
 Information\\{id}{3808876b-...}``), so an EBS snapshot of that volume carries them (DESIGN.md section 1) and a
 volume restored from it finds them. One shadow copy set is created at a time (``creating_set``).
+
+A restored volume's shadow copies are listed once its disk is online read-write (the volume exists on the host, and
+not on a read-only disk); after a re-sign they are listed under the volume's new GUID (an inference: no source says
+how VSS names them then). Every first change of a file a shadow copy froze copies the old bytes into that shadow's diff
+area (``DiffBytes`` in its record); when the shadows stored on a volume need more than its association's MaxSpace, VSS
+deletes the oldest ones until they fit (FACTS.md: writes before a revert can delete the shadow copy).
 """
 
 import datetime
@@ -35,11 +41,17 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
         self.counter = 0
         self.exposures = {}
         self.creating_set = None
+        self.reverting = False
         self.storage_associations = {}
         for volume in server.storage.volumes:
-            self.storage_associations[volume.guid] = {"diff": volume.guid, "max": volume.size // 10}
+            self.association(volume)
         for source, target in (configured_storage or {}).items():
             self.set_storage(source, target)
+        server.storage.content_observer = self.copy_on_write
+
+    def association(self, volume):
+        """The volume's shadow storage association; a volume that has none keeps its diff area on itself."""
+        return self.storage_associations.setdefault(volume.guid, {"diff": volume.guid, "max": volume.size // 10})
 
     @property
     def _blockstore(self):
@@ -60,9 +72,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
         """Win32_ShadowStorage: one association per volume (its diff volume, used and maximum space)."""
         rows = []
         for volume in self.server.storage.volumes:
-            association = self.storage_associations.get(volume.guid)
-            if association is None:
-                continue
+            association = self.association(volume)
             used = self._diff_area_bytes(volume.guid)
             rows.append({"Volume": volume.unique_id, "DiffVolume": volume_unique_id(association["diff"]),
                          "UsedSpace": used, "AllocatedSpace": used, "MaxSpace": association["max"]})
@@ -85,7 +95,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
         with self.server.lock, self._blockstore.locked():
             needed = {}
             for volume in volumes:
-                association = self.storage_associations[volume.guid]
+                association = self.association(volume)
                 frozen = sum(len(data) for data in volume.content.files().values())
                 needed.setdefault(association["diff"], []).append((volume, frozen))
             for guid, entries in needed.items():
@@ -94,7 +104,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                 wanted = sum(max(DIFF_AREA_MINIMUM, frozen) for dummy, frozen in entries)
                 limits = [diff_volume.size_remaining()]
                 for volume, dummy in entries:
-                    limits.append(self.storage_associations[volume.guid]["max"] - used)
+                    limits.append(self.association(volume)["max"] - used)
                 if min(limits) < wanted:
                     return "the shadow storage on %s cannot hold the diff area of %s (needs %d bytes, %d available)" % (
                         diff_volume.display_name, ", ".join(v.display_name for v, dummy in entries), wanted, max(0, min(limits)))
@@ -143,24 +153,35 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                     "ServiceMachine": self.server.hostname,
                     "Attributes": attributes,
                 }
-                diff_volume = storage.volume_by_guid(self.storage_associations[volume.guid]["diff"])
+                diff_volume = storage.volume_by_guid(self.association(volume)["diff"])
                 image = diff_volume.content.image(0)
                 image.shadows[shadow_id] = volume.content.files()
                 image.files[diff_area_path(shadow_id)] = json.dumps(record, sort_keys=True).encode("utf-8")
                 created.append({"id": shadow_id, "volume": volume.unique_id})
             return {"set_id": set_id, "shadows": created}
 
+    def _records(self, volume):
+        """The shadow copy records stored on a volume, the shadows of the volume itself under its current name."""
+        image = volume.content.image(0)
+        moved = {image.disk.get("origin_volume_guid"), image.disk.get("volume_guid")} - {None, volume.guid}
+        for path, data in sorted(image.files.items()):
+            if path.startswith(SYSTEM_VOLUME_INFORMATION) and path.endswith(catalog.DIFF_AREA_SUFFIX):
+                record = json.loads(data)
+                if record["ID"] in image.shadows:
+                    if record["VolumeName"].split("{", 1)[1].split("}", 1)[0] in moved:
+                        record["VolumeName"] = volume.unique_id
+                    yield path, record
+
     def list(self):
-        """Win32_ShadowCopy: every shadow copy whose diff area is on one of this host's volumes."""
+        """Win32_ShadowCopy: every shadow copy whose diff area is on one of this host's volumes that are online
+        read-write."""
         shadows = []
+        storage = self.server.storage
         with self._blockstore.locked():
-            for volume in self.server.storage.volumes:
-                image = volume.content.image(0)
-                for path, data in sorted(image.files.items()):
-                    if path.startswith(SYSTEM_VOLUME_INFORMATION) and path.endswith(catalog.DIFF_AREA_SUFFIX):
-                        record = json.loads(data)
-                        if record["ID"] in image.shadows:
-                            shadows.append(record)
+            for volume in storage.volumes:
+                if any(disk.read_only for disk in storage.disks if disk.number in volume.disk_numbers):
+                    continue
+                shadows.extend(record for dummy, record in self._records(volume))
         shadows.sort(key=lambda record: (record["InstallDate"], record["DeviceObject"]))
         return shadows
 
@@ -192,6 +213,35 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                     return True
         return False
 
+    def copy_on_write(self, content, path, old):
+        """A file of ``content`` is about to change: each shadow of that volume stored on it that still shares the
+        old bytes copies them into its diff area; past MaxSpace the oldest shadows are deleted."""
+        volume = next((v for v in self.server.storage.volumes if v.content.volume_ids == content.volume_ids), None)
+        if volume is None or content.spanned or self.reverting:
+            return
+        image = content.image(0)
+        grown = False
+        for diff_path, record in list(self._records(volume)):
+            frozen = image.shadows.get(record["ID"], {})
+            if record["VolumeName"] == volume.unique_id and frozen.get(path) == old and path not in record.get("Copied", []):
+                stored = json.loads(image.files[diff_path])
+                stored["DiffBytes"] = stored.get("DiffBytes", 0) + len(old)
+                stored["Copied"] = stored.get("Copied", []) + [path]
+                image.files[diff_path] = json.dumps(stored, sort_keys=True).encode("utf-8")
+                grown = True
+        if grown:
+            self._trim(volume)
+
+    def _trim(self, volume):
+        image = volume.content.image(0)
+        records = sorted((record for dummy, record in self._records(volume)), key=lambda r: r["InstallDate"])
+        maximum = self.association(volume)["max"]
+        while records and sum(r.get("DiffBytes", 0) for r in records) > maximum:
+            oldest = records.pop(0)
+            image.shadows.pop(oldest["ID"], None)
+            image.files.pop(diff_area_path(oldest["ID"]), None)
+            self.server.vss_events.record("shadow_deleted", shadow_id=oldest["ID"], reason="diff area full")
+
     def exposed_path(self, path):
         """``(shadow id, path relative to the exposure)`` for a path under an exposed shadow copy, else None."""
         lowered = path.replace("/", "\\")
@@ -208,6 +258,16 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                     return name
         return None
 
+    def revert_problem(self, record):
+        """Why no tool can revert this shadow copy on this host, as ``(VSS symbol, text)``, or None: revert is for
+        Windows Server only and never for the system volume (it cannot be dismounted while Windows runs from it)."""
+        volume = self.server.storage.find_volume(record["VolumeName"])
+        if not self.server.os.is_server:
+            return "VSS_E_UNSUPPORTED_CONTEXT", "Reverting a shadow copy needs Windows Server."
+        if volume is None or volume.is_root:
+            return "VSS_E_VOLUME_NOT_SUPPORTED", "The system volume cannot be reverted while Windows runs from it."
+        return None
+
     def revert(self, shadow_id):
         """The volume's files become the shadow's frozen files; that shadow and the later ones of the volume go."""
         record = self.record(shadow_id)
@@ -216,10 +276,14 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
         frozen = self.content(shadow_id)
         volume = self.server.storage.find_volume(record["VolumeName"])
         with self.server.lock, self._blockstore.locked():
-            for path in list(volume.content.files()):
-                volume.content.delete(path)
-            for path, data in frozen.items():
-                volume.content.write(normalize(path), data)
+            self.reverting = True
+            try:
+                for path in list(volume.content.files()):
+                    volume.content.delete(path)
+                for path, data in frozen.items():
+                    volume.content.write(normalize(path), data)
+            finally:
+                self.reverting = False
             later = [r["ID"] for r in self.list()
                      if r["VolumeName"] == record["VolumeName"] and r["InstallDate"] >= record["InstallDate"]]
             for other in later:

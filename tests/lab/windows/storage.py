@@ -14,6 +14,15 @@ backslashes and no drive (``SQLData\shop.mdf``).
 On a spanned volume every file lives on ONE member, chosen by a hash of its path, and every member carries
 ``$LAB\span.json`` with the span's generation: restoring only some members, or members from different points in time,
 loses files or shows mismatched generations, as it would corrupt a real spanned volume.
+
+Disks come and go at run time (:meth:`Storage.attach`, :meth:`Storage.detach`: the host follows EC2's attachments).
+What a disk says about itself is written on it (``VolumeImage.disk``: partition style, disk GUID or MBR signature,
+the volume GUID, label, size), so a volume created from a snapshot brings the identity of the disk it was cloned from.
+A disk whose id is that of a disk already online stays offline (``OfflineReason`` 4, signature collision) and
+bringing it online re-signs it: new disk and volume GUIDs, no drive letter of its own (FACTS.md "Disk signature
+collisions"). The host's MountedDevices (:attr:`Storage.mounted_devices`, volume GUID -> drive letter or folder) gives
+a volume that comes back with the same id the same drive letter; a volume it does not know gets the first free letter
+from D:. A new disk arrives online unless the host's SAN policy is ``offline_all`` (``OfflineReason`` 1).
 """
 
 import json
@@ -43,6 +52,12 @@ GPT_MSR = "{e3c9e316-0b5c-4db8-817d-f92df00215ae}"
 GPT_LDM_METADATA = "{5808c8aa-7e8f-42e0-85d2-e1e90434cfb3}"
 GPT_LDM_DATA = "{af9b60a0-1431-4f62-bc68-3311714a69ad}"
 MBR_IFS = 7
+# MSFT_Disk.OfflineReason: 1 policy, 4 signature collision with another disk that is online.
+OFFLINE_POLICY = 1
+OFFLINE_COLLISION = 4
+SAN_POLICIES = ("online_all", "offline_all")
+FREE_LETTERS = "DEFGHIJKLMNOPQRSTUVWXYZ"
+BLANK_DISK_SIZE = GIB
 
 
 def normalize(path):
@@ -67,12 +82,20 @@ def volume_unique_id(guid):
 class VolumeContent:
     """The files of one Windows volume, stored in the images of its member EBS volumes."""
 
-    def __init__(self, blockstore, volume_ids, span_name=None):
+    def __init__(self, blockstore, volume_ids, span_name=None, observer=None):
         if not volume_ids:
             raise ValueError("a volume needs at least one EBS volume")
         self.blockstore = blockstore
         self.volume_ids = list(volume_ids)
         self.span_name = span_name
+        # observer(content, path, old bytes) before a file changes: the copy-on-write of the shadow copies on it.
+        self.observer = observer
+
+    def _changing(self, path):
+        if self.observer is not None:
+            old = self.image(self.member_for(path)).files.get(path)
+            if old is not None:
+                self.observer(self, path, old)
 
     @property
     def spanned(self):
@@ -110,6 +133,7 @@ class VolumeContent:
             data = data.encode("utf-8")
         path = normalize(path)
         with self.blockstore.locked():
+            self._changing(path)
             self.image(self.member_for(path)).files[path] = bytes(data)
             self._bump_generation()
 
@@ -118,6 +142,7 @@ class VolumeContent:
             data = data.encode("utf-8")
         path = normalize(path)
         with self.blockstore.locked():
+            self._changing(path)
             files = self.image(self.member_for(path)).files
             files[path] = files.get(path, b"") + bytes(data)
             self._bump_generation()
@@ -130,6 +155,7 @@ class VolumeContent:
     def delete(self, path):
         path = normalize(path)
         with self.blockstore.locked():
+            self._changing(path)
             self.image(self.member_for(path)).files.pop(path, None)
             self._bump_generation()
 
@@ -166,6 +192,14 @@ class Disk:  # pylint: disable=too-many-instance-attributes
         self.virtual_name = None
         self.pool = None
         self.dynamic = False
+        self.disk_guid = None
+        self.offline_reason = None
+        self.read_only = False
+
+    @property
+    def mbr_signature(self):
+        """The 4-byte MBR signature (offset 0x1B8) derived from the disk's id, as Get-Disk's ``Signature``."""
+        return int(self.disk_guid.replace("-", "")[:8], 16) if self.disk_guid and self.partition_style == "MBR" else None
 
     @property
     def hex_id(self):
@@ -237,8 +271,10 @@ class Disk:  # pylint: disable=too-many-instance-attributes
             "OperationalStatus": [DISK_OFFLINE if self.offline else DISK_ONLINE],
             "HealthStatus": HEALTHY,
             "IsOffline": self.offline,
-            "OfflineReason": 4 if self.offline else None,
-            "IsReadOnly": False,
+            "OfflineReason": (self.offline_reason or OFFLINE_POLICY) if self.offline else None,
+            "IsReadOnly": self.read_only,
+            "Guid": "{%s}" % self.disk_guid if self.disk_guid and self.partition_style == "GPT" else None,
+            "Signature": self.mbr_signature,
             "IsBoot": self.is_boot,
             "IsSystem": self.is_boot,
             "IsClustered": False,
@@ -371,16 +407,23 @@ def _partition(disk, number, offset, size, partition_type, volume, gpt_type=None
     }
 
 
-class Storage:
-    """The disks, partitions, volumes and storage pools of one host, built from its seeded EBS volumes."""
+class Storage:  # pylint: disable=too-many-instance-attributes
+    """The disks, partitions, volumes and storage pools of one host, built from its seeded EBS volumes; disks of
+    EBS volumes attached later come and go with :meth:`attach` and :meth:`detach` (callers hold the host's lock)."""
 
-    def __init__(self, blockstore, style, volumes, root_device):
+    def __init__(self, blockstore, style, volumes, root_device, san_policy="online_all"):
+        if san_policy not in SAN_POLICIES:
+            raise ValueError("san_policy must be one of %s, not %r" % (", ".join(SAN_POLICIES), san_policy))
         self.blockstore = blockstore
         self.style = style
+        self.san_policy = san_policy
         self.disks = []
         self.partitions = []
         self.volumes = []
         self.storage_pools = []
+        self.mounted_devices = {}
+        # Set by the host's shadow copies: called before a file of a volume changes (copy-on-write).
+        self.content_observer = None
         spans = {}
         for index, entry in enumerate(volumes):
             disk = Disk(index, int(entry["size"]) * GIB, style, entry["volume_id"], entry["device"])
@@ -399,25 +442,170 @@ class Storage:
         for name, span in spans.items():
             self._add_span(name, span["kind"], span["entries"])
 
+    def _content(self, volume_id):
+        return VolumeContent(self.blockstore, [volume_id], observer=self._observe)
+
+    def _observe(self, content, path, old):
+        if self.content_observer is not None:
+            self.content_observer(content, path, old)
+
+    def _stamp(self, disk, volume, layout):
+        """Write the disk's identity on it (what a snapshot of it, and every volume restored from that, carries)."""
+        disk.disk_guid = stable_guid("disk", disk.volume_id)
+        self.blockstore.volume(disk.volume_id).disk = {
+            "partition_style": disk.partition_style, "disk_guid": disk.disk_guid, "volume_guid": volume.guid,
+            "label": volume.label, "size": disk.size, "layout": layout}
+        self.mounted_devices[volume.guid] = volume.drive_letter + ":" if volume.drive_letter else volume.mount_paths[0]
+
     def _add_root(self, disk, entry):
         disk.partition_style = "MBR"
         disk.is_boot = True
         size = disk.size - MIB
-        content = VolumeContent(self.blockstore, [disk.volume_id])
+        content = self._content(disk.volume_id)
         volume = WindowsVolume(stable_guid("volume", disk.volume_id), size, entry.get("label", ""), content,
                                entry.get("drive", "C:"), is_root=True)
         volume.disk_numbers = [disk.number]
         self.volumes.append(volume)
         self.partitions.append(_partition(disk, 1, MIB, size, "IFS", volume, mbr_type=MBR_IFS))
+        self._stamp(disk, volume, "root")
 
     def _add_data_volume(self, disk, entry):
-        size = disk.size - 16 * MIB - MIB
-        content = VolumeContent(self.blockstore, [disk.volume_id])
-        volume = WindowsVolume(stable_guid("volume", disk.volume_id), size, entry.get("label", ""), content, entry["drive"])
+        volume = WindowsVolume(stable_guid("volume", disk.volume_id), disk.size - 16 * MIB - MIB, entry.get("label", ""),
+                               self._content(disk.volume_id), entry["drive"])
+        self._mount(disk, volume)
+        self._stamp(disk, volume, "data")
+
+    def _mount(self, disk, volume):
+        """The volume on its disk's partitions (GPT: Microsoft Reserved, then the data; MBR: one IFS partition)."""
         volume.disk_numbers = [disk.number]
         self.volumes.append(volume)
-        self.partitions.append(_partition(disk, 1, MSR_OFFSET, MSR_SIZE, "Reserved", None, GPT_MSR))
-        self.partitions.append(_partition(disk, 2, 16 * MIB, size, "Basic", volume, GPT_BASIC_DATA))
+        self._partitions_of(disk, volume)
+
+    def _partitions_of(self, disk, volume):
+        self.partitions = [p for p in self.partitions if p["DiskNumber"] != disk.number]
+        if disk.partition_style == "MBR":
+            self.partitions.append(_partition(disk, 1, MIB, disk.size - MIB, "IFS", volume, mbr_type=MBR_IFS))
+        elif disk.partition_style == "GPT":
+            self.partitions.append(_partition(disk, 1, MSR_OFFSET, MSR_SIZE, "Reserved", None, GPT_MSR))
+            self.partitions.append(_partition(disk, 2, 16 * MIB, disk.size - 16 * MIB - MIB, "Basic", volume, GPT_BASIC_DATA))
+
+    # ------------------------------------------------------------------------------------------ disks at run time
+    def disk_of(self, volume_id):
+        return next((disk for disk in self.disks if disk.volume_id == volume_id and not disk.virtual_name), None)
+
+    def find_volume_of(self, volume_id):
+        """The Windows volume on the disk of an EBS volume, or None."""
+        disk = self.disk_of(volume_id)
+        return self.volume_on(disk) if disk is not None else None
+
+    def disk_by_number(self, number):
+        disk = next((disk for disk in self.disks if disk.number == number), None)
+        if disk is None:
+            raise KeyError("no disk %s" % number)
+        return disk
+
+    def volume_on(self, disk):
+        return next((volume for volume in self.volumes if disk.number in volume.disk_numbers), None)
+
+    def _colliding_disk(self, disk):
+        return next((other for other in self.disks if other is not disk and not other.offline and other.disk_guid
+                     and other.disk_guid == disk.disk_guid), None)
+
+    def attach(self, volume_id, device):
+        """The disk of an EBS volume that EC2 attached (None when the host has it already)."""
+        if self.disk_of(volume_id) is not None:
+            return None
+        used = {disk.number for disk in self.disks}
+        number = next(n for n in range(len(self.disks) + 1) if n not in used)
+        identity = dict(self.blockstore.volume(volume_id).disk)
+        disk = Disk(number, int(identity.get("size") or BLANK_DISK_SIZE), self.style, volume_id, device)
+        self.disks.append(disk)
+        if not identity:
+            disk.partition_style = "RAW"
+            disk.offline = self.san_policy == "offline_all"
+            return disk
+        disk.partition_style = identity["partition_style"]
+        disk.disk_guid = identity["disk_guid"]
+        if self._colliding_disk(disk) is not None:
+            disk.offline, disk.offline_reason = True, OFFLINE_COLLISION
+        elif self.san_policy == "offline_all":
+            disk.offline, disk.offline_reason = True, OFFLINE_POLICY
+        else:
+            self._bring_up(disk)
+        return disk
+
+    def detach(self, volume_id):
+        """EC2 took the volume away: its disk, partitions and volume are gone (None when the host had no such disk)."""
+        disk = self.disk_of(volume_id)
+        if disk is None:
+            return None
+        self._take_down(disk)
+        self.disks.remove(disk)
+        return disk
+
+    def set_offline(self, disk):
+        disk.offline, disk.offline_reason = True, OFFLINE_POLICY
+        self._take_down(disk)
+
+    def set_online(self, disk, read_only=False):
+        """``Set-Disk -IsOffline $false``: a disk that collides with an online disk is re-signed on the way.
+        Returns True when it was re-signed."""
+        resigned = False
+        if disk.offline and disk.disk_guid and self._colliding_disk(disk) is not None:
+            image = self.blockstore.volume(disk.volume_id)
+            old = dict(image.disk)
+            disk.disk_guid = stable_guid("resigned-disk", disk.volume_id, old["disk_guid"])
+            image.disk = dict(old, disk_guid=disk.disk_guid,
+                              volume_guid=stable_guid("resigned-volume", disk.volume_id, old["volume_guid"]),
+                              origin_volume_guid=old.get("origin_volume_guid", old["volume_guid"]))
+            resigned = True
+        disk.offline, disk.offline_reason, disk.read_only = False, None, bool(read_only)
+        if self.volume_on(disk) is None:
+            self._bring_up(disk)
+        return resigned
+
+    def _take_down(self, disk):
+        volume = self.volume_on(disk)
+        if volume is not None:
+            self.volumes.remove(volume)
+        self.partitions = [p for p in self.partitions if p["DiskNumber"] != disk.number]
+
+    def _bring_up(self, disk):
+        identity = self.blockstore.volume(disk.volume_id).disk
+        if not identity or disk.partition_style == "RAW":
+            return None
+        guid = identity["volume_guid"]
+        volume = WindowsVolume(guid, disk.size - 17 * MIB, identity.get("label", ""), self._content(disk.volume_id))
+        remembered = self.mounted_devices.get(guid)
+        if remembered and len(remembered) == 2 and remembered[0] not in self._letters_in_use():
+            volume.drive_letter = remembered[0]
+        elif remembered and len(remembered) > 2:
+            volume.mount_paths.append(remembered.rstrip("\\") + "\\")
+        else:
+            volume.drive_letter = next((letter for letter in FREE_LETTERS if letter not in self._letters_in_use()), None)
+            if volume.drive_letter:
+                self.mounted_devices[guid] = volume.drive_letter + ":"
+        self._mount(disk, volume)
+        return volume
+
+    def _letters_in_use(self):
+        return {volume.drive_letter for volume in self.volumes if volume.drive_letter}
+
+    def set_drive_letter(self, volume, letter):
+        """``Set-Partition -NewDriveLetter``: refused when another volume has that letter."""
+        letter = letter.rstrip(":\\").upper()
+        if letter in self._letters_in_use() and volume.drive_letter != letter:
+            raise ValueError("the drive letter %s: is in use" % letter)
+        volume.drive_letter = letter
+        self.mounted_devices[volume.guid] = letter + ":"
+        self._partitions_of(self.disk_by_number(volume.disk_numbers[0]), volume)
+
+    def add_access_path(self, volume, path):
+        """``Add-PartitionAccessPath``: a mount folder on another volume."""
+        path = path.rstrip("\\") + "\\"
+        if path.lower() not in (p.lower() for p in volume.mount_paths):
+            volume.mount_paths.append(path)
+        self._partitions_of(self.disk_by_number(volume.disk_numbers[0]), volume)
 
     def _add_span(self, name, kind, entries):
         if kind not in ("storage_pool", "dynamic"):
@@ -425,7 +613,7 @@ class Storage:
         disks = [disk for disk, dummy in entries]
         first = entries[0][1]
         volume_ids = [disk.volume_id for disk in disks]
-        content = VolumeContent(self.blockstore, volume_ids, span_name=name)
+        content = VolumeContent(self.blockstore, volume_ids, span_name=name, observer=self._observe)
         total = sum(disk.size for disk in disks)
         guid = stable_guid("span", name, *volume_ids)
         if kind == "dynamic":

@@ -70,6 +70,10 @@ def agent_facts(source):
         "cleaned keys": script.hash_keys("Invoke-RunCleanup", "$entry = [ordered]@{"),
         "start keys": script.added_keys("Start-Session"),
         "release keys": script.added_keys("Invoke-SessionRelease"),
+        "disk state keys": script.hash_keys("Get-DiskState", "$facts = [ordered]@{"),
+        "service state keys": script.hash_keys("Invoke-ServiceSet", "$services += [ordered]@{"),
+        "revert keys": script.hash_keys("Invoke-ShadowRevert", "return [ordered]@{"),
+        "expose keys": script.hash_keys("Invoke-ShadowExpose", "return [ordered]@{"),
     }
 
 
@@ -112,6 +116,10 @@ def twin_facts(twin=protocol, operations=None):
         "cleaned keys": list(twin.CLEANED_KEYS),
         "start keys": list(twin.START_KEYS),
         "release keys": list(twin.RELEASE_KEYS),
+        "disk state keys": list(twin.DISK_STATE_KEYS),
+        "service state keys": list(twin.SERVICE_STATE_KEYS),
+        "revert keys": list(twin.REVERT_KEYS),
+        "expose keys": list(twin.EXPOSE_KEYS),
     }
 
 

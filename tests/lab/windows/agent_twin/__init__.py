@@ -14,12 +14,13 @@ It is a twin, not the agent: every integration test runs it instead of the .ps1,
 the other shared names, the keys of the error document and of the raw facts), and tests/unit/lab/test_agent_twin_parity.py
 reads the script as the transport sends it and fails when they disagree. Like the agent, the twin answers raw facts and
 decides no session state: it models the host, and never imports the collection's Python. :mod:`.read_ops` answers
-``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops and ``sessions``.
+``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops and ``sessions``;
+:mod:`.restore_ops` the restore ops (disks online and offline, revert, expose, services).
 """
 
 import time
 
-from . import read_ops, session_ops
+from . import read_ops, restore_ops, session_ops
 from .protocol import BATCH_OP, PROTOCOL, READ_OPS, SESSION_OPS, AgentError, answer, error_document, get_property, parse_request
 
 # op -> (handler, the function of the .ps1 that answers it: the error document's ``where``).
@@ -36,6 +37,11 @@ OPERATIONS = {
     "session_cleanup": (session_ops.session_cleanup, "Invoke-SessionCleanup"),
     "service_restart": (session_ops.service_restart, "Invoke-ServiceRestart"),
     "file_read": (session_ops.file_read, "Invoke-FileRead"),
+    "disk_online": (restore_ops.disk_online, "Invoke-DiskOnline"),
+    "disk_offline": (restore_ops.disk_offline, "Invoke-DiskOffline"),
+    "shadow_revert": (restore_ops.shadow_revert, "Invoke-ShadowRevert"),
+    "shadow_expose": (restore_ops.shadow_expose, "Invoke-ShadowExpose"),
+    "service_set": (restore_ops.service_set, "Invoke-ServiceSet"),
 }
 
 

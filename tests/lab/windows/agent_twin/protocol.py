@@ -18,9 +18,10 @@ AGENT_MARKER = "# shadowsnap-agent protocol="
 BOOTSTRAP_SIGNATURE = "shadowsnap bootstrap:"
 
 READ_OPS = ("facts", "storage", "writers", "shadows", "sessions")
-# The session ops: never batched; all but session_status and file_read change the host.
+# The session and restore ops: never batched; all but session_status and file_read change the host.
 SESSION_OPS = ("session_start", "session_status", "session_release", "shadow_delete", "session_cleanup",
-               "service_restart", "file_read")
+               "service_restart", "file_read", "disk_online", "disk_offline", "shadow_revert", "shadow_expose",
+               "service_set")
 BATCH_OP = "batch"
 WRITER_SOURCES = ("vssadmin", "diskshadow_status", "diskshadow_detailed")
 
@@ -31,6 +32,7 @@ INT_ARGUMENTS = {
     "session_release": {"wait_seconds": (0, 0, 900)},
     "service_restart": {"timeout_seconds": (60, 1, 300)},
     "file_read": {"max_bytes": (16777216, 1, 134217728)},
+    "service_set": {"timeout_seconds": (60, 1, 300)},
 }
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 RUN_ID = re.compile(RUN_ID_PATTERN)
@@ -77,6 +79,13 @@ CLEANED_KEYS = ("run_id", "shadow_set_id", "deleted_shadow_ids", "error")
 # What session_start and session_release add to the run facts.
 START_KEYS = ("cleaned",)
 RELEASE_KEYS = ("released_before", "shadow_copies", "deleted_shadow_ids")
+# What the restore ops answer: a disk's state after disk_online / disk_offline, a service after service_set, the
+# answers of shadow_revert and shadow_expose.
+DISK_STATE_KEYS = ("number", "is_offline", "is_read_only", "guid", "signature", "partition_number", "drive_letter",
+                   "access_paths")
+SERVICE_STATE_KEYS = ("name", "previous_status", "status")
+REVERT_KEYS = ("shadow_id", "tool", "command", "output")
+EXPOSE_KEYS = ("shadow_id", "path", "output")
 
 OUTPUT_LIMIT = 65536
 LOG_LIMIT = 524288

@@ -178,7 +178,8 @@ class ShadowCommands:
             raise DiskShadowFailure(HRESULTS["VSS_E_UNSUPPORTED_CONTEXT"], ["Only persistent shadow copies can be exposed."])
         name = self._exposure_name(words[1])
         with self.model.lock:
-            if self.model.storage.find_volume(name) is not None or name in self.model.shadows.exposures:
+            drive_in_use = len(name) == 3 and self.model.storage.find_volume(name) is not None
+            if drive_in_use or name in self.model.shadows.exposures:
                 raise DiskShadowFailure(HRESULTS["VSS_E_OBJECT_ALREADY_EXISTS"], ["%s is already in use." % name])
             self.model.shadows.exposures[name] = record["ID"]
         self.print("The shadow copy was successfully exposed as %s." % name)
@@ -199,5 +200,8 @@ class ShadowCommands:
         if not record["ClientAccessible"]:
             raise DiskShadowFailure(HRESULTS["VSS_E_UNSUPPORTED_CONTEXT"], [
                 "diskshadow reverts client-accessible shadow copies only (use vssadmin revert shadow for persistent ones)."])
+        problem = self.model.shadows.revert_problem(record)
+        if problem is not None:
+            raise DiskShadowFailure(HRESULTS[problem[0]], [problem[1]])
         self.model.shadows.revert(record["ID"])
         self.print("The shadow copy was successfully reverted.")

@@ -29,6 +29,7 @@ REPO = pathlib.Path(__file__).resolve().parents[4]
 AGENT_DIRECTORY = REPO / "plugins" / "plugin_utils" / "agent"
 PROTOCOL_DOC = REPO / "docs" / "agent-protocol.md"
 SESSION_DOC = REPO / "docs" / "vss-session.md"
+RESTORE_DOC = REPO / "docs" / "restore.md"
 
 # Parameters that Windows PowerShell 5.1 does not have.
 POWERSHELL_6_PARAMETERS = {"-ashashtable", "-skipnullonfalse", "-enumsasstrings", "-escapehandling"}
@@ -40,7 +41,7 @@ CMDLETS = {
     "New-Item", "New-Object", "New-ScheduledTaskAction", "New-ScheduledTaskPrincipal", "New-ScheduledTaskSettingsSet",
     "New-TimeSpan", "Register-ScheduledTask", "Remove-Item", "Select-Object", "Set-StrictMode", "Start-ScheduledTask",
     "Start-Sleep", "Stop-Process", "Stop-ScheduledTask", "Test-Path", "Unregister-ScheduledTask", "Where-Object",
-    "Write-Output",
+    "Write-Output", "Set-Disk", "Set-Partition", "Add-PartitionAccessPath", "Sort-Object", "Start-Service", "Stop-Service",
 }
 # What one round trip may send on stdin: one Send of Ansible's winrm connection (it cuts stdin into 200,000 bytes).
 STDIN_BUDGET = 200000
@@ -82,6 +83,11 @@ def documented_session_ops() -> list[str]:
     return documented_ops(SESSION_DOC, "## Agent operations", r"^\| `(\w+)` \|")
 
 
+def documented_restore_ops() -> list[str]:
+    """The ops of the table of the "Agent operations" section of docs/restore.md."""
+    return documented_ops(RESTORE_DOC, "## Agent operations", r"^\| `(\w+)` \|")
+
+
 def script_problems(source: str) -> list[str]:
     """Everything the tests require of a joined agent script, as messages (empty: fine)."""
     problems = []
@@ -118,10 +124,10 @@ def agent_source_fixture():
 
 def test_the_documents_list_the_ops_of_the_controllers_table():
     assert documented_read_ops() == ["facts", "storage", "writers", "shadows", "sessions"] == list(agent_transport.READ_OPS)
-    assert documented_session_ops() == list(agent_transport.SESSION_OPS) == [
+    assert documented_session_ops() + documented_restore_ops() == list(agent_transport.SESSION_OPS) == [
         "session_start", "session_status", "session_release", "shadow_delete", "session_cleanup", "service_restart",
-        "file_read"]
-    assert list(agent_transport.AGENT_OPS) == documented_read_ops() + documented_session_ops()
+        "file_read", "disk_online", "disk_offline", "shadow_revert", "shadow_expose", "service_set"]
+    assert list(agent_transport.AGENT_OPS) == documented_read_ops() + documented_session_ops() + documented_restore_ops()
 
 
 def test_the_joined_agent_script_passes_every_check(agent_source):

@@ -1,0 +1,182 @@
+# Copyright: Contributors to the shadowsnap.ec2 project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Windows side of a restore, decided on the controller: which disk holds which restored EBS volume, what bringing
+it online or offline means on this host, which tool may revert a shadow copy, which services own the volumes.
+
+The rules (docs/restore.md, FACTS.md "Restore: Windows rules"):
+
+- a disk whose GPT disk GUID or MBR signature is that of a disk online on the host collides: Windows keeps it offline
+  and bringing it online re-signs it. That is refused unless the user allowed it, and the answer says which disk it
+  collides with;
+- a drive letter another volume holds is not taken from it: the disk comes online without it, and the result says so;
+- ``diskshadow revert`` is documented for client-accessible shadow copies only; every other persistent shadow copy is
+  reverted with ``vssadmin revert shadow``, whose answer for diskshadow's persistent context is not documented;
+- the services that own a volume are those that write the data of the (application) writers whose components are on
+  it (vss.py's writer knowledge), plus the user's.
+"""
+
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the shadowsnap.ec2 collection and may not remain stable to
+# outside uses. Changes may be made in ANY release, even a bugfix release.
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import ebs_disks, vss
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import normalise_guid, volume_key
+
+DRIVE = re.compile(r"^([A-Za-z]):\\?$")
+COLLISION_REASON = 4
+
+
+class RestorePlanError(ValueError):
+    """The restore cannot go on as asked; the message says what is wrong and what to do."""
+
+
+def split_paths(paths: list[str] | None) -> tuple[str | None, list[str]]:
+    """``['D:\\', 'C:\\Mounts\\Data']`` -> ``('D', ['C:\\Mounts\\Data\\'])``: the drive letter and the mount folders."""
+    letter = None
+    folders: list[str] = []
+    for path in paths or []:
+        text = str(path).strip().replace("/", "\\")
+        match = DRIVE.match(text)
+        if match and letter is None:
+            letter = match.group(1).upper()
+        elif not match and text:
+            folders.append(text.rstrip("\\") + "\\")
+    return letter, folders
+
+
+def _raw_disks(storage: dict) -> dict:
+    return {record.get("Number"): record for record in storage.get("disks") or [] if isinstance(record, dict)}
+
+
+def _disk_id(record: dict) -> str | None:
+    """The id Windows tells disks apart by: the GPT disk GUID, or the MBR signature."""
+    guid = normalise_guid(record.get("Guid"))
+    if guid:
+        return guid
+    signature = record.get("Signature")
+    return f"mbr:{int(signature):08x}" if signature not in (None, "", 0) else None
+
+
+def disks_by_volume(storage: dict) -> dict:
+    """``{EBS volume id: disk}`` of an agent ``storage`` answer; each disk as ebs_disks maps it, with ``disk_id``,
+    ``offline_reason`` and the drive letter and access paths of its volume."""
+    mapping = ebs_disks.map_storage(storage)
+    raw = _raw_disks(storage)
+    letters = {}
+    for volume in mapping["volumes"]:
+        for number in volume.get("disk_numbers") or []:
+            letters[number] = volume
+    found = {}
+    for disk in mapping["disks"]:
+        if not disk.get("ebs_volume_id"):
+            continue
+        record = raw.get(disk["number"], {})
+        volume = letters.get(disk["number"]) or {}
+        found[disk["ebs_volume_id"]] = dict(
+            disk, disk_id=_disk_id(record), offline_reason=record.get("OfflineReason"),
+            drive_letter=volume.get("drive_letter"), access_paths=volume.get("mount_points") or [],
+            volume_unique_id=volume.get("unique_id"))
+    return found
+
+
+def letters_in_use(storage: dict) -> set[str]:
+    return {str(volume.get("DriveLetter")).upper() for volume in storage.get("volumes") or []
+            if isinstance(volume, dict) and volume.get("DriveLetter")}
+
+
+def plan_online(storage: dict, volumes: list[dict], allow_resign: bool, read_only: bool) -> tuple[list[dict], list[dict]]:
+    """``(requests for disk_online, one entry per volume)``. Raises RestorePlanError when a volume has no disk or
+    collides and re-signing was not allowed: nothing is changed then."""
+    disks = disks_by_volume(storage)
+    in_use = letters_in_use(storage)
+    requests, entries, problems = [], [], []
+    for item in volumes:
+        volume_id = item["volume_id"]
+        disk = disks.get(volume_id)
+        if disk is None:
+            problems.append(f"{volume_id} has no disk on this host (is it attached to this instance?)")
+            continue
+        letter, folders = split_paths(item.get("paths"))
+        collides = None
+        if disk["offline"] and disk["disk_id"]:
+            collides = next((other for other_id, other in disks.items() if other_id != volume_id and not other["offline"]
+                             and other["disk_id"] == disk["disk_id"]), None)
+        entry = {"volume_id": volume_id, "disk_number": disk["number"], "was_offline": disk["offline"],
+                 "collides_with": collides["ebs_volume_id"] if collides else None, "resigned": False,
+                 "drive_letter": disk["drive_letter"], "access_paths": list(disk["access_paths"]),
+                 "drive_letter_in_use": None, "changed": False}
+        if collides and not allow_resign:
+            problems.append(
+                f"{volume_id} (disk {disk['number']}) has the disk id of {collides['ebs_volume_id']} (disk "
+                f"{collides['number']}), which is online: Windows keeps it offline and bringing it online would re-sign "
+                f"it. Detach {collides['ebs_volume_id']} first (an in-place restore does), attach the volume to another "
+                f"instance, or allow the re-sign (allow_resign)")
+            continue
+        wanted_letter = letter
+        if letter and letter != disk["drive_letter"] and letter in in_use:
+            entry["drive_letter_in_use"] = letter
+            wanted_letter = None
+        missing = [folder for folder in folders if folder.lower() not in (p.lower() for p in disk["access_paths"])]
+        needs = disk["offline"] or bool(disk["read_only"]) != read_only or missing or (
+            wanted_letter and wanted_letter != disk["drive_letter"])
+        if needs:
+            requests.append({"number": disk["number"], "read_only": read_only, "drive_letter": wanted_letter,
+                             "access_paths": folders})
+            entry.update(changed=True, resigned=bool(collides))
+            if wanted_letter:
+                in_use.add(wanted_letter)
+        entries.append(entry)
+    if problems:
+        raise RestorePlanError("; ".join(problems))
+    return requests, entries
+
+
+def plan_offline(storage: dict, volume_ids: list[str]) -> tuple[list[int], list[dict]]:
+    """``(disk numbers to take offline, one entry per volume)``; a volume without a disk here is reported as absent."""
+    disks = disks_by_volume(storage)
+    numbers, entries = [], []
+    for volume_id in volume_ids:
+        disk = disks.get(volume_id)
+        if disk is None:
+            entries.append({"volume_id": volume_id, "disk_number": None, "present": False, "changed": False})
+            continue
+        if disk.get("is_boot") or disk.get("is_system"):
+            raise RestorePlanError(f"{volume_id} (disk {disk['number']}) holds the running Windows: it cannot be taken offline")
+        if not disk["offline"]:
+            numbers.append(disk["number"])
+        entries.append({"volume_id": volume_id, "disk_number": disk["number"], "present": True,
+                        "changed": not disk["offline"]})
+    return numbers, entries
+
+
+def revert_tool(record: dict) -> str:
+    """The tool that may revert a shadow copy of this context (see the module docstring)."""
+    return "diskshadow" if record.get("ClientAccessible") else "vssadmin"
+
+
+def shadow_records(answer: dict) -> dict:
+    """``{shadow id (lower case, braced): Win32_ShadowCopy record}`` of a ``shadows`` answer."""
+    return {normalise_guid(record.get("ID")): record for record in answer.get("shadows") or [] if normalise_guid(record.get("ID"))}
+
+
+def services_for_volumes(writers: list[dict], storage: dict, paths: list[str]) -> tuple[list[str], list[str]]:
+    """``(services, writers without a known service)`` of the application writers whose components are on the
+    volumes at ``paths`` (drive letters or mount folders)."""
+    wanted = set()
+    for volume in ebs_disks.map_storage(storage)["volumes"]:
+        names = [f"{volume.get('drive_letter')}:" if volume.get("drive_letter") else None] + list(volume.get("mount_points") or [])
+        if any(name and name.rstrip("\\").lower() == str(path).rstrip("\\").lower() for name in names for path in paths):
+            wanted.add(volume_key(volume.get("unique_id")))
+    services, unknown = [], []
+    for writer in writers:
+        if writer.get("infrastructure") or not wanted.intersection(writer.get("volumes") or []):
+            continue
+        owners = vss.writer_application_services(writer["name"])
+        if not owners:
+            unknown.append(writer["name"])
+        services += [service for service in owners if service not in services]
+    return services, unknown
