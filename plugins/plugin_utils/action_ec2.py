@@ -152,7 +152,9 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
     ``prepared`` comes from :func:`prepare_shadow_snapshot_set`; ``request``: ``volume_ids``, ``include_boot``,
     ``volume_metadata``, ``shadow_set_id``, ``backup_type``, ``policy``, ``tags`` and optionally ``timeout`` (seconds
     the creation may keep retrying after its first attempt; 0: no retry). Same tags, retries and reconciliation as the
-    ec2_snapshot_set module; an existing set with that id is returned as it is.
+    ec2_snapshot_set module, but bounded by ``timeout`` alone, not by a number of attempts: the shadow set is held
+    anyway, so a throttled creation keeps trying while the hold allows. An existing set with that id is returned as it
+    is.
     """
     if prepared["existing"]:
         return prepared["existing"]
@@ -163,5 +165,6 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
         description = f"shadowsnap.ec2 set {set_id} of {instance_id} (unverified)"
         created, retries = snapshot_sets.create_snapshot_set(
             prepared["create_client"], prepared["client"], specification, description, tags, set_id,
+            max_attempts=None,
             timeout=snapshot_sets.CREATE_TIMEOUT if request.get("timeout") is None else request["timeout"])
     return dict(snapshot_sets.group_sets(created)[0], changed=True, retries=retries, tags=tags)
