@@ -292,6 +292,30 @@ def summarise_set(set_id, members):
     }
 
 
+def settle_consistency(client, found, desired, check_mode):
+    """Settle an ``unverified`` set as ``application`` or ``crash`` (one CreateTags call for all its members).
+
+    A set's consistency is settled once: a crash set never becomes application-consistent, and a settled set is not
+    changed by a later run.
+    """
+    current = found["consistency"]
+    if desired == current:
+        return False
+    if current != "unverified" or desired == "unverified":
+        raise SnapshotSetError("set %s is %s-consistent; only an unverified set can be settled (asked: %s)"
+                                             % (found["set_id"], current, desired))
+    if desired == "application" and found["engine"] == "crash":
+        raise SnapshotSetError("set %s was made by the crash engine and cannot be application-consistent"
+                                             % found["set_id"])
+    if not check_mode:
+        ec2_api.create_tags(client, [member["snapshot_id"] for member in found["snapshots"]],
+                            {snapshot_tags.KEY_CONSISTENCY: desired})
+    found["consistency"] = desired
+    for member in found["snapshots"]:
+        member["tags"][snapshot_tags.KEY_CONSISTENCY] = desired
+    return True
+
+
 def _retry_delay(code, attempt):
     if code == "SnapshotCreationPerVolumeRateExceeded":
         return PER_VOLUME_RATE_DELAY + random.uniform(0, 5)

@@ -131,7 +131,7 @@ def _plan(prepared: dict, request: dict) -> tuple[dict, dict]:
         request.get("volume_metadata"), set_id=prepared["set_id"], engine="shadow", consistency="unverified",
         created_at=datetime.now(timezone.utc), version=COLLECTION_VERSION, policy=request.get("policy") or "default",
         backup_type=request.get("backup_type"), shadow_set_id=request.get("shadow_set_id"),
-        user_tags=request.get("tags") or {},
+        user_tags=request.get("tags") or {}, job_id=request.get("awx_job_id"),
     )
     return specification, tags
 
@@ -168,3 +168,12 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
             max_attempts=None,
             timeout=snapshot_sets.CREATE_TIMEOUT if request.get("timeout") is None else request["timeout"])
     return dict(snapshot_sets.group_sets(created)[0], changed=True, retries=retries, tags=tags)
+
+
+def settle_shadow_snapshot_set(prepared: dict, ebs_set: dict, consistency: str) -> dict:
+    """``ebs_set`` (as :func:`create_shadow_snapshot_set` returned it) settled from ``unverified`` to ``consistency``
+    with one CreateTags call, as ec2_snapshot_set settles a set; returns the set as it is now."""
+    settled = dict(ebs_set, snapshots=[dict(member, tags=dict(member["tags"])) for member in ebs_set["snapshots"]])
+    with _reported(f"recording the snapshot set {ebs_set['set_id']} as {consistency} failed"):
+        snapshot_sets.settle_consistency(prepared["client"], settled, consistency, False)
+    return dict(settled, tags=dict(settled.get("tags") or {}, **{snapshot_tags.KEY_CONSISTENCY: consistency}))
