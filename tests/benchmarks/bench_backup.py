@@ -232,17 +232,12 @@ def render(results, options, command, total_seconds):
     ]
     if fleet_p95 > GOAL_HOLD_P95:
         lines += [
-            "Why the fleet misses the hold goal: the EBS snapshot is a separate task from the shadow set. Between the two, each",
-            "host waits for a free worker (%d forks shared by every host's tasks, with the playbook's free strategy) and for its"
-            % options.forks,
-            "turn in the snapshot task (`throttle: backup_max_concurrent`), and every task is a Python process on the controller.",
-            "Even the shortest window in the"
-            "fleet (%.1f s) spans the rest of the fleet's VSS task plus a turn in the snapshot task. The controller cost is the"
-            % min(fleet_copy["hold"]),
-            "same in the baseline: one EC2 task for %d hosts takes the crash engine %.1f s (%.1f s per host) on this machine. With"
-            % (fleet_crash["hosts"], fleet_crash["wall_seconds"], fleet_crash["wall_seconds"] / fleet_crash["hosts"]),
-            "`backup_type: copy` the writers are thawed once the shadow set exists, so a long window costs shadow-storage",
-            "space and copy-on-write I/O, not frozen applications; with `full` the writers wait for BackupComplete that long.",
+            "Why the fleet misses the hold goal: the window lies inside one task (the shadow set reported, then one",
+            "`CreateSnapshots`), so what lengthens it is the controller's load - %d workers sharing %d cores, each task of"
+            % (options.forks, os.cpu_count() or 0),
+            "every host a Python process - and EC2's answer time, not other hosts' tasks. With `backup_type: copy` the",
+            "writers are thawed once the shadow set exists, so a long window costs shadow-storage space and copy-on-write",
+            "I/O, not frozen applications; with `full` the writers wait for BackupComplete that long.",
             "",
         ]
     lines += [
