@@ -10,7 +10,7 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/shadowsnap/ec2
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(COLLECTIONS))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv browser demo test sanity lint docs-lint unit integration bench clean
+.PHONY: venv browser demo test sanity lint docs-lint unit integration bench clean test-lowest test-matrix
 
 $(BIN)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,7 +60,38 @@ unit: venv
 integration: venv browser
 	pytest tests/integration
 
-test: browser sanity lint docs-lint unit integration
+test: browser sanity lint docs-lint unit integration test-lowest
+
+# The supported range, tested at both ends, each in its own virtualenv under build/matrix/ (the dev requirements without
+# their ansible pins, then these): "lowest" is the lowest ansible-core that meta/runtime.yml's requires_ansible allows,
+# with the lowest amazon.aws and ansible.windows galaxy.yml accepts that PyPI carries (the collections of the Ansible
+# package LOWEST_ANSIBLE, installed without its own ansible-core pin); "newest" is the newest ansible-core on PyPI with
+# the newest Ansible package for it. make test runs sanity and unit on the lowest too.
+MATRIX := $(BUILD)/matrix
+LOWEST_CORE := $(shell sed -n 's/^requires_ansible: *">=\([0-9.]*\)".*/\1/p' meta/runtime.yml)
+LOWEST_ANSIBLE := 12.3.0
+NEWEST_CORE = $(shell $(BIN)/python -m pip index versions ansible-core 2>/dev/null | sed -n 's/^ansible-core (\(.*\))$$/\1/p')
+
+$(MATRIX)/%/bin/.installed: requirements-dev.txt meta/runtime.yml
+	rm -rf $(MATRIX)/$*
+	$(PYTHON) -m venv $(MATRIX)/$*
+	$(MATRIX)/$*/bin/python -m pip install --quiet --upgrade pip
+	grep -Ev '^(ansible|ansible-core)==' requirements-dev.txt > $(MATRIX)/$*.requirements.txt
+	if [ "$*" = lowest ]; then \
+	  $(MATRIX)/$*/bin/python -m pip install --quiet -r $(MATRIX)/$*.requirements.txt ansible-core==$(LOWEST_CORE) && \
+	  $(MATRIX)/$*/bin/python -m pip install --quiet --no-deps ansible==$(LOWEST_ANSIBLE); \
+	else \
+	  $(MATRIX)/$*/bin/python -m pip install --quiet -r $(MATRIX)/$*.requirements.txt ansible-core==$(NEWEST_CORE) ansible; \
+	fi
+	$(MATRIX)/$*/bin/ansible --version | head -1
+	touch $@
+
+test-lowest: $(MATRIX)/lowest/bin/.installed
+	$(MAKE) VENV=$(MATRIX)/lowest sanity unit
+
+test-matrix: browser $(MATRIX)/lowest/bin/.installed $(MATRIX)/newest/bin/.installed
+	$(MAKE) VENV=$(MATRIX)/lowest sanity unit integration
+	$(MAKE) VENV=$(MATRIX)/newest sanity unit integration
 
 demo: venv
 	cd tests && ../$(BIN)/python -m lab.demo

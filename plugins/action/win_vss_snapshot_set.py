@@ -85,6 +85,7 @@ class ActionModule(AgentAction):
         "run_id": {"type": "str"},
         "shadow_set_id": {"type": "str"},
         "keep_shadows": {"type": "bool", "default": False},
+        "release_when_proven": {"type": "bool", "default": False},
         "session_timeout": {"type": "int", "default": shadow_session.DEFAULT_SESSION_TIMEOUT},
         "hold_timeout": {"type": "int", "default": diskshadow.DEFAULT_HOLD_TIMEOUT},
         "in_progress_retries": {"type": "int", "default": vss.SNAPSHOT_SET_MAX_RETRIES},
@@ -100,6 +101,7 @@ class ActionModule(AgentAction):
             "instance_id": {"type": "str"},
             "include_boot": {"type": "bool", "default": False},
             "policy": {"type": "str", "default": "default"},
+            "awx_job_id": {"type": "str"},
             "tags": {"type": "dict", "default": {}},
         }},
         **action_ec2.AWS_ARGUMENT_SPEC,
@@ -120,7 +122,8 @@ class ActionModule(AgentAction):
             if args["state"] == "present":
                 self._present(args, transport, result, task_vars)
             elif args["state"] in ("completed", "aborted"):
-                self._release(args, transport, result)
+                decision = "ok" if args["state"] == "completed" else "abort"
+                self._release(args, transport, result, args["run_id"], decision)
             else:
                 self._absent(args, transport, result)
         except shadow_session.SessionError as exc:
@@ -342,6 +345,18 @@ class ActionModule(AgentAction):
             then = ("the session was aborted (no BackupComplete) and its shadow copies deleted" if aborted else
                     f"aborting the session failed too: run state=aborted with run_id {outcome.run_id}")
             raise TaskFailure(f"{exc}; {then}", **getattr(exc, "extra", {})) from exc
+        if prepared is not None and args["release_when_proven"]:
+            self._release(args, transport, result, outcome.run_id, "ok")
+            self._settle(prepared, result)
+
+    def _settle(self, prepared, result):
+        """After an ``ok`` release of a proven set: the set recorded ``application`` (one CreateTags call)."""
+        try:
+            with self.phase("settle"):
+                result["ebs_set"] = action_ec2.settle_shadow_snapshot_set(prepared, result["ebs_set"], "application")
+        except action_ec2.Ec2LookupError as exc:
+            raise TaskFailure(f"the VSS backup was completed, but {exc}: the set stays unverified until a later run "
+                              f"settles it as crash-consistent") from exc
 
     def _hold(self, args, transport, result, prepared, outcome):
         """While the shadow set exists: the EBS set and its proof (before any BackupComplete), the metadata document."""
@@ -399,9 +414,8 @@ class ActionModule(AgentAction):
 
     # ------------------------------------------------------------------------------------------ completed / aborted
 
-    def _release(self, args, transport, result):
-        run_id = args["run_id"]
-        decision = "ok" if args["state"] == "completed" else "abort"
+    def _release(self, args, transport, result, run_id, decision):
+        """Releases session ``run_id`` with ``decision`` (``ok``: BackupComplete for a full backup, or ``abort``)."""
         delete = True if decision == "abort" else not args["keep_shadows"]
         result["run_id"] = run_id
         if self._task.check_mode:
@@ -419,7 +433,7 @@ class ActionModule(AgentAction):
             }).result)
         outcome = shadow_session.judge_release(status, decision, run_id)
         result.update(
-            changed=outcome.changed,
+            changed=bool(result["changed"]) or outcome.changed,
             session_state=outcome.state,
             decision=status.get("decision"),
             backup_type=outcome.backup_type,

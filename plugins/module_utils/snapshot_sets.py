@@ -331,6 +331,30 @@ def summarise_set(set_id, members):
     }
 
 
+def settle_consistency(client, found, desired, check_mode):
+    """Settle an ``unverified`` set as ``application`` or ``crash`` (one CreateTags call for all its members).
+
+    A set's consistency is settled once: a crash set never becomes application-consistent, and a settled set is not
+    changed by a later run.
+    """
+    current = found["consistency"]
+    if desired == current:
+        return False
+    if current != "unverified" or desired == "unverified":
+        raise SnapshotSetError("set %s is %s-consistent; only an unverified set can be settled (asked: %s)"
+                                             % (found["set_id"], current, desired))
+    if desired == "application" and found["engine"] == "crash":
+        raise SnapshotSetError("set %s was made by the crash engine and cannot be application-consistent"
+                                             % found["set_id"])
+    if not check_mode:
+        ec2_api.create_tags(client, [member["snapshot_id"] for member in found["snapshots"]],
+                            {snapshot_tags.KEY_CONSISTENCY: desired})
+    found["consistency"] = desired
+    for member in found["snapshots"]:
+        member["tags"][snapshot_tags.KEY_CONSISTENCY] = desired
+    return True
+
+
 def _retry_delay(code, attempt):
     if code == "SnapshotCreationPerVolumeRateExceeded":
         return PER_VOLUME_RATE_DELAY + random.uniform(0, 5)
@@ -382,11 +406,14 @@ def create_snapshot_set(create_client, read_client, specification, description, 
                         max_attempts=8, timeout=CREATE_TIMEOUT, sleep=time.sleep, clock=time.monotonic):
     """One CreateSnapshots call for the set, retried the way EC2 documents, never duplicated.
 
-    Throttling is retried with jittered backoff, SnapshotCreationPerVolumeRateExceeded after at least 15 s, and
-    ConcurrentSnapshotLimitExceeded with growing waits while earlier snapshots complete. After a server error or a
-    lost connection the request may have been carried out, so the set is looked up by its id (repeatedly, see
-    :func:`_look_for_lost_set`) before any new attempt, and also after the last one. Returns (snapshots, retries)
-    where retries lists the error codes met and the waits taken; raises the last AnsibleEC2Error.
+    Throttling is retried with full-jitter backoff (callers across a fleet spread out instead of retrying together),
+    SnapshotCreationPerVolumeRateExceeded after at least 15 s, and ConcurrentSnapshotLimitExceeded with growing waits
+    while earlier snapshots complete. After a server error or a lost connection the request may have been carried
+    out, so the set is looked up by its id (repeatedly, see :func:`_look_for_lost_set`) before any new attempt, and
+    also after the last one. Retries end after ``max_attempts`` attempts or ``timeout`` seconds, whichever comes first;
+    ``max_attempts=None`` bounds them by the time alone (a shadow set held for the set: what counts is how long it may
+    still be held). A throttling wait is shortened to what is left of ``timeout``. Returns (snapshots, retries) where
+    retries lists the error codes met and the waits taken; raises the last AnsibleEC2Error.
     """
     started = clock()
     retries = []
@@ -400,7 +427,7 @@ def create_snapshot_set(create_client, read_client, specification, description, 
                 raise
             last_error = error
         code, maybe_done = failure
-        last_attempt = attempt + 1 >= max_attempts
+        last_attempt = max_attempts is not None and attempt + 1 >= max_attempts
         if maybe_done:
             existing = _look_for_lost_set(read_client, set_id, code, retries, sleep)
             if existing:
@@ -408,8 +435,11 @@ def create_snapshot_set(create_client, read_client, specification, description, 
             if last_attempt or clock() - started > timeout:
                 raise last_error
         else:
+            left = timeout - (clock() - started)
             delay = _retry_delay(code, attempt)
-            if last_attempt or clock() - started + delay > timeout:
+            if code in THROTTLING_CODES:
+                delay = min(delay, left)
+            if last_attempt or left <= 0 or delay > left:
                 raise last_error
             retries.append({"error": code, "wait_seconds": round(delay, 2)})
             sleep(delay)

@@ -40,6 +40,8 @@ KEY_CREATED_AT = PREFIX + "created-at"
 KEY_VERSION = PREFIX + "version"
 KEY_SHADOW_SET_ID = PREFIX + "shadow-set-id"
 KEY_FALLBACK_FROM = PREFIX + "fallback-from"
+# The AWX / Automation Controller job that took the set (its job id), when one did.
+KEY_AWX_JOB_ID = PREFIX + "awx-job-id"
 VOLUME_KEY_PREFIX = PREFIX + "volume:"
 # Put on any member by an operator (the value says why); retention keeps the whole set while any member carries it.
 KEY_HOLD = PREFIX + "hold"
@@ -178,11 +180,13 @@ def volume_key(volume_id):
 
 
 def build_set_tags(set_id, instance_id, engine, consistency, created_at, version, volumes,
-                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None, fallback_from=None, launch=None):
+                   policy=None, backup_type=None, shadow_set_id=None, user_tags=None, fallback_from=None, launch=None,
+                   job_id=None):
     """All tags of every snapshot in a set.
 
     ``volumes`` maps each member volume id to a dict with ``device`` and optionally ``paths`` and ``shadow_id``;
-    ``launch`` is the instance's launch record (:func:`launch_tags`).
+    ``launch`` is the instance's launch record (:func:`launch_tags`); ``job_id`` is the AWX job that runs the backup, if
+    any.
     Raises :class:`TagSchemaError` when the values are outside the schema or EC2's tag limits.
     """
     if engine not in ENGINES:
@@ -214,6 +218,8 @@ def build_set_tags(set_id, instance_id, engine, consistency, created_at, version
         tags[KEY_SHADOW_SET_ID] = shadow_set_id
     if fallback_from:
         tags[KEY_FALLBACK_FROM] = fallback_from
+    if job_id:
+        tags[KEY_AWX_JOB_ID] = str(job_id)
     for volume_id, details in sorted(volumes.items()):
         tags[volume_key(volume_id)] = encode_volume(details.get("device"), details.get("paths"), details.get("shadow_id"))
     tags.update(launch_tags(launch))
@@ -301,6 +307,7 @@ def decode_snapshot(tags, volume_id):
         "shadow_set_id": tags.get(KEY_SHADOW_SET_ID),
         "fallback_from": tags.get(KEY_FALLBACK_FROM),
         "launch": decode_launch(tags),
+        "awx_job_id": tags.get(KEY_AWX_JOB_ID),
         "device": volume["device"],
         "paths": volume["paths"],
         "shadow_id": volume["shadow_id"],

@@ -142,6 +142,12 @@ options:
       - Why the VSS backup failed, for the warning of O(fallback_from) (not recorded in the tags).
     type: str
     version_added: 0.2.0
+  awx_job_id:
+    description:
+      - The id of the AWX / Automation Controller job that runs the backup, recorded in the tags
+        (C(shadowsnap:awx-job-id)) so that a set leads back to its job. Omitted or empty, no tag is written.
+    type: str
+    version_added: 0.2.0
   policy:
     description:
       - The name of the retention policy the set belongs to; retention only ever acts on sets of its policy.
@@ -346,30 +352,6 @@ from ansible_collections.shadowsnap.ec2.plugins.module_utils.aws_client import e
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
 
 
-def settle_consistency(client, found, desired, check_mode):
-    """Settle an ``unverified`` set as ``application`` or ``crash`` (one CreateTags call for all its members).
-
-    A set's consistency is settled once: a crash set never becomes application-consistent, and a settled set is not
-    changed by a later run.
-    """
-    current = found["consistency"]
-    if desired == current:
-        return False
-    if current != "unverified" or desired == "unverified":
-        raise snapshot_sets.SnapshotSetError("set %s is %s-consistent; only an unverified set can be settled (asked: %s)"
-                                             % (found["set_id"], current, desired))
-    if desired == "application" and found["engine"] == "crash":
-        raise snapshot_sets.SnapshotSetError("set %s was made by the crash engine and cannot be application-consistent"
-                                             % found["set_id"])
-    if not check_mode:
-        ec2_api.create_tags(client, [member["snapshot_id"] for member in found["snapshots"]],
-                            {snapshot_tags.KEY_CONSISTENCY: desired})
-    found["consistency"] = desired
-    for member in found["snapshots"]:
-        member["tags"][snapshot_tags.KEY_CONSISTENCY] = desired
-    return True
-
-
 def wait_for_set(client, found, timeout):
     """The set read again once every member is ``completed``; a member in error, a missing member or the timeout
     fail."""
@@ -402,7 +384,7 @@ def ensure_snapshot_set(module, set_id, now):
     tag_fields = dict(set_id=set_id, engine=params["engine"], consistency=params["consistency"], created_at=now,
                       version=COLLECTION_VERSION, policy=params["policy"], backup_type=params["backup_type"],
                       shadow_set_id=params["shadow_set_id"], user_tags=params["tags"],
-                      fallback_from=params["fallback_from"])
+                      fallback_from=params["fallback_from"], job_id=params["awx_job_id"])
     snapshot_sets.check_tags_before_calls(instance_id, selection, params["volume_metadata"], **tag_fields)
     client = ec2_client(module)
     wait = params["wait"] and not module.check_mode
@@ -413,7 +395,7 @@ def ensure_snapshot_set(module, set_id, now):
         if wait:
             found = wait_for_set(client, found, params["wait_timeout"])
         timings["wait"] = round(time.monotonic() - wait_began, 3)
-        changed = settle_consistency(client, found, params["consistency"], module.check_mode)
+        changed = snapshot_sets.settle_consistency(client, found, params["consistency"], module.check_mode)
         timings["total"] = round(time.monotonic() - began, 3)
         return dict(found, changed=changed, retries=[], timings=timings, tags=found["snapshots"][0]["tags"])
 
@@ -501,6 +483,7 @@ def main():
         backup_type=dict(type="str", choices=list(snapshot_tags.BACKUP_TYPES)),
         shadow_set_id=dict(type="str"),
         fallback_from=dict(type="str", choices=["shadow", "aws_vss"]),
+        awx_job_id=dict(type="str"),
         fallback_reason=dict(type="str"),
         policy=dict(type="str", default="default"),
         tags=dict(type="dict", default={}),

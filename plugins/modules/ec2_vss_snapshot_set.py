@@ -69,6 +69,12 @@ options:
       - The name of the retention policy the set belongs to.
     type: str
     default: default
+  awx_job_id:
+    description:
+      - The id of the AWX / Automation Controller job that runs the backup, recorded in the tags
+        (C(shadowsnap:awx-job-id)) so that a set leads back to its job. Omitted or empty, no tag is written.
+    type: str
+    version_added: 0.2.0
   tags:
     description:
       - User tags added to every snapshot of the set. Keys must not start with C(shadowsnap:) or C(aws:), and must
@@ -252,7 +258,7 @@ def check_tag_budget(set_id, instance_id, now, volumes, params, launch=None):
     budget = snapshot_tags.build_set_tags(
         set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency="application", created_at=now,
         version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"], backup_type="full",
-        user_tags=params["tags"], launch=launch)
+        user_tags=params["tags"], launch=launch, job_id=params["awx_job_id"])
     if len(budget) + DOCUMENT_TAG_COUNT > snapshot_tags.MAX_TAGS_PER_SNAPSHOT:
         raise VssCommandError("the set needs %d tags per snapshot (%d of them written by AWSEC2-CreateVssSnapshot); "
                               "EC2 allows %d. Pass fewer user tags."
@@ -333,7 +339,7 @@ def tag_command_snapshots(module, client, command_id, requested_at, instance, se
         set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency=consistency, created_at=now,
         version=COLLECTION_VERSION, volumes=volumes, policy=params["policy"],
         backup_type="copy" if params["copy_only"] else "full", user_tags=params["tags"],
-        launch=snapshot_sets.launch_record(instance))
+        launch=snapshot_sets.launch_record(instance), job_id=params["awx_job_id"])
     ec2_api.create_tags(client, [snapshot["SnapshotId"] for snapshot, tags in members], set_tags)
     tagged = snapshot_sets.find_snapshots(client, set_ids=[set_id])
     warnings = []
@@ -417,6 +423,7 @@ def main():
         no_writers=dict(type="bool", default=False),
         policy=dict(type="str", default="default"),
         tags=dict(type="dict", default={}),
+        awx_job_id=dict(type="str"),
         execution_timeout=dict(type="int"),
         wait_timeout=dict(type="int", default=900),
     )

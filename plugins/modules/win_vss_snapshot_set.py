@@ -149,10 +149,24 @@ options:
     type: str
   keep_shadows:
     description:
-      - With O(state=completed), keep the shadow copies on the host. They are then yours to delete (O(state=absent)),
-        and the leftover clean-up leaves them alone.
+      - With O(state=completed) (or O(release_when_proven)), keep the shadow copies on the host. They are then yours to
+        delete (O(state=absent)), and the leftover clean-up leaves them alone.
     type: bool
     default: false
+  release_when_proven:
+    description:
+      - With O(state=present) and O(ebs_snapshot_set), finish the backup in the same task once the EBS snapshot set is
+        proven to hold the shadow set (RV(verified)) - what O(state=completed) and then
+        M(shadowsnap.ec2.ec2_snapshot_set) with O(shadowsnap.ec2.ec2_snapshot_set#module:consistency=application)
+        would do, without two more tasks and a module run per host - release the session with C(ok) (BackupComplete
+        for a V(full) backup; shadow copies deleted unless O(keep_shadows)), then record the set V(application) with
+        one C(CreateTags) call (RV(ebs_set.consistency)).
+      - A release that fails fails the task with RV(session_state) other than V(completed), the set left
+        V(unverified) - abort it with O(state=aborted). A release that succeeds followed by a record that fails
+        fails the task with RV(session_state=completed); the set stays V(unverified) until a later run settles it.
+    type: bool
+    default: false
+    version_added: 0.2.0
   session_timeout:
     description:
       - Seconds diskshadow may take to create the set, and to end after a release. The session is aborted when
@@ -257,6 +271,12 @@ options:
         description: The retention policy name recorded on the set.
         type: str
         default: default
+      awx_job_id:
+        description:
+          - The id of the AWX / Automation Controller job that runs the backup, recorded in the tags
+            (C(shadowsnap:awx-job-id)). Omitted or empty, no tag is written.
+        type: str
+        version_added: 0.2.0
       tags:
         description: User tags added to every snapshot.
         type: dict
@@ -652,7 +672,7 @@ round_trips:
 timings:
   description:
     - Seconds spent per phase (C(preflight), C(restart), C(wait) for waiting writers, C(create), C(ebs), C(verify),
-      C(fetch), C(release), C(delete), C(total)).
+      C(fetch), C(release), C(settle), C(delete), C(total)).
   returned: always
   type: dict
   sample: {"preflight": 4.2, "create": 11.9, "total": 16.3}

@@ -137,7 +137,7 @@ def _plan(prepared: dict, request: dict) -> tuple[dict, dict]:
         request.get("volume_metadata"), set_id=prepared["set_id"], engine="shadow", consistency="unverified",
         created_at=datetime.now(timezone.utc), version=COLLECTION_VERSION, policy=request.get("policy") or "default",
         backup_type=request.get("backup_type"), shadow_set_id=request.get("shadow_set_id"),
-        user_tags=request.get("tags") or {},
+        user_tags=request.get("tags") or {}, job_id=request.get("awx_job_id"),
     )
     return specification, tags
 
@@ -158,7 +158,9 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
     ``prepared`` comes from :func:`prepare_shadow_snapshot_set`; ``request``: ``volume_ids``, ``include_boot``,
     ``volume_metadata``, ``shadow_set_id``, ``backup_type``, ``policy``, ``tags`` and optionally ``timeout`` (seconds
     the creation may keep retrying after its first attempt; 0: no retry). Same tags, retries and reconciliation as the
-    ec2_snapshot_set module; an existing set with that id is returned as it is.
+    ec2_snapshot_set module, but bounded by ``timeout`` alone, not by a number of attempts: the shadow set is held
+    anyway, so a throttled creation keeps trying while the hold allows. An existing set with that id is returned as it
+    is.
     """
     if prepared["existing"]:
         return prepared["existing"]
@@ -169,5 +171,15 @@ def create_shadow_snapshot_set(prepared: dict, request: dict) -> dict:
         description = f"shadowsnap.ec2 set {set_id} of {instance_id} (unverified)"
         created, retries = snapshot_sets.create_snapshot_set(
             prepared["create_client"], prepared["client"], specification, description, tags, set_id,
+            max_attempts=None,
             timeout=snapshot_sets.CREATE_TIMEOUT if request.get("timeout") is None else request["timeout"])
     return dict(snapshot_sets.group_sets(created)[0], changed=True, retries=retries, tags=tags)
+
+
+def settle_shadow_snapshot_set(prepared: dict, ebs_set: dict, consistency: str) -> dict:
+    """``ebs_set`` (as :func:`create_shadow_snapshot_set` returned it) settled from ``unverified`` to ``consistency``
+    with one CreateTags call, as ec2_snapshot_set settles a set; returns the set as it is now."""
+    settled = dict(ebs_set, snapshots=[dict(member, tags=dict(member["tags"])) for member in ebs_set["snapshots"]])
+    with _reported(f"recording the snapshot set {ebs_set['set_id']} as {consistency} failed"):
+        snapshot_sets.settle_consistency(prepared["client"], settled, consistency, False)
+    return dict(settled, tags=dict(settled.get("tags") or {}, **{snapshot_tags.KEY_CONSISTENCY: consistency}))

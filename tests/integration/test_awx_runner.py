@@ -53,7 +53,8 @@ def test_aws_keys_and_a_survey_region_back_up_three_hosts(lab, tmp_path, monkeyp
     survey = {"target_hosts": ",".join(FLEET), "aws_region": lab.state["environment"]["AWS_REGION"],
               "backup_all_data_volumes": "true", "backup_include_boot": "false", "backup_max_concurrent": 10,
               "backup_fail_on_fallback": "true"}
-    runner, artifacts = run_job(lab, tmp_path, monkeypatch, survey)
+    # AWX adds its own variables to every job's extra vars, the job id among them.
+    runner, artifacts = run_job(lab, tmp_path, monkeypatch, dict(survey, awx_job_id=4711, tower_job_id=4711))
     assert runner.rc == 0, runner.stdout.read()
     assert artifacts["shadowsnap_backup_counts"] == {"ok": 3, "fallback": 0, "failed": 0}
     assert sorted(artifacts["shadowsnap_backup"]) == FLEET
@@ -61,6 +62,7 @@ def test_aws_keys_and_a_survey_region_back_up_three_hosts(lab, tmp_path, monkeyp
         assert cached_facts(runner, host)["backup_result"]["consistency"] == "application"
     boots = {v["volume_id"] for name in FLEET for v in lab.instance(name)["volumes"] if v["drive"] == "C:"}
     assert lab_snapshots(lab) and not boots & {s["VolumeId"] for s in lab_snapshots(lab)}
+    assert {s["tags"].get("shadowsnap:awx-job-id") for s in lab_snapshots(lab)} == {"4711"}, "every set names its job"
 
 
 def test_without_a_region_the_job_fails_before_anything_exists(lab, tmp_path, monkeypatch):

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 BACKUP = "- ansible.builtin.import_playbook: shadowsnap.ec2.backup\n"
 SQL = "win-sql-01"
-SHADOW_TASK = ("shadowsnap.ec2.backup : Create the VSS shadow copy set, snapshot exactly its EBS volumes as one set, and "
-               "prove the set holds it")
+SHADOW_TASK = ("shadowsnap.ec2.backup : Create the VSS shadow copy set, snapshot exactly its EBS volumes as one set, "
+               "prove it, complete and record it")
 
 
 def lab_snapshots(lab):

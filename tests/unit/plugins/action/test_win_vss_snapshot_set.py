@@ -584,6 +584,43 @@ def test_the_ebs_set_is_proven_before_the_task_returns(ec2_host):
     assert result["session_state"] == "created" and "verify" in result["timings"] and result["round_trips"] == 3
 
 
+def snapshot_tags_of(ec2, data):
+    snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": data}])["Snapshots"]
+    return [{tag["Key"]: tag["Value"] for tag in snapshot.get("Tags", [])} for snapshot in snapshots]
+
+
+def test_release_when_proven_completes_and_records_the_set_in_the_same_task(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    result = run(server, dict(DATA, backup_type="full", release_when_proven=True,
+                              ebs_snapshot_set={"set_id": "sql-12", "awx_job_id": "4711"}))
+    assert not result.get("failed"), result.get("msg")
+    assert server.ops() == ["batch", "session_start", "shadows", "session_release"], "proof, then the release"
+    assert server.requests[-1]["args"]["decision"] == "ok" and server.requests[-1]["args"]["delete_shadows"] is True
+    assert result["session_state"] == "completed" and result["backup_complete_sent"] is True and result["changed"]
+    assert "-> end backup" in server.runs[result["run_id"]]["log"]
+    assert result["ebs_set"]["consistency"] == "application" and "settle" in result["timings"]
+    tags = snapshot_tags_of(ec2, data)
+    assert len(tags) == 2 and {t["shadowsnap:consistency"] for t in tags} == {"application"}
+    assert {t["shadowsnap:awx-job-id"] for t in tags} == {"4711"}
+
+
+def test_release_when_proven_never_releases_or_records_a_set_that_is_not_proven(ec2_host):
+    host, ec2, instance_id, data = ec2_host
+    server = host()
+    listing = server.op_shadows
+
+    def deleted_meanwhile(args):
+        server.shadows.pop("{aaaaaaaa-0000-4000-8000-000000000002}", None)
+        return listing(args)
+
+    server.op_shadows = deleted_meanwhile
+    result = run(server, dict(DATA, backup_type="full", release_when_proven=True, ebs_snapshot_set={"set_id": "sql-13"}))
+    assert result["failed"] is True and result["session_state"] == "aborted"
+    assert [r["args"]["decision"] for r in server.requests if r["op"] == "session_release"] == ["abort"]
+    assert {t["shadowsnap:consistency"] for t in snapshot_tags_of(ec2, data)} == {"unverified"}
+
+
 def test_shadow_copies_gone_before_the_listing_fail_the_proof_and_abort_the_session(ec2_host):
     host, ec2, instance_id, data = ec2_host
     server = host()

@@ -297,3 +297,55 @@ def test_the_tag_check_before_calls_accepts_what_the_plan_accepts():
 def test_the_tag_check_before_calls_sees_bad_values(problem, fields, metadata, message):
     with pytest.raises(snapshot_tags.TagSchemaError, match=message):
         snapshot_sets.check_tags_before_calls("i-1", {"device_names": ["xvdb"]}, metadata, **dict(TAG_FIELDS, **fields))
+
+
+class FakeClock:
+    """time.monotonic and time.sleep of a run whose sleeps take exactly as long as asked."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self):
+        return self.now
+
+
+def test_without_an_attempt_count_throttling_is_retried_for_as_long_as_the_time_allows(stubbed):
+    client, stubber = stubbed
+    for dummy in range(12):
+        stubber.add_client_error("create_snapshots", "RequestLimitExceeded", http_status_code=503)
+    stubber.add_response("create_snapshots", CREATED)
+    fake = FakeClock()
+    snapshots, retries = snapshot_sets.create_snapshot_set(client, client, SPEC, "d", {"k": "v"}, "set-1", max_attempts=None,
+                                                           timeout=3600, sleep=fake.sleep, clock=fake.clock)
+    stubber.assert_no_pending_responses()
+    assert snapshots[0]["SnapshotId"] == "snap-1"
+    assert [r["error"] for r in retries] == ["RequestLimitExceeded"] * 12, "more than the default 8 attempts"
+    assert all(0 <= wait <= 30 for wait in fake.sleeps)
+
+
+def test_without_an_attempt_count_throttling_gives_up_when_the_time_is_spent_never_sleeping_past_it(stubbed):
+    client, stubber = stubbed
+    for dummy in range(200):
+        stubber.add_client_error("create_snapshots", "RequestLimitExceeded", http_status_code=503)
+    fake = FakeClock()
+    with pytest.raises(AnsibleEC2Error, match="RequestLimitExceeded"):
+        snapshot_sets.create_snapshot_set(client, client, SPEC, "d", {"k": "v"}, "set-1", max_attempts=None, timeout=45,
+                                          sleep=fake.sleep, clock=fake.clock)
+    assert fake.now <= 45, "no wait goes past the budget"
+    assert len(fake.sleeps) > 2
+
+
+def test_a_throttling_wait_is_cut_to_what_is_left_of_the_time(stubbed, monkeypatch):
+    client, stubber = stubbed
+    monkeypatch.setattr(snapshot_sets.random, "uniform", lambda low, high: high)
+    stubber.add_client_error("create_snapshots", "RequestLimitExceeded", http_status_code=503)
+    stubber.add_response("create_snapshots", CREATED)
+    fake = FakeClock()
+    dummy, retries = snapshot_sets.create_snapshot_set(client, client, SPEC, "d", {"k": "v"}, "set-1", max_attempts=None,
+                                                       timeout=1.5, sleep=fake.sleep, clock=fake.clock)
+    assert fake.sleeps == [1.5] and retries == [{"error": "RequestLimitExceeded", "wait_seconds": 1.5}]

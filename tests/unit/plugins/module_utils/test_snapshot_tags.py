@@ -83,3 +83,10 @@ def test_collection_version_matches_galaxy_yml():
 def test_the_default_set_id_is_the_instance_id_and_the_utc_time_to_the_second():
     local = datetime.datetime(2026, 11, 25, 2, 37, 0, 999999, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
     assert snapshot_tags.default_set_id("i-0123456789abcdef0", local) == "i-0123456789abcdef0-20261125T013700Z"
+
+
+def test_the_awx_job_id_is_recorded_and_read_back_only_when_there_is_one():
+    tags = build(job_id=4711)
+    assert tags[snapshot_tags.KEY_AWX_JOB_ID] == "4711"
+    assert snapshot_tags.decode_snapshot(tags, "vol-a")["awx_job_id"] == "4711"
+    assert snapshot_tags.KEY_AWX_JOB_ID not in build(job_id="") and snapshot_tags.KEY_AWX_JOB_ID not in build()

@@ -18,7 +18,7 @@ from ansible_collections.shadowsnap.ec2.plugins.modules import ec2_snapshot_set 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 PARAMS = dict(instance_id="i-1", set_id="set-1", volumes="all", volume_ids=None, device_names=None, include_boot=False,
               volume_metadata={}, engine="shadow", consistency="application", backup_type="copy", shadow_set_id=None,
-              fallback_from=None, policy="default", tags={}, description=None, wait=True, wait_timeout=60)
+              fallback_from=None, awx_job_id=None, policy="default", tags={}, description=None, wait=True, wait_timeout=60)
 
 
 class Module:

@@ -122,7 +122,7 @@ class Module:
 
     def __init__(self, client, **params):
         self.params = dict(instance_id=INSTANCE, set_id="s-1", exclude_boot_volume=False, copy_only=True,
-                           no_writers=False, policy="default", execution_timeout=None, wait_timeout=60, **params)
+                           no_writers=False, policy="default", awx_job_id=None, execution_timeout=None, wait_timeout=60, **params)
         self._client = client
 
     def client(self, service, **kwargs):

@@ -6,6 +6,7 @@ engine's set is planned (tag budget included) before the shadow set exists, and 
 from __future__ import annotations
 
 import boto3
+import botocore.awsrequest
 import pytest
 from moto import mock_aws
 
@@ -123,3 +124,26 @@ def test_no_volume_is_never_read_as_every_volume(ec2):
         with pytest.raises(action_ec2.Ec2LookupError, match="no EBS volume id is known for the shadow set's volumes"):
             call(prepared, request(sql["data"], volume_ids=[], volume_metadata={}))
     assert our_snapshots(client) == []
+
+
+def test_the_in_session_creation_is_retried_past_any_attempt_count_while_its_time_lasts(ec2, monkeypatch):
+    """Twelve throttled CreateSnapshots (the module's own limit is 8 attempts) and then one that EC2 admits."""
+    client, instances = ec2
+    sql = instances["sql"]
+    monkeypatch.setattr(action_ec2.snapshot_sets.random, "uniform", lambda low, high: 0.0)
+    prepared = action_ec2.prepare_shadow_snapshot_set({}, PLUGIN, REGION, sql["instance_id"], "sql-throttled")
+    refusals = iter(range(12))
+
+    def throttled(**kwargs):
+        """Answers before the request is sent, as EC2 answers an empty token bucket: nothing is carried out."""
+        if next(refusals, None) is None:
+            return None
+        error = {"Error": {"Code": "RequestLimitExceeded", "Message": "Request limit exceeded."},
+                 "ResponseMetadata": {"HTTPStatusCode": 503}}
+        return botocore.awsrequest.AWSResponse("https://ec2", 503, {}, None), error
+
+    prepared["create_client"].meta.events.register("before-call.ec2.CreateSnapshots", throttled)
+    created = action_ec2.create_shadow_snapshot_set(prepared, request(sql["data"], timeout=300))
+    assert created["changed"] is True and len(our_snapshots(client)) == 1
+    assert [retry["error"] for retry in created["retries"]] == ["RequestLimitExceeded"] * 12
+
