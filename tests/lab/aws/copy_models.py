@@ -234,7 +234,8 @@ class CopyBehaviour:
                     if tags.get("shadowsnap:set-id") == set_id:
                         snapshot.encrypted = True
                         snapshot.kms_key_id = (self._key_arn(backend.account_id, backend.region_name, key_id)
-                                               if key_id else None)
+                                               if key_id else self.default_key_arn(backend.account_id,
+                                                                                   backend.region_name))
                         changed.append(snapshot.id)
             return sorted(changed)
 

@@ -7,13 +7,15 @@ from moto.ec2.responses import elastic_block_store as ebs_responses
 
 
 def install(behaviour):
-    """Route moto's CopySnapshot and sharing to ``behaviour`` (process-wide, once; after lab.aws.ebs_responses,
-    whose snapshot state the copies' wraps)."""
+    """Route moto's CopySnapshot and sharing to ``behaviour`` (process-wide, once; after lab.aws.ebs_responses and
+    lab.aws.volume_responses, whose snapshot state and key the copies' wrap)."""
     if getattr(EBSBackend, "_shadowsnap_lab_copies", False):
         raise RuntimeError("the lab's copy behaviour is already installed in this process")
     original_status = Snapshot.status
     original_progress = Snapshot.progress
     original_add_permission = EBSBackend.add_create_volume_permission
+    original_key = Snapshot.kms_key_id  # lab.aws.volume_responses': a snapshot inherits its volume's key
+
     def copy_snapshot(self):
         self.error_on_dryrun()
         snapshot = behaviour.copy_snapshot(
@@ -33,14 +35,11 @@ def install(behaviour):
         return behaviour.progress_of(snapshot) or original_progress.fget(snapshot)
 
     def kms_key_id(snapshot):
-        return behaviour.snapshot_key(snapshot, snapshot.__dict__.get("_lab_kms_key_id"))
-
-    def set_kms_key_id(snapshot, value):
-        snapshot.__dict__["_lab_kms_key_id"] = value
+        return behaviour.snapshot_key(snapshot, original_key.fget(snapshot))
 
     ebs_responses.ElasticBlockStore.copy_snapshot = copy_snapshot
     EBSBackend.add_create_volume_permission = add_create_volume_permission
     Snapshot.status = property(status, lambda snapshot, value: None)
     Snapshot.progress = property(progress)
-    Snapshot.kms_key_id = property(kms_key_id, set_kms_key_id)
+    Snapshot.kms_key_id = property(kms_key_id, original_key.fset)
     EBSBackend._shadowsnap_lab_copies = True  # pylint: disable=protected-access
