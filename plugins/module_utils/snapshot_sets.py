@@ -389,10 +389,12 @@ def _look_for_lost_set(read_client, set_id, code, retries, sleep):
     entry = {"error": code, "wait_seconds": 0.0, "lookups": 0}
     retries.append(entry)
     found = []
+    waited = 0.0
     for lookup in range(RECONCILE_LOOKUPS):
         wait = RECONCILE_FIRST_WAIT * (2 ** lookup) * random.uniform(1.0, 1.25)
         sleep(wait)
-        entry["wait_seconds"] = round(entry["wait_seconds"] + wait, 2)
+        waited += wait
+        entry["wait_seconds"] = round(waited, 2)
         entry["lookups"] = lookup + 1
         found = find_snapshots(read_client, set_ids=[set_id])
         if found and not group_sets(found)[0]["missing_volume_ids"]:
