@@ -60,13 +60,13 @@ unit: venv
 integration: venv browser
 	pytest tests/integration
 
-test: browser sanity lint docs-lint unit integration test-lowest
+test: browser sanity lint docs-lint unit integration
 
 # The supported range, tested at both ends, each in its own virtualenv under build/matrix/ (the dev requirements without
 # their ansible pins, then these): "lowest" is the lowest ansible-core that meta/runtime.yml's requires_ansible allows,
 # with the lowest amazon.aws and ansible.windows galaxy.yml accepts that PyPI carries (the collections of the Ansible
 # package LOWEST_ANSIBLE, installed without its own ansible-core pin); "newest" is the newest ansible-core on PyPI with
-# the newest Ansible package for it. make test runs sanity and unit on the lowest too.
+# the newest Ansible package for it. Not part of make test (not yet run through).
 MATRIX := $(BUILD)/matrix
 LOWEST_CORE := $(shell sed -n 's/^requires_ansible: *">=\([0-9.]*\)".*/\1/p' meta/runtime.yml)
 LOWEST_ANSIBLE := 12.3.0
