@@ -342,10 +342,10 @@ def settle_consistency(client, found, desired, check_mode):
         return False
     if current != "unverified" or desired == "unverified":
         raise SnapshotSetError("set %s is %s-consistent; only an unverified set can be settled (asked: %s)"
-                                             % (found["set_id"], current, desired))
+                               % (found["set_id"], current, desired))
     if desired == "application" and found["engine"] == "crash":
         raise SnapshotSetError("set %s was made by the crash engine and cannot be application-consistent"
-                                             % found["set_id"])
+                               % found["set_id"])
     if not check_mode:
         ec2_api.create_tags(client, [member["snapshot_id"] for member in found["snapshots"]],
                             {snapshot_tags.KEY_CONSISTENCY: desired})

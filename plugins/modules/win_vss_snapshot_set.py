@@ -491,6 +491,12 @@ ebs_set:
       the set that already had the id with RV(existing_set).
   returned: O(state=present) with O(ebs_snapshot_set), once the set was taken or found
   type: dict
+  contains:
+    consistency:
+      description:
+        - What the set's tags say - V(unverified) until it is recorded, V(application) once O(release_when_proven)
+          recorded it.
+      type: str
 ebs_volume_ids:
   description: The EBS volumes under the set's volumes - pass them to M(shadowsnap.ec2.ec2_snapshot_set) as C(volume_ids).
   returned: O(state=present)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from test_backup import SQL, backup, inventory  # noqa: F401 pylint: disable=unused-import - the fixture
+from test_backup import SQL, backup, inventory  # noqa: F401 pylint: disable=unused-import
 from test_restore_volumes import contents, crash_set, device_map, originals, tags, volumes_of
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,7 @@
 """Where the lab's copy models (lab.aws.copy_models) plug into moto: CopySnapshot with ``Encrypted``, the copies'
 state and progress, the KmsKeyId an encrypted snapshot reports, and ModifySnapshotAttribute's sharing rules
-(RunInstances' ``Encrypted`` is lab.aws.instance_models'). Being answered inside moto, they pass the fault proxy like any EC2 call: counted, rate-limited and subject to fault rules."""
+(RunInstances' ``Encrypted`` is lab.aws.instance_models'). Being answered inside moto, they pass the fault proxy
+like any EC2 call: counted, rate-limited and subject to fault rules."""
 
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot
 from moto.ec2.responses import elastic_block_store as ebs_responses

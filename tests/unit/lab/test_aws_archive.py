@@ -8,7 +8,6 @@ the bin (gone from DescribeSnapshots, listed by ListSnapshotsInRecycleBin) and c
 """
 
 import datetime
-import time
 
 import boto3
 import botocore.exceptions

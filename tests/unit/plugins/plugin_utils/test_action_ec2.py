@@ -146,4 +146,3 @@ def test_the_in_session_creation_is_retried_past_any_attempt_count_while_its_tim
     created = action_ec2.create_shadow_snapshot_set(prepared, request(sql["data"], timeout=300))
     assert created["changed"] is True and len(our_snapshots(client)) == 1
     assert [retry["error"] for retry in created["retries"]] == ["RequestLimitExceeded"] * 12
-
