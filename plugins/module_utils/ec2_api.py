@@ -65,14 +65,6 @@ class VolumeErrorHandler(AWSErrorHandler):
         return is_boto3_error_code("InvalidVolume.NotFound")
 
 
-class ImageErrorHandler(AWSErrorHandler):
-    _CUSTOM_EXCEPTION = AnsibleEC2Error
-
-    @classmethod
-    def _is_missing(cls):
-        return is_boto3_error_code("InvalidAMIID.NotFound")
-
-
 class Ec2WaiterFactory(BaseWaiterFactory):
     """Waiters that retry throttling and not-yet-visible snapshots and volumes (amazon.aws's ``snapshot_completed``
     takes a throttling answer for success, botocore's fail on an id that Describe does not list yet, and their
@@ -221,13 +213,6 @@ class ImageErrorHandler(AWSErrorHandler):
         return is_boto3_error_code(["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"])
 
 
-@ImageErrorHandler.list_error_handler("describe the image", [])
-@READ_RETRY
-def describe_images(client, image_ids):
-    """The images with these ids; [] when EC2 knows none of them."""
-    return client.describe_images(ImageIds=list(image_ids))["Images"]
-
-
 class SubnetErrorHandler(AWSErrorHandler):
     _CUSTOM_EXCEPTION = AnsibleEC2Error
 
@@ -277,10 +262,13 @@ def delete_snapshot(client, snapshot_id):
     return True
 
 
-@ImageErrorHandler.list_error_handler("describe the account's AMIs", [])
+@ImageErrorHandler.list_error_handler("describe the images", [])
 @READ_RETRY
-def describe_images(client):
-    """The AMIs this account owns, disabled and deprecated ones too: EC2 refuses to delete a snapshot any of them uses."""
+def describe_images(client, image_ids=None):
+    """The images with these ids ([] when EC2 knows none of them); without ids, the AMIs this account owns, disabled
+    and deprecated ones too: EC2 refuses to delete a snapshot any of them uses."""
+    if image_ids:
+        return client.describe_images(ImageIds=list(image_ids))["Images"]
     paginator = client.get_paginator("describe_images")
     pages = paginator.paginate(Owners=["self"], IncludeDeprecated=True, IncludeDisabled=True,
                                PaginationConfig={"PageSize": DESCRIBE_PAGE_SIZE})
