@@ -137,10 +137,12 @@ class CopyBehaviour:
         return backend.keys[found].arn
 
     def snapshot_key(self, snapshot, stored):
-        """What DescribeSnapshots reports as KmsKeyId: the stored key, or aws/ebs for an encrypted snapshot without."""
-        if stored or not snapshot.encrypted:
+        """What DescribeSnapshots reports as KmsKeyId: the stored key, or aws/ebs for an encrypted snapshot without
+        (moto's default EBS key is the aws/ebs alias's key: it is marked AWS managed whichever way it is reached)."""
+        if not snapshot.encrypted:
             return stored
-        return self.default_key_arn(snapshot.ec2_backend.account_id, snapshot.ec2_backend.region_name)
+        default = self.default_key_arn(snapshot.ec2_backend.account_id, snapshot.ec2_backend.region_name)
+        return stored or default
 
     def is_aws_managed(self, snapshot):
         key_arn = snapshot.kms_key_id
