@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -46,6 +47,36 @@ class PlaybookRun:
             if task["task"]["name"] == task_name and host in task["hosts"]:
                 return task["hosts"][host]
         raise KeyError("no task %r ran on %s; tasks: %s" % (task_name, host, [t["task"]["name"] for t in self.tasks]))
+
+
+def process_tree(root):
+    """``root`` and every process below it (ansible's workers start sessions of their own, so a process group is
+    not enough to find the module a worker runs)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, encoding="utf-8") as handle:
+                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def kill_controller(process):
+    """The controller dies at once, as a crashed controller machine would: SIGKILL to ansible-playbook, its workers
+    and the modules they run."""
+    for pid in process_tree(process.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def playbook_command(lab_client, tmp_path, playbook, extra_vars=None, check=False, inventory=None, environment=None):

@@ -9,14 +9,13 @@ on moto's StartTime, which is cut to the second.
 import datetime
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import ANSIBLE_PLAYBOOK, COLLECTIONS_PATH
+from conftest import ANSIBLE_PLAYBOOK, COLLECTIONS_PATH, kill_controller
 from lab.topology import sql_default_install_topology
 
 pytestmark = pytest.mark.integration
@@ -448,30 +447,6 @@ def test_a_connection_dropped_while_the_session_is_held_aborts_it(lab, ansible_p
     assert_failed_cleanly(lab)
 
 
-def kill_process_tree(pid):
-    """SIGKILL a process and every process under it, as a crashed controller machine would: ansible-playbook's workers
-    may run in sessions of their own, out of reach of the controller's process group."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry, encoding="utf-8") as handle:
-                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    tree, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        tree.append(current)
-        pending.extend(children.get(current, []))
-    for member in tree:
-        try:
-            os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def test_a_controller_that_dies_mid_run_leaves_a_session_that_times_out_and_is_cleaned(lab, ansible_playbook, inventory, tmp_path):
     playbook = tmp_path / "backup.yml"
     playbook.write_text(BACKUP, encoding="utf-8")
@@ -489,7 +464,7 @@ def test_a_controller_that_dies_mid_run_leaves_a_session_that_times_out_and_is_c
         assert lab.host_state(SQL)["shadows"] > 0, "the shadow set was created before the controller died"
         created_at = time.monotonic()
     finally:
-        kill_process_tree(controller.pid)
+        kill_controller(controller)
         controller.wait()
     lab.clear_faults()
     deadline = time.monotonic() + 30

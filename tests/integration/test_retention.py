@@ -10,15 +10,13 @@ by the collection's planner: the newest set of each of the 7 newest days, 4 newe
 
 import datetime
 import json
-import os
-import signal
 import subprocess
 import time
 from collections import Counter
 
 import pytest
 
-from integration.conftest import playbook_command
+from integration.conftest import kill_controller, playbook_command
 
 pytestmark = pytest.mark.integration
 
@@ -126,35 +124,6 @@ class Fleet:
 @pytest.fixture(name="fleet")
 def fleet_fixture(lab, ansible_playbook):
     return Fleet(lab, ansible_playbook)
-
-
-def process_tree(root):
-    """``root`` and every process below it (ansible's workers start sessions of their own, so a process group is
-    not enough to find the module a worker runs)."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry, encoding="utf-8") as handle:
-                    parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    tree, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        tree.append(pid)
-        pending.extend(children.get(pid, []))
-    return tree
-
-
-def kill_controller(process):
-    """The controller dies at once: SIGKILL to ansible-playbook, its workers and the module they run."""
-    for pid in process_tree(process.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def retention_vars(tmp_path, **extra):
