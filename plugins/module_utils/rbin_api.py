@@ -33,10 +33,21 @@ class RuleErrorHandler(AWSErrorHandler):
 
 @RuleErrorHandler.list_error_handler("list the Recycle Bin rules", [])
 @READ_RETRY
+def _rule_summaries(client):
+    return client.get_paginator("list_rules").paginate(ResourceType=SNAPSHOT_RULES).build_full_result()["Rules"]
+
+
+@RuleErrorHandler.list_error_handler("read a Recycle Bin rule", None)
+@READ_RETRY
+def _rule(client, identifier):
+    return client.get_rule(Identifier=identifier)
+
+
 def snapshot_rules(client):
-    """Every snapshot retention rule of the Region, in full (ListRules gives summaries; GetRule each)."""
-    summaries = client.get_paginator("list_rules").paginate(ResourceType=SNAPSHOT_RULES).build_full_result()["Rules"]
-    return [client.get_rule(Identifier=summary["Identifier"]) for summary in summaries]
+    """Every snapshot retention rule of the Region, in full (ListRules gives summaries; GetRule each). A rule deleted
+    between the two calls is left out, not taken for the absence of every rule."""
+    rules = (_rule(client, summary["Identifier"]) for summary in _rule_summaries(client))
+    return [rule for rule in rules if rule]
 
 
 @RuleErrorHandler.common_error_handler("create the Recycle Bin rule")

@@ -64,3 +64,35 @@ def test_a_set_with_a_member_deleted_for_good_is_reported_incomplete(lab):
         undelete(lab, "lost", snapshot_ids=members)
     assert raised.value.result["status"] == "incomplete" and "have no snapshot" in raised.value.result["msg"]
     assert raised.value.result["restored_snapshot_ids"] == members[1:] and present(lab, members) == members[1:]
+
+
+class RuleDeletedMidListing(Module):
+    """A task whose rbin client sees another tool delete a rule between ListRules and the first GetRule."""
+
+    def __init__(self, lab, params, doomed):
+        super().__init__(lab, params)
+        self.doomed = doomed
+
+    def client(self, service, retry_decorator=None, config=None):
+        client = super().client(service, retry_decorator, config)
+        if service == "rbin":
+            raw = getattr(client, "client", client)
+            raw.meta.events.register_first("before-call.rbin.GetRule", self._delete_once)
+        return client
+
+    def _delete_once(self, **_):
+        if self.doomed:
+            Module(self.lab, {}).client("rbin").delete_rule(Identifier=self.doomed.pop())
+
+
+def test_a_rule_deleted_while_the_rules_are_read_is_left_out_not_taken_for_no_rules(lab):
+    rbin = Module(lab, {}).client("rbin")
+    days = {"RetentionPeriodValue": 3, "RetentionPeriodUnit": "DAYS"}
+    doomed = rbin.create_rule(ResourceType="EBS_SNAPSHOT", RetentionPeriod=days, ResourceTags=[{"ResourceTagKey": "x"}])
+    rule(lab, state="present")
+    task = RuleDeletedMidListing(lab, {"state": "reported", "retention_days": 30, "description": "sets"},
+                                 [doomed["Identifier"]])
+    report = rule_module.ensure_rule(task)
+    assert task.doomed == [], "the rule was deleted between ListRules and GetRule"
+    assert report["covered"] is True and len(report["rules"]) == 1
+    assert doomed["Identifier"] not in {r["identifier"] for r in report["rules"]}
