@@ -18,13 +18,11 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-from lab.control import LabClient, start_detached, stop_detached
+from benchmarks.harness import ANSIBLE_PLAYBOOK, bench_lab, playbook_environment, publish, report_path
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REPORT = os.path.join(REPO_ROOT, "docs", "benchmarks", "backup.md")
+REPORT = report_path("backup.md")
 BACKUP = "- ansible.builtin.import_playbook: shadowsnap.ec2.backup\n"
 WINDOWS = {"os": "2022", "edition": "Datacenter", "locale": "en-US", "applications": ["sql"], "aws_vss_components": None}
 VOLUMES = ["D:", "E:"]
@@ -70,25 +68,21 @@ def run_backup(lab, inventory, work_dir, forks, **variables):
     playbook = os.path.join(work_dir, "backup.yml")
     with open(playbook, "w", encoding="utf-8") as handle:
         handle.write(BACKUP)
-    report_path = os.path.join(work_dir, "report.json")
-    if os.path.exists(report_path):
-        os.remove(report_path)
-    extra = {"target_hosts": "windows", "backup_volumes": VOLUMES, "backup_report_path": report_path}
+    report_file = os.path.join(work_dir, "report.json")
+    if os.path.exists(report_file):
+        os.remove(report_file)
+    extra = {"target_hosts": "windows", "backup_volumes": VOLUMES, "backup_report_path": report_file}
     extra.update(variables)
-    environment = dict(os.environ, **lab.state["environment"])
-    environment.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO_ROOT, "build", "collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal",
+    environment = playbook_environment(lab, **{
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_LOCAL_TEMP": os.path.join(work_dir, "ansible-local"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS,
         "ANSIBLE_CALLBACKS_ENABLED": "bench_counts",
         "SHADOWSNAP_BENCH_COUNTS": os.path.join(work_dir, "counts.json"),
     })
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-i", inventory,
+    command = [ANSIBLE_PLAYBOOK, playbook, "-i", inventory,
                "-f", str(forks), "-e", json.dumps(extra)]
     lab.reset_counts()
     lab.reset_host_counters()
@@ -99,8 +93,8 @@ def run_backup(lab, inventory, work_dir, forks, **variables):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     report = None
-    if os.path.exists(report_path):
-        with open(report_path, encoding="utf-8") as handle:
+    if os.path.exists(report_file):
+        with open(report_file, encoding="utf-8") as handle:
             report = json.load(handle)
     hosts = len(lab.state["windows_hosts"])
     if completed.returncode != 0 or report is None or report["counts"]["ok"] != hosts:
@@ -280,24 +274,16 @@ def main(argv=None):
     parser.add_argument("--no-save", action="store_true", help="print only; keep docs/benchmarks as it is")
     options = parser.parse_args(argv)
     command = " ".join(["cd tests && ../.venv/bin/python -m benchmarks.bench_backup"] + list(sys.argv[1:] if argv is None else argv))
-    work_dir = tempfile.mkdtemp(prefix="shadowsnap-bench-backup-")
-    state_file = os.path.join(work_dir, "state.json")
     began = time.monotonic()
-    lab = LabClient(start_detached(state_file, os.path.join(work_dir, "lab.log")))
     results = []
-    try:
+    with bench_lab("shadowsnap-bench-backup-") as (lab, work_dir):
         results.append(measure(lab, "1 host shadow copy", 1, work_dir, options))
         results.append(measure(lab, "1 host shadow full", 1, work_dir, options, backup_type="full"))
         results.append(measure(lab, "1 host crash", 1, work_dir, options, backup_engine="crash"))
         results.append(measure(lab, "fleet shadow copy", options.instances, work_dir, options))
         results.append(measure(lab, "fleet crash", options.instances, work_dir, options, backup_engine="crash"))
-    finally:
-        stop_detached(state_file)
     report = render(results, options, command, time.monotonic() - began)
-    sys.stdout.write(report + "\n")
-    if not options.no_save:
-        with open(REPORT, "w", encoding="utf-8") as handle:
-            handle.write(report)
+    publish(report, REPORT, save=not options.no_save)
     return 0
 
 

@@ -16,13 +16,11 @@ import datetime
 import json
 import os
 import sys
-import tempfile
 
 from benchmarks.bench_retention import run_playbook
-from lab.control import LabClient, start_detached, stop_detached
+from benchmarks.harness import bench_lab, publish, report_path
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REPORT = os.path.join(REPO_ROOT, "docs", "benchmarks", "dr-copy.md")
+REPORT = report_path("dr-copy.md")
 CAP = 20
 SOURCE_REGION = "us-east-1"
 DR_REGION = "us-west-2"
@@ -192,10 +190,7 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if options.sets % options.instances:
         parser.error("--sets must be a multiple of --instances")
-    work_dir = tempfile.mkdtemp(prefix="shadowsnap-bench-")
-    state_file = os.path.join(work_dir, "state.json")
-    lab = LabClient(start_detached(state_file, os.path.join(work_dir, "lab.log")))
-    try:
+    with bench_lab() as (lab, work_dir):
         sets = seed(lab, options.instances, options.sets // options.instances, options.volumes, work_dir)
         result_path = os.path.join(work_dir, "copy.json")
         ours = measure(lab, MODULE, {"set_ids": sorted(sets), "poll_interval": options.poll_interval,
@@ -207,15 +202,10 @@ def main(argv=None):
         sets = seed(lab, options.instances, options.sets // options.instances, options.volumes, work_dir)
         loop_ids = [snapshot_id for set_id in sorted(sets)[:options.loop_sets] for snapshot_id in sets[set_id]]
         theirs = measure(lab, LOOP, {"snapshot_ids": loop_ids}, work_dir, options.copy_seconds)
-    finally:
-        stop_detached(state_file)
     if theirs["rc"] != 0:
         sys.stderr.write("the loop failed:\n%s\n" % theirs["tail"])
     report = render(ours, theirs, options, module_result)
-    sys.stdout.write(report + "\n")
-    if not options.no_save:
-        with open(REPORT, "w", encoding="utf-8") as handle:
-            handle.write(report)
+    publish(report, REPORT, save=not options.no_save)
     return 0 if theirs["rc"] == 0 else 1
 
 

@@ -20,14 +20,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 
-from lab.control import LabClient, start_detached, stop_detached
+from benchmarks.harness import ANSIBLE_PLAYBOOK, bench_lab, playbook_environment, publish, report_path
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REPORT = os.path.join(REPO_ROOT, "docs", "benchmarks", "retention.md")
+REPORT = report_path("retention.md")
 VOLUMES = 5
 REFILL_PER_SECOND = 5.0
 BURST = 100
@@ -84,12 +82,8 @@ def run_playbook(lab, playbook, extra_vars, work_dir):
     vars_path = os.path.join(work_dir, "vars.json")
     with open(vars_path, "w", encoding="utf-8") as handle:
         json.dump(extra_vars, handle)
-    environment = dict(os.environ, **lab.state["environment"])
-    environment["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO_ROOT, "build", "collections")
-    environment["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
-    environment["ANSIBLE_LOCALHOST_WARNING"] = "False"
-    environment["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "False"
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path, "-e", "@" + vars_path]
+    environment = playbook_environment(lab)
+    command = [ANSIBLE_PLAYBOOK, path, "-e", "@" + vars_path]
     began = time.monotonic()
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     return time.monotonic() - began, completed
@@ -223,10 +217,7 @@ def main(argv=None):
     options.loop_sets = options.loop_sets or options.sets
     if options.sets % options.instances or options.loop_sets % options.instances:
         parser.error("--sets and --loop-sets must be multiples of --instances")
-    work_dir = tempfile.mkdtemp(prefix="shadowsnap-bench-")
-    state_file = os.path.join(work_dir, "state.json")
-    lab = LabClient(start_detached(state_file, os.path.join(work_dir, "lab.log")))
-    try:
+    with bench_lab() as (lab, work_dir):
         doomed = seed_fleet(lab, options.instances, options.sets // options.instances, work_dir)
         result_path = os.path.join(work_dir, "retention.json")
         ours = measure(lab, "ec2_snapshot_set_retention", RETENTION,
@@ -238,15 +229,10 @@ def main(argv=None):
         doomed = seed_fleet(lab, options.instances, options.loop_sets // options.instances, work_dir)
         theirs = measure(lab, "ec2_snapshot loop", LOOP, {"snapshot_ids": doomed, "latency_ms": options.latency_ms},
                          doomed, work_dir)
-    finally:
-        stop_detached(state_file)
     if theirs["rc"] != 0:
         sys.stderr.write("the loop failed:\n%s\n" % theirs["tail"])
     report = render(ours, theirs, options, module_result)
-    sys.stdout.write(report + "\n")
-    if not options.no_save:
-        with open(REPORT, "w", encoding="utf-8") as handle:
-            handle.write(report)
+    publish(report, REPORT, save=not options.no_save)
     return 0 if theirs["rc"] == 0 else 1
 
 

@@ -13,13 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
-from lab.control import LabClient, start_detached, stop_detached
+from benchmarks.harness import ANSIBLE_PLAYBOOK, bench_lab, playbook_environment, publish, report_path
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-REPORT = os.path.join(REPO_ROOT, "docs", "benchmarks", "snapshot-sets.md")
+REPORT = report_path("snapshot-sets.md")
 
 SNAPSHOT_SET_PLAYBOOK = """
 - hosts: localhost
@@ -65,12 +63,8 @@ def run(lab, playbook, instance_ids, work_dir):
     path = os.path.join(work_dir, "playbook.yml")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(playbook)
-    environment = dict(os.environ, **lab.state["environment"])
-    environment["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO_ROOT, "build", "collections")
-    environment["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
-    environment["ANSIBLE_LOCALHOST_WARNING"] = "False"
-    environment["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "False"
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), path,
+    environment = playbook_environment(lab)
+    command = [ANSIBLE_PLAYBOOK, path,
                "-e", json.dumps({"instance_ids": instance_ids})]
     lab.reset_counts()
     began = time.monotonic()
@@ -137,24 +131,16 @@ def main(argv=None):
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--no-save", action="store_true", help="print only; keep docs/benchmarks as it is")
     options = parser.parse_args(argv)
-    work_dir = tempfile.mkdtemp(prefix="shadowsnap-bench-")
-    state_file = os.path.join(work_dir, "state.json")
-    lab = LabClient(start_detached(state_file, os.path.join(work_dir, "lab.log")))
     results = []
-    try:
+    with bench_lab() as (lab, work_dir):
         for name, playbook in (("ec2_snapshot_set", SNAPSHOT_SET_PLAYBOOK), ("per-volume loop", PER_VOLUME_PLAYBOOK)):
             lab.reset(fleet={"instances": options.instances, "data_volumes": options.volumes})
             lab.faults(latency_ms=options.latency_ms)
             instance_ids = [instance["instance_id"] for instance in lab.state["instances"]]
             elapsed, actions = run(lab, playbook, instance_ids, work_dir)
             results.append(summarise(name, elapsed, actions, options.instances, count_snapshots(lab, instance_ids)))
-    finally:
-        stop_detached(state_file)
     report = render(results, options.instances, options.volumes, options.latency_ms)
-    sys.stdout.write(report + "\n")
-    if not options.no_save:
-        with open(REPORT, "w", encoding="utf-8") as handle:
-            handle.write(report)
+    publish(report, REPORT, save=not options.no_save)
     return 0
 
 
