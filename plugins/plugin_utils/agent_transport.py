@@ -645,10 +645,8 @@ class AgentTransport:
         answer = decode_answer(stdout, host=self.host, op=op, rc=0, stderr=stderr, round_trips=sent)
         if not answer["ok"]:
             raise AgentOperationError(host=self.host, op=answer.get("op") or op, error=answer["error"], round_trips=sent)
-        if op == BATCH_OP:
+        if op in (BATCH_OP, SEQUENCE_OP):
             results = self._batch_results(request, answer, sent, stderr)
-        elif op == SEQUENCE_OP:
-            results = self._sequence_results(request, answer, sent, stderr)
         else:
             results = (answer["result"],)
         return AgentReply(
@@ -662,14 +660,19 @@ class AgentTransport:
         )
 
     def _batch_results(self, request: dict, answer: dict, sent: int, stderr: str) -> tuple:
+        """The result of each op in request order. The first failed op raises AgentOperationError (``completed``: the
+        results before it); a sequence's answers end at its first failure, a batch answers every op."""
+        op = request["op"]
         asked = [item["op"] for item in request["args"]["requests"]]
         answers = answer["result"].get("answers")
-        if not isinstance(answers, list) or len(answers) != len(asked):
+        ended_early = op == SEQUENCE_OP and isinstance(answers, list) and 0 < len(answers) < len(asked) and (
+            isinstance(answers[-1], dict) and answers[-1].get("ok") is False)
+        if not isinstance(answers, list) or (len(answers) != len(asked) and not ended_early):
             raise AgentProtocolError(
-                f"{self.host}: batch of {len(asked)} ops ({', '.join(asked)}) answered with "
+                f"{self.host}: {op} of {len(asked)} ops ({', '.join(asked)}) answered with "
                 f"{len(answers) if isinstance(answers, list) else 'no'} answers",
                 host=self.host,
-                op=BATCH_OP,
+                op=op,
                 stderr=stderr,
                 round_trips=sent,
             )
@@ -677,49 +680,22 @@ class AgentTransport:
         for item_op, item in zip(asked, answers):
             if not isinstance(item, dict) or not isinstance(item.get("ok"), bool):
                 raise AgentProtocolError(
-                    f"{self.host}: batch answer for op {item_op!r} is not an agent answer: {_snippet(json.dumps(item))}",
+                    f"{self.host}: {op} answer for op {item_op!r} is not an agent answer: {_snippet(json.dumps(item))}",
                     host=self.host,
                     op=item_op,
                     round_trips=sent,
                 )
-            if not item["ok"]:
-                raise AgentOperationError(host=self.host, op=item_op, error=item.get("error") or {}, round_trips=sent)
-            if item.get("op") != item_op or not isinstance(item.get("result"), dict):
-                raise AgentProtocolError(
-                    f"{self.host}: batch asked for op {item_op!r}, got an answer for op {item.get('op')!r}",
-                    host=self.host,
-                    op=item_op,
-                    round_trips=sent,
-                )
-            results.append(item["result"])
-        return tuple(results)
-
-
-    def _sequence_results(self, request: dict, answer: dict, sent: int, stderr: str) -> tuple:
-        asked = [item["op"] for item in request["args"]["requests"]]
-        answers = answer["result"].get("answers")
-        if not isinstance(answers, list) or not answers or len(answers) > len(asked):
-            raise AgentProtocolError(
-                f"{self.host}: sequence of {len(asked)} ops ({', '.join(asked)}) answered with "
-                f"{len(answers) if isinstance(answers, list) else 'no'} answers",
-                host=self.host, op=SEQUENCE_OP, stderr=stderr, round_trips=sent)
-        results = []
-        for item_op, item in zip(asked, answers):
-            if not isinstance(item, dict) or not isinstance(item.get("ok"), bool) or item.get("op") != item_op:
-                raise AgentProtocolError(
-                    f"{self.host}: sequence answer for op {item_op!r} is not its agent answer: {_snippet(json.dumps(item))}",
-                    host=self.host, op=item_op, round_trips=sent)
             if not item["ok"]:
                 raise AgentOperationError(host=self.host, op=item_op, error=item.get("error") or {}, round_trips=sent,
                                           completed=tuple(results))
-            if not isinstance(item.get("result"), dict):
-                raise AgentProtocolError(f"{self.host}: sequence answer for op {item_op!r} has no result object",
-                                         host=self.host, op=item_op, round_trips=sent)
+            if item.get("op") != item_op or not isinstance(item.get("result"), dict):
+                raise AgentProtocolError(
+                    f"{self.host}: {op} asked for op {item_op!r}, got an answer for op {item.get('op')!r}",
+                    host=self.host,
+                    op=item_op,
+                    round_trips=sent,
+                )
             results.append(item["result"])
-        if len(results) < len(asked):
-            raise AgentProtocolError(
-                f"{self.host}: sequence of {len(asked)} ops ({', '.join(asked)}) stopped after {len(results)} without "
-                f"a failed answer", host=self.host, op=SEQUENCE_OP, stderr=stderr, round_trips=sent)
         return tuple(results)
 
 

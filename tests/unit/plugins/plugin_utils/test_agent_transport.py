@@ -179,7 +179,7 @@ def test_a_sequence_answer_that_stops_without_a_failure_is_a_protocol_error():
     ok = {"protocol": 1, "op": "storage", "ok": True, "result": STORAGE, "elapsed_ms": 1}
     answer = {"protocol": 1, "op": "sequence", "ok": True, "result": {"answers": [ok]}, "elapsed_ms": 1}
     connection = FakeConnection(script=[(0, json.dumps(answer).encode(), b"")])
-    with pytest.raises(AgentProtocolError, match="stopped after 1 without a failed answer"):
+    with pytest.raises(AgentProtocolError, match="sequence of 2 ops .* answered with 1 answers"):
         transport_for(connection).request_sequence([("storage", None), ("service_set", {})])
 
 
