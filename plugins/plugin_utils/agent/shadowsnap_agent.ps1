@@ -271,20 +271,27 @@ function Join-Answers {
     return ($answer + ($Parts -join ',') + ']},"elapsed_ms":' + [int]$Milliseconds + '}')
 }
 
+function Get-Requests {
+    # The requests of a batch or a sequence; none, or an op it may not hold, fails the whole request before any runs.
+    param($OpArgs, $Kind, $Allowed, $Refusal)
+    $requests = @(Get-Property $OpArgs 'requests' @())
+    if ($requests.Count -eq 0) {
+        throw (New-AgentException -Message ('a {0} needs at least one request in args.requests' -f $Kind))
+    }
+    foreach ($item in $requests) {
+        $itemOp = [string](Get-Property $item 'op' '')
+        if ($Allowed -notcontains $itemOp) {
+            throw (New-AgentException -Message ($Refusal -f $itemOp, ($Allowed -join ', ')))
+        }
+    }
+    return $requests
+}
+
 function Invoke-Batch {
     # Several read ops in one round trip; each answers, whatever the others did.
     param($OpArgs)
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
-    $requests = @(Get-Property $OpArgs 'requests' @())
-    if ($requests.Count -eq 0) {
-        throw (New-AgentException -Message 'a batch needs at least one request in args.requests')
-    }
-    foreach ($item in $requests) {
-        $itemOp = [string](Get-Property $item 'op' '')
-        if ($Shadowsnap.ReadOps -notcontains $itemOp) {
-            throw (New-AgentException -Message ("op '{0}' cannot be batched: a batch holds read ops only ({1})" -f $itemOp, ($Shadowsnap.ReadOps -join ', ')))
-        }
-    }
+    $requests = @(Get-Requests -OpArgs $OpArgs -Kind $Shadowsnap.BatchOp -Allowed $Shadowsnap.ReadOps -Refusal "op '{0}' cannot be batched: a batch holds read ops only ({1})")
     $parts = @()
     foreach ($item in $requests) {
         $parts += (Invoke-Request -Op ([string](Get-Property $item 'op')) -OpArgs (Get-Property $item 'args')).json
@@ -297,16 +304,7 @@ function Invoke-Sequence {
     # run). The answers are those of the ops that ran, assembled as a batch's are.
     param($OpArgs)
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
-    $requests = @(Get-Property $OpArgs 'requests' @())
-    if ($requests.Count -eq 0) {
-        throw (New-AgentException -Message 'a sequence needs at least one request in args.requests')
-    }
-    foreach ($item in $requests) {
-        $itemOp = [string](Get-Property $item 'op' '')
-        if ($Shadowsnap.SequenceOps -notcontains $itemOp) {
-            throw (New-AgentException -Message ("op '{0}' cannot be in a sequence: it holds {1} only" -f $itemOp, ($Shadowsnap.SequenceOps -join ', ')))
-        }
-    }
+    $requests = @(Get-Requests -OpArgs $OpArgs -Kind $Shadowsnap.SequenceOp -Allowed $Shadowsnap.SequenceOps -Refusal "op '{0}' cannot be in a sequence: it holds {1} only")
     $parts = @()
     foreach ($item in $requests) {
         $done = Invoke-Request -Op ([string](Get-Property $item 'op')) -OpArgs (Get-Property $item 'args')

@@ -82,18 +82,24 @@ def run_op(host, op, args):
         return answer(op, started, error=error.document())
 
 
-def run_batch(host, args):
-    """Several read ops in one round trip (a batch holds read ops only)."""
-    started = time.monotonic()
+def requests_of(args, kind, allowed, refusal):
+    """The ``requests`` of a batch or a sequence; AgentError for none, or for an op it may not hold."""
     requests = get_property(args, "requests", [])
     if not isinstance(requests, list):
         requests = [requests]
     if not requests:
-        raise AgentError("a batch needs at least one request in args.requests")
+        raise AgentError("a %s needs at least one request in args.requests" % kind)
     for item in requests:
         item_op = get_property(item, "op", "")
-        if item_op not in READ_OPS:
-            raise AgentError("op '%s' cannot be batched: a batch holds read ops only (%s)" % (item_op, ", ".join(READ_OPS)))
+        if item_op not in allowed:
+            raise AgentError(refusal % (item_op, ", ".join(allowed)))
+    return requests
+
+
+def run_batch(host, args):
+    """Several read ops in one round trip (a batch holds read ops only)."""
+    started = time.monotonic()
+    requests = requests_of(args, BATCH_OP, READ_OPS, "op '%s' cannot be batched: a batch holds read ops only (%s)")
     answers = [run_op(host, get_property(item, "op"), get_property(item, "args")) for item in requests]
     return {"protocol": PROTOCOL, "op": BATCH_OP, "ok": True, "result": {"answers": answers},
             "elapsed_ms": int((time.monotonic() - started) * 1000)}
@@ -102,15 +108,7 @@ def run_batch(host, args):
 def run_sequence(host, args):
     """Reads and restore ops in order, in one round trip; the first that fails ends it (the later ops do not run)."""
     started = time.monotonic()
-    requests = get_property(args, "requests", [])
-    if not isinstance(requests, list):
-        requests = [requests]
-    if not requests:
-        raise AgentError("a sequence needs at least one request in args.requests")
-    for item in requests:
-        item_op = get_property(item, "op", "")
-        if item_op not in SEQUENCE_OPS:
-            raise AgentError("op '%s' cannot be in a sequence: it holds %s only" % (item_op, ", ".join(SEQUENCE_OPS)))
+    requests = requests_of(args, SEQUENCE_OP, SEQUENCE_OPS, "op '%s' cannot be in a sequence: it holds %s only")
     answers = []
     for item in requests:
         answers.append(run_op(host, get_property(item, "op"), get_property(item, "args")))
