@@ -93,7 +93,7 @@ def test_restored_brings_the_clones_online_at_their_letters_starts_the_services_
     host.counters.reset()
     result = run(host, state="restored", volumes=volumes, services=released["were_running"])
     assert not result.get("failed"), result
-    assert result["round_trips"] == 2, "no shadow copies to read: online and start in one sequence, after the read"
+    assert result["round_trips"] == 2, "Windows brought the clones online by itself: the read, then start and verify"
     assert sorted(disk["drive_letter"] for disk in result["disks"]) == ["D", "E"]
     assert service(host) == "Running" and "consistency" not in result
     letters = {volume["drive_letter"]: volume["volume_ids"] for volume in host.model.describe()["volumes"]}
