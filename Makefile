@@ -101,3 +101,4 @@ bench: venv
 	cd tests && ../$(BIN)/python -m benchmarks.bench_backup
 	cd tests && ../$(BIN)/python -m benchmarks.bench_retention --sets 400 --loop-sets 40
 	cd tests && ../$(BIN)/python -m benchmarks.bench_dr_copy --sets 50 --loop-sets 3
+	cd tests && ../$(BIN)/python -m benchmarks.bench_restore --instances 20

@@ -9,8 +9,6 @@ plugin_utils/restore_windows.py's. Documentation: plugins/modules/win_ebs_disk.p
 
 from __future__ import annotations
 
-import time
-
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import restore_windows
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_action import AgentAction, TaskFailure
 
@@ -34,7 +32,9 @@ class ActionModule(AgentAction):
         self.require_at_least(args, 0, "timeout")
         self.require_at_least(args, 1, "poll_seconds")
         wanted = [volume["volume_id"] for volume in args["volumes"]]
-        storage = self._storage_with(transport, wanted if args["state"] == "online" else [], args)
+        with self.phase("read"):
+            storage = restore_windows.storage_with_disks(transport, wanted if args["state"] == "online" else [],
+                                                         args["timeout"], args["poll_seconds"])
         try:
             if args["state"] == "offline":
                 numbers, entries = restore_windows.plan_offline(storage, wanted)
@@ -49,25 +49,8 @@ class ActionModule(AgentAction):
             result["changed"] = request is not None
             return
         with self.phase(request[0]):
-            states = {state["number"]: state for state in transport.request(*request).result.get("disks") or []}
+            disks = transport.request(*request).result.get("disks")
         result["changed"] = True
-        for entry in entries:
-            state = states.get(entry["disk_number"])
-            if state is not None:
-                entry.update(drive_letter=state.get("drive_letter"), access_paths=list(state.get("access_paths") or []),
-                             offline=bool(state.get("is_offline")), read_only=bool(state.get("is_read_only")))
-        failed = [entry["volume_id"] for entry in entries
-                  if entry["disk_number"] in states and states[entry["disk_number"]].get("is_offline") != (args["state"] == "offline")]
+        failed = restore_windows.apply_disk_states(entries, disks, args["state"])
         if failed:
             raise TaskFailure(f"Windows did not take {', '.join(failed)} {args['state']}")
-
-    def _storage_with(self, transport, volume_ids, args):
-        """The storage answer, read again until every volume in ``volume_ids`` has a disk or the timeout passed."""
-        deadline = time.monotonic() + args["timeout"]
-        with self.phase("read"):
-            while True:
-                storage = transport.request("storage").result
-                missing = set(volume_ids) - set(restore_windows.disks_by_volume(storage))
-                if not missing or time.monotonic() >= deadline:
-                    return storage
-                time.sleep(args["poll_seconds"])

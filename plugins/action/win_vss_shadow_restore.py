@@ -19,10 +19,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import (
 )
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_action import AgentAction, TaskFailure
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_transport import AgentOperationError
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import normalise_guid
-from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.vss import format_hresult
 
-DONE = {"revert": "reverted", "expose": "exposed"}
 PLUGIN_NAME = "shadowsnap.ec2.win_vss_shadow_restore"
 
 
@@ -43,22 +40,16 @@ class ActionModule(AgentAction):
     }
 
     def run_on_host(self, args, transport, result, task_vars):
-        entries = []
-        for item in args["shadows"]:
-            shadow_id = normalise_guid(item["shadow_id"])
-            if shadow_id is None:
-                raise TaskFailure(f"{item['shadow_id']!r} is not a shadow copy id")
-            if args["action"] == "expose" and not item.get("expose_path"):
-                raise TaskFailure(f"exposing {shadow_id} needs its expose_path (a drive letter X: or a folder)")
-            entries.append({"shadow_id": shadow_id, "volume_id": item.get("volume_id"), "expose_path": item.get("expose_path"),
-                            "outcome": None, "tool": None, "hresult": None, "hresult_name": None, "message": None})
+        try:
+            entries = restore_windows.shadow_entries(args["shadows"], args["action"])
+        except restore_windows.RestorePlanError as exc:
+            raise TaskFailure(str(exc)) from exc
         with self.phase("read"):
             records = restore_windows.shadow_records(transport.request("shadows").result)
         for entry in entries:
             record = records.get(entry["shadow_id"])
             if record is None:
-                entry.update(outcome="missing", message="the shadow copy is not on this host (gone, or its volume is not "
-                                                        "online read-write)")
+                restore_windows.mark_missing(entry)
                 continue
             entry["volume"] = record.get("VolumeName")
             if args["action"] == "expose" and str(record.get("ExposedName") or "").rstrip("\\").lower() == entry["expose_path"].rstrip("\\").lower():
@@ -79,13 +70,10 @@ class ActionModule(AgentAction):
             except Ec2LookupError as exc:
                 raise TaskFailure(f"the volumes were reverted, but their tags could not say so: {exc}", shadows=entries) from exc
             result["tagged_volume_ids"] = sorted(reverted)
-        done = [entry for entry in entries if entry["outcome"] in ("reverted", "exposed")]
-        result["consistency"] = "application" if entries and len(done) == len(entries) else "crash"
-        unavailable = [entry for entry in entries if entry["outcome"] in ("missing", "refused")]
+        result["consistency"] = restore_windows.shadows_consistency(entries)
+        unavailable = restore_windows.unavailable(entries, args["action"])
         if unavailable and args["fail_on_unavailable"]:
-            raise TaskFailure(f"could not {args['action']} " + "; ".join(
-                f"{entry['shadow_id']}: {entry['outcome']} ({entry['message']})" for entry in unavailable)
-                + ": the volumes hold the crash-consistent image only")
+            raise TaskFailure(unavailable)
 
     def _carry_out(self, transport, args, entry, record):
         if args["action"] == "revert":
@@ -97,8 +85,6 @@ class ActionModule(AgentAction):
             with self.phase(args["action"]):
                 transport.request(*request)
         except AgentOperationError as exc:
-            entry.update(outcome="refused", message=exc.reason,
-                         hresult=format_hresult(exc.hresult) if exc.hresult is not None else None,
-                         hresult_name=exc.hresult_name)
+            restore_windows.mark_refused(entry, exc)
             return
-        entry.update(outcome=DONE[args["action"]], changed=True)
+        entry.update(outcome=restore_windows.DONE[args["action"]], changed=True)

@@ -31,6 +31,7 @@ Usage from an action plugin::
     facts = transport.request("facts").result
     reply = transport.request_many([("facts", None), ("storage", None)])   # one round trip
     facts, storage = reply.results
+    transport.request_sequence([("service_set", {...}), ("disk_offline", {...})])   # in order, up to a failure
     transport.round_trips                                                   # commands sent so far
 """
 
@@ -106,6 +107,9 @@ SESSION_OPS = tuple(op for op in AGENT_OPS if op not in READ_OPS)
 # Ops that change nothing on the host either, but are not batchable reads: they may be retried after a lost answer too.
 IDEMPOTENT_OPS = ("session_status", "file_read")
 BATCH_OP = "batch"
+# Reads and the restore ops that change the host, carried in order by one round trip: the first that fails ends it.
+SEQUENCE_OP = "sequence"
+SEQUENCE_OPS = READ_OPS + ("disk_online", "disk_offline", "shadow_revert", "shadow_expose", "service_set")
 
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 1.0
@@ -175,10 +179,14 @@ class AgentProtocolError(AgentTransportError):
 
 
 class AgentOperationError(AgentError):
-    """The agent ran and reported that the operation failed (the error document of docs/agent-protocol.md)."""
+    """The agent ran and reported that the operation failed (the error document of docs/agent-protocol.md).
 
-    def __init__(self, *, host: str, op: str | None, error: dict, round_trips: int = 0):
+    In a sequence, ``completed`` holds the results of the ops before the failed one (they were carried out).
+    """
+
+    def __init__(self, *, host: str, op: str | None, error: dict, round_trips: int = 0, completed: tuple = ()):
         self.error = error
+        self.completed = completed
         self.reason = str(error.get("message") or "no message")
         self.command = error.get("command")
         self.exit_code = error.get("exit_code")
@@ -242,6 +250,8 @@ def script_constants() -> dict:
         "SessionOps": list(SESSION_OPS),
         "Handlers": dict(AGENT_OPS),
         "BatchOp": BATCH_OP,
+        "SequenceOp": SEQUENCE_OP,
+        "SequenceOps": list(SEQUENCE_OPS),
         "RunIdPattern": run_ids.RUN_ID_PATTERN,
         "GuidPattern": "^" + GUID_PATTERN + "$",
         "InProgressHResult": "0x%08X" % VSS_E_SNAPSHOT_SET_IN_PROGRESS,
@@ -349,6 +359,17 @@ def build_batch_request(requests: Iterable[tuple[str, dict | None]]) -> dict:
     if not_reads:
         raise ValueError(f"a batch holds read ops only ({', '.join(sorted(READ_OPS))}); not: {', '.join(not_reads)}")
     return build_request(BATCH_OP, {"requests": items})
+
+
+def build_sequence_request(requests: Iterable[tuple[str, dict | None]]) -> dict:
+    """A ``sequence`` request: reads and restore ops carried out in order in one round trip, up to the first failure."""
+    items = [{"op": op, "args": dict(args or {})} for op, args in requests]
+    if not items:
+        raise ValueError("a sequence needs at least one request")
+    others = sorted({item["op"] for item in items if item["op"] not in SEQUENCE_OPS})
+    if others:
+        raise ValueError(f"a sequence holds {', '.join(SEQUENCE_OPS)} only; not: {', '.join(others)}")
+    return build_request(SEQUENCE_OP, {"requests": items})
 
 
 def build_stdin(request: dict, script: str) -> bytes:
@@ -521,13 +542,18 @@ class AgentTransport:
 
     def request(self, op: str, args: dict | None = None) -> AgentReply:
         """One op, one round trip (more only when a read op is retried)."""
-        if op == BATCH_OP:
-            raise ValueError("use request_many() for a batch")
+        if op in (BATCH_OP, SEQUENCE_OP):
+            raise ValueError("use request_many() for a batch, request_sequence() for a sequence")
         return self._send(build_request(op, args))
 
     def request_many(self, requests: Iterable[tuple[str, dict | None]]) -> AgentReply:
         """Several read ops in one round trip (a ``batch``); the first failed op raises AgentOperationError."""
         return self._send(build_batch_request(requests))
+
+    def request_sequence(self, requests: Iterable[tuple[str, dict | None]]) -> AgentReply:
+        """Several ops carried out in order in one round trip; the first that fails ends the sequence and raises
+        AgentOperationError with the results of the ops before it (``completed``). Never retried: it changes the host."""
+        return self._send(build_sequence_request(requests))
 
     def _send(self, request: dict) -> AgentReply:
         op = request["op"]
@@ -619,7 +645,7 @@ class AgentTransport:
         answer = decode_answer(stdout, host=self.host, op=op, rc=0, stderr=stderr, round_trips=sent)
         if not answer["ok"]:
             raise AgentOperationError(host=self.host, op=answer.get("op") or op, error=answer["error"], round_trips=sent)
-        if op == BATCH_OP:
+        if op in (BATCH_OP, SEQUENCE_OP):
             results = self._batch_results(request, answer, sent, stderr)
         else:
             results = (answer["result"],)
@@ -634,14 +660,19 @@ class AgentTransport:
         )
 
     def _batch_results(self, request: dict, answer: dict, sent: int, stderr: str) -> tuple:
+        """The result of each op in request order. The first failed op raises AgentOperationError (``completed``: the
+        results before it); a sequence's answers end at its first failure, a batch answers every op."""
+        op = request["op"]
         asked = [item["op"] for item in request["args"]["requests"]]
         answers = answer["result"].get("answers")
-        if not isinstance(answers, list) or len(answers) != len(asked):
+        ended_early = op == SEQUENCE_OP and isinstance(answers, list) and 0 < len(answers) < len(asked) and (
+            isinstance(answers[-1], dict) and answers[-1].get("ok") is False)
+        if not isinstance(answers, list) or (len(answers) != len(asked) and not ended_early):
             raise AgentProtocolError(
-                f"{self.host}: batch of {len(asked)} ops ({', '.join(asked)}) answered with "
+                f"{self.host}: {op} of {len(asked)} ops ({', '.join(asked)}) answered with "
                 f"{len(answers) if isinstance(answers, list) else 'no'} answers",
                 host=self.host,
-                op=BATCH_OP,
+                op=op,
                 stderr=stderr,
                 round_trips=sent,
             )
@@ -649,16 +680,17 @@ class AgentTransport:
         for item_op, item in zip(asked, answers):
             if not isinstance(item, dict) or not isinstance(item.get("ok"), bool):
                 raise AgentProtocolError(
-                    f"{self.host}: batch answer for op {item_op!r} is not an agent answer: {_snippet(json.dumps(item))}",
+                    f"{self.host}: {op} answer for op {item_op!r} is not an agent answer: {_snippet(json.dumps(item))}",
                     host=self.host,
                     op=item_op,
                     round_trips=sent,
                 )
             if not item["ok"]:
-                raise AgentOperationError(host=self.host, op=item_op, error=item.get("error") or {}, round_trips=sent)
+                raise AgentOperationError(host=self.host, op=item_op, error=item.get("error") or {}, round_trips=sent,
+                                          completed=tuple(results))
             if item.get("op") != item_op or not isinstance(item.get("result"), dict):
                 raise AgentProtocolError(
-                    f"{self.host}: batch asked for op {item_op!r}, got an answer for op {item.get('op')!r}",
+                    f"{self.host}: {op} asked for op {item_op!r}, got an answer for op {item.get('op')!r}",
                     host=self.host,
                     op=item_op,
                     round_trips=sent,

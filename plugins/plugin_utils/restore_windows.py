@@ -22,12 +22,14 @@ The rules (docs/restore.md, FACTS.md "Restore: Windows rules"):
 from __future__ import annotations
 
 import re
+import time
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import ebs_disks, vss
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import normalise_guid, volume_key
 
 DRIVE = re.compile(r"^([A-Za-z]):\\?$")
 COLLISION_REASON = 4
+DONE = {"revert": "reverted", "expose": "exposed"}
 
 
 class RestorePlanError(ValueError):
@@ -180,3 +182,69 @@ def services_for_volumes(writers: list[dict], storage: dict, paths: list[str]) -
             unknown.append(writer["name"])
         services += [service for service in owners if service not in services]
     return services, unknown
+
+
+def storage_with_disks(transport, volume_ids: list[str], timeout: float, poll_seconds: float) -> dict:
+    """The ``storage`` answer, read again every ``poll_seconds`` until every volume in ``volume_ids`` has a disk or
+    ``timeout`` seconds passed (a disk appears some time after its EBS volume is attached)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        storage = transport.request("storage").result
+        missing = set(volume_ids) - set(disks_by_volume(storage))
+        if not missing or time.monotonic() >= deadline:
+            return storage
+        time.sleep(poll_seconds)
+
+
+def apply_disk_states(entries: list[dict], disks: list[dict] | None, state: str) -> list[str]:
+    """The disks' states of a ``disk_online`` / ``disk_offline`` answer written into the entries of plan_online or
+    plan_offline; returns the volumes Windows did not take ``state`` (``online`` or ``offline``)."""
+    states = {disk["number"]: disk for disk in disks or []}
+    for entry in entries:
+        disk = states.get(entry["disk_number"])
+        if disk is not None:
+            entry.update(drive_letter=disk.get("drive_letter"), access_paths=list(disk.get("access_paths") or []),
+                         offline=bool(disk.get("is_offline")), read_only=bool(disk.get("is_read_only")))
+    return [entry["volume_id"] for entry in entries
+            if entry["disk_number"] in states and states[entry["disk_number"]].get("is_offline") != (state == "offline")]
+
+
+def shadow_entries(items: list[dict], action: str) -> list[dict]:
+    """One result entry per shadow copy to revert or expose (``outcome`` None until it is known); RestorePlanError for
+    an id that is not a GUID, or an expose without its path."""
+    entries = []
+    for item in items:
+        shadow_id = normalise_guid(item["shadow_id"])
+        if shadow_id is None:
+            raise RestorePlanError(f"{item['shadow_id']!r} is not a shadow copy id")
+        if action == "expose" and not item.get("expose_path"):
+            raise RestorePlanError(f"exposing {shadow_id} needs its expose_path (a drive letter X: or a folder)")
+        entries.append({"shadow_id": shadow_id, "volume_id": item.get("volume_id"), "expose_path": item.get("expose_path"),
+                        "outcome": None, "tool": None, "hresult": None, "hresult_name": None, "message": None})
+    return entries
+
+
+def mark_missing(entry: dict) -> None:
+    entry.update(outcome="missing", message="the shadow copy is not on this host (gone, or its volume is not online "
+                                            "read-write)")
+
+
+def mark_refused(entry: dict, error) -> None:
+    """The agent's refusal (an AgentOperationError) of a revert or expose, as the entry's outcome."""
+    entry.update(outcome="refused", message=error.reason, hresult_name=error.hresult_name,
+                 hresult=vss.format_hresult(error.hresult) if error.hresult is not None else None)
+
+
+def shadows_consistency(entries: list[dict]) -> str:
+    """``application`` only when every shadow copy was reverted or exposed."""
+    done = [entry for entry in entries if entry["outcome"] in DONE.values()]
+    return "application" if entries and len(done) == len(entries) else "crash"
+
+
+def unavailable(entries: list[dict], action: str) -> str | None:
+    """What could not be reverted or exposed, as a failure message; None when nothing is missing or refused."""
+    failed = [entry for entry in entries if entry["outcome"] in ("missing", "refused")]
+    if not failed:
+        return None
+    return (f"could not {action} " + "; ".join(f"{entry['shadow_id']}: {entry['outcome']} ({entry['message']})" for entry in failed)
+            + ": the volumes hold the crash-consistent image only")

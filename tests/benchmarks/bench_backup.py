@@ -64,15 +64,12 @@ def prepare(lab, instances, work_dir, ec2_latency_ms, winrm_latency_ms):
     return inventory
 
 
-def run_backup(lab, inventory, work_dir, forks, **variables):
-    playbook = os.path.join(work_dir, "backup.yml")
+def run_playbook(lab, text, inventory, work_dir, forks, extra):
+    """``ansible-playbook`` of ``text`` on the inventory with the lab's credentials, the per-host counting callback and
+    the counters of the lab reset first: (seconds, controller CPU seconds, the completed process, per-host counts)."""
+    playbook = os.path.join(work_dir, "playbook.yml")
     with open(playbook, "w", encoding="utf-8") as handle:
-        handle.write(BACKUP)
-    report_file = os.path.join(work_dir, "report.json")
-    if os.path.exists(report_file):
-        os.remove(report_file)
-    extra = {"target_hosts": "windows", "backup_volumes": VOLUMES, "backup_report_path": report_file}
-    extra.update(variables)
+        handle.write(text)
     environment = playbook_environment(lab, **{
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_HOST_KEY_CHECKING": "False",
@@ -82,6 +79,8 @@ def run_backup(lab, inventory, work_dir, forks, **variables):
         "ANSIBLE_CALLBACKS_ENABLED": "bench_counts",
         "SHADOWSNAP_BENCH_COUNTS": os.path.join(work_dir, "counts.json"),
     })
+    if os.path.exists(environment["SHADOWSNAP_BENCH_COUNTS"]):
+        os.remove(environment["SHADOWSNAP_BENCH_COUNTS"])
     command = [ANSIBLE_PLAYBOOK, playbook, "-i", inventory,
                "-f", str(forks), "-e", json.dumps(extra)]
     lab.reset_counts()
@@ -92,6 +91,21 @@ def run_backup(lab, inventory, work_dir, forks, **variables):
     elapsed = time.monotonic() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    per_host = {}
+    if os.path.exists(environment["SHADOWSNAP_BENCH_COUNTS"]):
+        with open(environment["SHADOWSNAP_BENCH_COUNTS"], encoding="utf-8") as handle:
+            per_host = json.load(handle)
+    return elapsed, cpu, completed, {name: per_host.get(name, {"tasks": 0, "modules": 0})
+                                     for name in (h["name"] for h in lab.state["windows_hosts"])}
+
+
+def run_backup(lab, inventory, work_dir, forks, **variables):
+    report_file = os.path.join(work_dir, "report.json")
+    if os.path.exists(report_file):
+        os.remove(report_file)
+    extra = {"target_hosts": "windows", "backup_volumes": VOLUMES, "backup_report_path": report_file}
+    extra.update(variables)
+    elapsed, cpu, completed, per_host = run_playbook(lab, BACKUP, inventory, work_dir, forks, extra)
     report = None
     if os.path.exists(report_file):
         with open(report_file, encoding="utf-8") as handle:
@@ -100,10 +114,7 @@ def run_backup(lab, inventory, work_dir, forks, **variables):
     if completed.returncode != 0 or report is None or report["counts"]["ok"] != hosts:
         raise RuntimeError("backup failed (rc %d, report %s):\n%s\n%s" % (
             completed.returncode, report and report["counts"], completed.stdout[-4000:], completed.stderr[-4000:]))
-    with open(environment["SHADOWSNAP_BENCH_COUNTS"], encoding="utf-8") as handle:
-        per_host = json.load(handle)
-    return elapsed, cpu, report, {name: per_host.get(name, {"tasks": 0, "modules": 0})
-                                  for name in (h["name"] for h in lab.state["windows_hosts"])}
+    return elapsed, cpu, report, per_host
 
 
 def hold_windows(lab):

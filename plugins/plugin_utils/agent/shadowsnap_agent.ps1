@@ -238,13 +238,14 @@ function ConvertTo-AnswerJson {
 }
 
 function Invoke-Request {
-    # One op, answered as a JSON document (ok or error) by the function the controller's table names for it.
+    # One op, answered as a JSON document (ok or error) by the function the controller's table names for it; the
+    # document and whether it says ok.
     param($Op, $OpArgs)
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
     try {
         if (($Shadowsnap.ReadOps -notcontains $Op) -and ($Shadowsnap.SessionOps -notcontains $Op)) {
             $known = ($Shadowsnap.ReadOps + $Shadowsnap.SessionOps) -join ', '
-            throw (New-AgentException -Message ("unknown op '{0}' (this agent answers: {1}, {2})" -f $Op, $known, $Shadowsnap.BatchOp))
+            throw (New-AgentException -Message ("unknown op '{0}' (this agent answers: {1}, {2}, {3})" -f $Op, $known, $Shadowsnap.BatchOp, $Shadowsnap.SequenceOp))
         }
         $handler = $Shadowsnap.Handlers[$Op]
         $result = & $handler $OpArgs
@@ -255,34 +256,64 @@ function Invoke-Request {
             result = $result
             elapsed_ms = [int]$clock.ElapsedMilliseconds
         }
-        return (ConvertTo-AnswerJson $answer)
+        return @{ ok = $true; json = (ConvertTo-AnswerJson $answer) }
     }
     catch {
-        return (ConvertTo-AnswerJson (New-ErrorAnswer -Op $Op -ErrorRecord $_ -Milliseconds $clock.ElapsedMilliseconds))
+        return @{ ok = $false; json = (ConvertTo-AnswerJson (New-ErrorAnswer -Op $Op -ErrorRecord $_ -Milliseconds $clock.ElapsedMilliseconds)) }
     }
 }
 
-function Invoke-Batch {
-    # Several read ops in one round trip. Each answer is serialized on its own (so that nesting never reaches the
-    # ConvertTo-Json depth limit) and the batch answer is assembled around them.
-    param($OpArgs)
-    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+function Join-Answers {
+    # The answer of a batch or a sequence around the answers of its ops, each serialized on its own (so that nesting
+    # never reaches the ConvertTo-Json depth limit).
+    param($Op, $Parts, $Milliseconds)
+    $answer = '{"protocol":' + $Shadowsnap.Protocol + ',"op":"' + $Op + '","ok":true,"result":{"answers":['
+    return ($answer + ($Parts -join ',') + ']},"elapsed_ms":' + [int]$Milliseconds + '}')
+}
+
+function Get-Requests {
+    # The requests of a batch or a sequence; none, or an op it may not hold, fails the whole request before any runs.
+    param($OpArgs, $Kind, $Allowed, $Refusal)
     $requests = @(Get-Property $OpArgs 'requests' @())
     if ($requests.Count -eq 0) {
-        throw (New-AgentException -Message 'a batch needs at least one request in args.requests')
+        throw (New-AgentException -Message ('a {0} needs at least one request in args.requests' -f $Kind))
     }
     foreach ($item in $requests) {
         $itemOp = [string](Get-Property $item 'op' '')
-        if ($Shadowsnap.ReadOps -notcontains $itemOp) {
-            throw (New-AgentException -Message ("op '{0}' cannot be batched: a batch holds read ops only ({1})" -f $itemOp, ($Shadowsnap.ReadOps -join ', ')))
+        if ($Allowed -notcontains $itemOp) {
+            throw (New-AgentException -Message ($Refusal -f $itemOp, ($Allowed -join ', ')))
         }
     }
+    return $requests
+}
+
+function Invoke-Batch {
+    # Several read ops in one round trip; each answers, whatever the others did.
+    param($OpArgs)
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $requests = @(Get-Requests -OpArgs $OpArgs -Kind $Shadowsnap.BatchOp -Allowed $Shadowsnap.ReadOps -Refusal "op '{0}' cannot be batched: a batch holds read ops only ({1})")
     $parts = @()
     foreach ($item in $requests) {
-        $parts += Invoke-Request -Op ([string](Get-Property $item 'op')) -OpArgs (Get-Property $item 'args')
+        $parts += (Invoke-Request -Op ([string](Get-Property $item 'op')) -OpArgs (Get-Property $item 'args')).json
     }
-    $answer = '{"protocol":' + $Shadowsnap.Protocol + ',"op":"' + $Shadowsnap.BatchOp + '","ok":true,"result":{"answers":['
-    return ($answer + ($parts -join ',') + ']},"elapsed_ms":' + [int]$clock.ElapsedMilliseconds + '}')
+    return (Join-Answers -Op $Shadowsnap.BatchOp -Parts $parts -Milliseconds $clock.ElapsedMilliseconds)
+}
+
+function Invoke-Sequence {
+    # Reads and restore ops carried out in order; the first that fails ends the sequence (the ops after it do not
+    # run). The answers are those of the ops that ran, assembled as a batch's are.
+    param($OpArgs)
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $requests = @(Get-Requests -OpArgs $OpArgs -Kind $Shadowsnap.SequenceOp -Allowed $Shadowsnap.SequenceOps -Refusal "op '{0}' cannot be in a sequence: it holds {1} only")
+    $parts = @()
+    foreach ($item in $requests) {
+        $done = Invoke-Request -Op ([string](Get-Property $item 'op')) -OpArgs (Get-Property $item 'args')
+        $parts += $done.json
+        if (-not $done.ok) {
+            break
+        }
+    }
+    return (Join-Answers -Op $Shadowsnap.SequenceOp -Parts $parts -Milliseconds $clock.ElapsedMilliseconds)
 }
 
 function ConvertTo-AsciiJson {
@@ -304,8 +335,11 @@ try {
     if ($requestOp -eq $Shadowsnap.BatchOp) {
         $answerJson = Invoke-Batch -OpArgs (Get-Property $request 'args')
     }
+    elseif ($requestOp -eq $Shadowsnap.SequenceOp) {
+        $answerJson = Invoke-Sequence -OpArgs (Get-Property $request 'args')
+    }
     else {
-        $answerJson = Invoke-Request -Op $requestOp -OpArgs (Get-Property $request 'args')
+        $answerJson = (Invoke-Request -Op $requestOp -OpArgs (Get-Property $request 'args')).json
     }
 }
 catch {

@@ -138,8 +138,9 @@ class ReplayPlan:
 
 
 class AnswerDrop(FaultRule):
-    """Lose the answer to agent requests of one op (``action`` holds the op) after the host carried them out: the
-    endpoint resets the connection of the Receive that would carry it. ``after`` requests of that op go through
+    """Lose the answer to agent requests of one op (``action`` holds the op; a batch or a sequence that carries it counts
+    as a request of it) after the host carried them out: the endpoint resets the connection of the Receive that would
+    carry it. ``after`` requests of that op go through
     first, then ``times`` answers are lost (None: until cleared); ``seen`` and ``fired`` show that it was hit."""
 
     def describe(self):
@@ -164,11 +165,11 @@ class AnswerDrops:
             self.rules.append(rule)
         return rule
 
-    def fires(self, op):
-        """Whether the answer to this request of ``op`` is lost (the first armed rule that fires)."""
+    def fires(self, ops):
+        """Whether the answer to a request carrying ``ops`` is lost (the first armed rule that fires)."""
         with self._lock:
             for rule in self.rules:
-                if rule.match_request(op):
+                if any(rule.match_request(op) for op in dict.fromkeys(ops)):
                     return True
         return False
 
@@ -288,7 +289,8 @@ class LabWindowsHost:
             return CommandResult(stdout=process["stdout"].encode("utf-8"), stderr=process["stderr"].encode("utf-8"),
                                  exit_code=process["exit_code"])
         document = agent_twin.handle_request(self, request_text)
-        return CommandResult(stdout=encode_answer(document), exit_code=0, answer_lost=bool(op) and self.answer_drops.fires(op))
+        return CommandResult(stdout=encode_answer(document), exit_code=0,
+                             answer_lost=bool(op) and self.answer_drops.fires(_carried_ops(request_text)))
 
     def counter_snapshot(self):
         """Agent-side counts (see :class:`AgentCounters`), ``replays_served`` included."""
@@ -311,6 +313,13 @@ class LabWindowsHost:
             return CommandResult(stdout=console_bytes(line[5:] + "\n", self.model.locale.oem_code_page))
         self.counters.add("refused")
         return CommandResult(stderr=powershell.cmd_not_recognized(line), exit_code=1)
+
+
+def _carried_ops(request_text):
+    """The op of a request and, for a batch or a sequence, the ops it carries."""
+    request = json.loads(request_text)
+    items = request.get("args", {}).get("requests") if isinstance(request.get("args"), dict) else None
+    return [request["op"]] + [item.get("op") for item in items or [] if isinstance(item, dict)]
 
 
 def _peek_op(request_text):

@@ -17,9 +17,10 @@ import pytest
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import agent_transport
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import diskshadow as generator
-from lab.windows import LabWindowsHost, agent_twin
+from lab.dataplane import BlockStore
+from lab.windows import LabWindowsHost, WindowsServer, agent_twin
 from lab.windows.agent_twin import protocol
-from lab.windows.testing import call_agent
+from lab.windows.testing import call_agent, sample_instance
 from unit.plugins.plugin_utils.agent_reader import AgentScript
 
 AGENT_DIRECTORY = agent_transport.AGENT_DIRECTORY
@@ -35,6 +36,10 @@ def agent_facts(source):
         "read ops": constants["ReadOps"],
         "session ops": constants["SessionOps"],
         "batch op": constants["BatchOp"],
+        "sequence op": constants["SequenceOp"],
+        "sequence ops": constants["SequenceOps"],
+        "a sequence ends at its first failure": bool(re.search(r"if \(-not \$done\.ok\) \{\s*break\s*\}",
+                                                               script.body("Invoke-Sequence"))),
         "dispatch": {op: function if function in script.functions else function + " (not defined)"
                      for op, function in handlers.items()},
         "argument bounds": {op: bounds for op, function in handlers.items() if (bounds := script.int_arguments(function))},
@@ -83,6 +88,9 @@ def twin_facts(twin=protocol, operations=None):
         "read ops": list(twin.READ_OPS),
         "session ops": list(twin.SESSION_OPS),
         "batch op": twin.BATCH_OP,
+        "sequence op": twin.SEQUENCE_OP,
+        "sequence ops": list(twin.SEQUENCE_OPS),
+        "a sequence ends at its first failure": sequence_ends_at_a_failure(),
         "dispatch": {op: function for op, (dummy, function) in operations.items()},
         "argument bounds": {op: dict(bounds) for op, bounds in twin.INT_ARGUMENTS.items()},
         "session files": list(twin.SESSION_FILES),
@@ -121,6 +129,17 @@ def twin_facts(twin=protocol, operations=None):
         "revert keys": list(twin.REVERT_KEYS),
         "expose keys": list(twin.EXPOSE_KEYS),
     }
+
+
+def sequence_ends_at_a_failure():
+    """Whether the twin runs nothing after a failed op of a sequence (a service set that fails, then a read)."""
+    host = LabWindowsHost(WindowsServer(sample_instance("win-sql-01"), BlockStore()).seed())
+    try:
+        host.replays.arm("service_set", error={"message": "Access is denied.", "hresult": "0x80070005"})
+        document = call_agent(host, "sequence", {"requests": [{"op": "service_set", "args": {}}, {"op": "storage"}]})
+    finally:
+        host.shutdown()
+    return [item["op"] for item in document["result"]["answers"]] == ["service_set"]
 
 
 def disagreements(agent, twin):
@@ -195,6 +214,8 @@ AGENT_MUTATIONS = [
                                      "        present = $false\n        created = $null\n        task = $null", 1),
                  "run fact keys", id="run-fact-key"),
     pytest.param(lambda s: s.replace("        owner_name = $null\n", "", 1), "folder fact keys", id="folder-fact-key"),
+    pytest.param(lambda s: s.replace("        if (-not $done.ok) {\n            break\n        }\n", "", 1),
+                 "a sequence ends at its first failure", id="sequence-goes-on"),
     pytest.param(lambda s: s.replace("$answer['shadow_copies']", "$answer['shadows_present']", 1), "release keys", id="release-key"),
     pytest.param(lambda s: s.replace("                propagation = [string]$rule.PropagationFlags\n", "", 1),
                  "access entry keys", id="access-entry-key"),
@@ -257,8 +278,10 @@ def test_each_check_catches_a_twin_that_drifted(agent_source, mutate_tables, mut
 COINCIDENCES = {
     ("ReadOps", "$run = Invoke-Native -FilePath (Join-Path $SystemDir 'vssadmin.exe') -ArgumentList @('list', 'writers') "
                 "-CodePage $codePage"): "vssadmin's own command",
+    ("SequenceOps", "$run = Invoke-Native -FilePath (Join-Path $SystemDir 'vssadmin.exe') -ArgumentList @('list', 'writers') "
+                    "-CodePage $codePage"): "vssadmin's own command",
     ("TaskPrefix", "$name = 'shadowsnap-' + [guid]::NewGuid().ToString('N') + '.dsh'"): "diskshadow's temporary scripts",
-    ("ReleaseDecisions", "$answer = '{\"protocol\":' + $Shadowsnap.Protocol + ',\"op\":\"' + $Shadowsnap.BatchOp + "
+    ("ReleaseDecisions", "$answer = '{\"protocol\":' + $Shadowsnap.Protocol + ',\"op\":\"' + $Op + "
                          "'\",\"ok\":true,\"result\":{\"answers\":['"): "the answer's key ok",
     ("RunsFolder", "$runs = Get-Property $OpArgs 'runs' $null"): "session_cleanup's argument",
     ("ActiveTaskStates", "$dependents = @($service.DependentServices | Where-Object { [string]$_.Status -eq 'Running' })"):

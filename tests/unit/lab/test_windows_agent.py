@@ -205,6 +205,25 @@ def test_batches_of_read_operations():
     assert answers[0]["ok"] and answers[1]["error"]["hresult"] == "0x80070005"
 
 
+def test_a_sequence_carries_restore_ops_in_order_and_stops_at_the_first_failure():
+    host = make_host("win-sql-01")
+    document = call_agent(host, "sequence", {"requests": [
+        {"op": "service_set", "args": {"names": ["MSSQLSERVER"], "state": "stopped"}}, {"op": "storage"}]})
+    assert document["ok"] and document["op"] == "sequence"
+    stopped, storage = document["result"]["answers"]
+    assert stopped["ok"] and stopped["result"]["services"][0]["status"] == "Stopped" and storage["ok"]
+    host.replays.arm("disk_offline", error={"message": "Access is denied.", "hresult": "0x80070005"})
+    answers = call_agent(host, "sequence", {"requests": [
+        {"op": "disk_offline", "args": {"numbers": [1]}},
+        {"op": "service_set", "args": {"names": ["MSSQLSERVER"], "state": "running"}}]})["result"]["answers"]
+    assert [answer["op"] for answer in answers] == ["disk_offline"] and answers[0]["ok"] is False
+    assert host.model.services["MSSQLSERVER"].status == "Stopped", \
+        "nothing after the failure ran"
+    for requests, message in (([], "at least one request"), ([{"op": "session_start"}], "cannot be in a sequence")):
+        document = call_agent(host, "sequence", {"requests": requests})
+        assert document["ok"] is False and message in document["error"]["message"]
+
+
 def test_the_answer_is_ascii_json_with_escapes():
     host = make_host("win-web-01")
     stdout = host.run_command(*agent_command("writers")).stdout
@@ -241,7 +260,7 @@ def test_diskshadow_is_absent_on_client_windows():
     ('{"protocol": 2, "op": "facts"}', "facts", "request protocol '2' is not supported by this agent (protocol 1)"),
     ('{"protocol": 1}', None, "unknown op '' (this agent answers: facts, storage, writers, shadows, sessions, session_start, "
      "session_status, session_release, shadow_delete, session_cleanup, service_restart, file_read, disk_online, "
-     "disk_offline, shadow_revert, shadow_expose, service_set, batch)"),
+     "disk_offline, shadow_revert, shadow_expose, service_set, batch, sequence)"),
     ('{"protocol": 1, "op": "reboot"}', "reboot", "unknown op 'reboot'"),
 ])
 def test_error_documents(request_line, op, message):

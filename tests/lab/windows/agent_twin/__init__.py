@@ -13,7 +13,8 @@ It is a twin, not the agent: every integration test runs it instead of the .ps1,
 :mod:`.protocol` holds what they must agree on (op names and handlers, argument bounds, run-directory file names and
 the other shared names, the keys of the error document and of the raw facts), and tests/unit/lab/test_agent_twin_parity.py
 reads the script as the transport sends it and fails when they disagree. Like the agent, the twin answers raw facts and
-decides no session state: it models the host, and never imports the collection's Python. :mod:`.read_ops` answers
+decides no session state: it models the host, and never imports the collection's Python. A ``sequence`` carries reads
+and restore ops in order and stops at the first that fails. :mod:`.read_ops` answers
 ``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops and ``sessions``;
 :mod:`.restore_ops` the restore ops (disks online and offline, revert, expose, services).
 """
@@ -21,7 +22,19 @@ decides no session state: it models the host, and never imports the collection's
 import time
 
 from . import read_ops, restore_ops, session_ops
-from .protocol import BATCH_OP, PROTOCOL, READ_OPS, SESSION_OPS, AgentError, answer, error_document, get_property, parse_request
+from .protocol import (
+    BATCH_OP,
+    PROTOCOL,
+    READ_OPS,
+    SEQUENCE_OP,
+    SEQUENCE_OPS,
+    SESSION_OPS,
+    AgentError,
+    answer,
+    error_document,
+    get_property,
+    parse_request,
+)
 
 # op -> (handler, the function of the .ps1 that answers it: the error document's ``where``).
 OPERATIONS = {
@@ -56,8 +69,8 @@ def run_op(host, op, args):
                 return answer(op, started, error=error_document(**replayed["error"]))
             return answer(op, started, result=replayed["result"])
         if op not in OPERATIONS:
-            raise AgentError("unknown op '%s' (this agent answers: %s, %s)" % (
-                "" if op is None else op, ", ".join(READ_OPS + SESSION_OPS), BATCH_OP))
+            raise AgentError("unknown op '%s' (this agent answers: %s, %s, %s)" % (
+                "" if op is None else op, ", ".join(READ_OPS + SESSION_OPS), BATCH_OP, SEQUENCE_OP))
         handler, function = OPERATIONS[op]
         try:
             return answer(op, started, result=handler(host, args if isinstance(args, dict) else {}))
@@ -69,20 +82,39 @@ def run_op(host, op, args):
         return answer(op, started, error=error.document())
 
 
-def run_batch(host, args):
-    """Several read ops in one round trip (a batch holds read ops only)."""
-    started = time.monotonic()
+def requests_of(args, kind, allowed, refusal):
+    """The ``requests`` of a batch or a sequence; AgentError for none, or for an op it may not hold."""
     requests = get_property(args, "requests", [])
     if not isinstance(requests, list):
         requests = [requests]
     if not requests:
-        raise AgentError("a batch needs at least one request in args.requests")
+        raise AgentError("a %s needs at least one request in args.requests" % kind)
     for item in requests:
         item_op = get_property(item, "op", "")
-        if item_op not in READ_OPS:
-            raise AgentError("op '%s' cannot be batched: a batch holds read ops only (%s)" % (item_op, ", ".join(READ_OPS)))
+        if item_op not in allowed:
+            raise AgentError(refusal % (item_op, ", ".join(allowed)))
+    return requests
+
+
+def run_batch(host, args):
+    """Several read ops in one round trip (a batch holds read ops only)."""
+    started = time.monotonic()
+    requests = requests_of(args, BATCH_OP, READ_OPS, "op '%s' cannot be batched: a batch holds read ops only (%s)")
     answers = [run_op(host, get_property(item, "op"), get_property(item, "args")) for item in requests]
     return {"protocol": PROTOCOL, "op": BATCH_OP, "ok": True, "result": {"answers": answers},
+            "elapsed_ms": int((time.monotonic() - started) * 1000)}
+
+
+def run_sequence(host, args):
+    """Reads and restore ops in order, in one round trip; the first that fails ends it (the later ops do not run)."""
+    started = time.monotonic()
+    requests = requests_of(args, SEQUENCE_OP, SEQUENCE_OPS, "op '%s' cannot be in a sequence: it holds %s only")
+    answers = []
+    for item in requests:
+        answers.append(run_op(host, get_property(item, "op"), get_property(item, "args")))
+        if not answers[-1]["ok"]:
+            break
+    return {"protocol": PROTOCOL, "op": SEQUENCE_OP, "ok": True, "result": {"answers": answers},
             "elapsed_ms": int((time.monotonic() - started) * 1000)}
 
 
@@ -99,6 +131,9 @@ def handle_request(host, request_text):
         if op == BATCH_OP:
             host.counters.count_op(BATCH_OP)
             return run_batch(host, get_property(request, "args"))
+        if op == SEQUENCE_OP:
+            host.counters.count_op(SEQUENCE_OP)
+            return run_sequence(host, get_property(request, "args"))
         return run_op(host, op, get_property(request, "args"))
     except AgentError as error:
         host.counters.add("errors")

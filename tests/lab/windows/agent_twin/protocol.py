@@ -23,6 +23,9 @@ SESSION_OPS = ("session_start", "session_status", "session_release", "shadow_del
                "service_restart", "file_read", "disk_online", "disk_offline", "shadow_revert", "shadow_expose",
                "service_set")
 BATCH_OP = "batch"
+# Reads and the restore ops that change the host, carried out in order by one request; the first failure ends it.
+SEQUENCE_OP = "sequence"
+SEQUENCE_OPS = READ_OPS + ("disk_online", "disk_offline", "shadow_revert", "shadow_expose", "service_set")
 WRITER_SOURCES = ("vssadmin", "diskshadow_status", "diskshadow_detailed")
 
 # Whole-number arguments per op: name -> (default, minimum, maximum); Get-IntArgument clamps into the bounds.

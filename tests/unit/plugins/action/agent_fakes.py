@@ -59,6 +59,13 @@ class FakeAgentHost:
         if op == "batch":
             answers = [self.respond(dict(item, protocol=request["protocol"])) for item in request["args"]["requests"]]
             return {"protocol": 1, "op": "batch", "ok": True, "result": {"answers": answers}, "elapsed_ms": 2}
+        if op == "sequence":
+            answers = []
+            for item in request["args"]["requests"]:
+                answers.append(self.respond(dict(item, protocol=request["protocol"])))
+                if not answers[-1]["ok"]:
+                    break
+            return {"protocol": 1, "op": "sequence", "ok": True, "result": {"answers": answers}, "elapsed_ms": 2}
         if op in self.errors:
             return {"protocol": 1, "op": op, "ok": False, "error": self.errors[op], "elapsed_ms": 1}
         if op in self.results:

@@ -85,7 +85,7 @@ def action_of(stub: pathlib.Path):
 
 
 def test_every_win_stub_has_an_action_plugin():
-    assert [stub.stem for stub in STUBS] == ["win_ebs_disk", "win_ebs_disk_info", "win_service_set", "win_vss_shadow_restore",
+    assert [stub.stem for stub in STUBS] == ["win_ebs_disk", "win_ebs_disk_info", "win_ebs_handover", "win_service_set", "win_vss_shadow_restore",
                                              "win_vss_snapshot_set", "win_vss_writer_info"]
 
 

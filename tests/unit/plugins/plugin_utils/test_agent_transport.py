@@ -160,6 +160,29 @@ def test_a_batch_answer_with_the_wrong_number_of_answers_is_a_protocol_error():
         transport_for(connection).request_many([("facts", None), ("storage", None)])
 
 
+def test_a_sequence_carries_changes_in_order_and_its_first_failure_ends_it():
+    host = host_with(service_set={"services": []}, storage=STORAGE)
+    transport = transport_for(FakeConnection(host))
+    reply = transport.request_sequence([("service_set", {"names": ["MSSQLSERVER"]}), ("storage", None)])
+    assert reply.results == ({"services": []}, STORAGE) and transport.round_trips == 1
+    assert host.requests[0]["op"] == "sequence"
+    host.errors["disk_offline"] = {"message": "Set-Disk failed", "hresult": "0x80070005", "command": None, "exit_code": None}
+    with pytest.raises(AgentOperationError) as raised:
+        transport.request_sequence([("service_set", {}), ("disk_offline", {"numbers": [1]}), ("storage", None)])
+    assert raised.value.op == "disk_offline" and raised.value.completed == ({"services": []},)
+    with pytest.raises(ValueError, match="not: session_start"):
+        agent_transport.build_sequence_request([("storage", None), ("session_start", {})])
+    assert not agent_transport.is_read_request("sequence", {"requests": [{"op": "storage"}]}), "a sequence is never retried"
+
+
+def test_a_sequence_answer_that_stops_without_a_failure_is_a_protocol_error():
+    ok = {"protocol": 1, "op": "storage", "ok": True, "result": STORAGE, "elapsed_ms": 1}
+    answer = {"protocol": 1, "op": "sequence", "ok": True, "result": {"answers": [ok]}, "elapsed_ms": 1}
+    connection = FakeConnection(script=[(0, json.dumps(answer).encode(), b"")])
+    with pytest.raises(AgentProtocolError, match="sequence of 2 ops .* answered with 1 answers"):
+        transport_for(connection).request_sequence([("storage", None), ("service_set", {})])
+
+
 def test_agent_error_names_host_op_command_and_hresult():
     host = host_with()
     host.errors["writers"] = {
