@@ -207,6 +207,10 @@ state:
   description: The instance's state at the end (V(running), V(stopped), or V(planned) in check mode).
   returned: always
   type: str
+private_ip_address:
+  description: The new instance's primary private IPv4 address - where the Windows side reaches it (null when planned).
+  returned: always
+  type: str
 volumes:
   description: Every volume of the set on the new instance.
   returned: always
@@ -265,7 +269,8 @@ created_volume_ids:
   type: list
   elements: str
 deleted_launch_volume_ids:
-  description: The new instance's launch volumes this run took off and deleted.
+  description: The new instance's launch volumes this run took off and deleted, and those an interrupted earlier run
+    of the restore had taken off but not deleted (found by their tag).
   returned: always
   type: list
   elements: str
@@ -412,6 +417,12 @@ def carry_out(module, client, prepared, timings, progress):
         deleted, undeleted = delete_launch_volumes(client, [move.out_id for move in moves if move.out_id], restore_id,
                                                    timeout)
         timings["swap"] = round(time.monotonic() - step, 3)
+    leftovers = [v["VolumeId"] for v in ec2_api.describe_volumes(client, filters=[
+        {"Name": "tag:" + snapshot_tags.KEY_RESTORE_LAUNCH_VOLUME, "Values": [restore_id]},
+        {"Name": "status", "Values": ["available"]}]) if v["VolumeId"] not in deleted]
+    if leftovers:
+        swept, unswept = restore_volumes.delete_volumes(client, leftovers, timeout)
+        deleted, undeleted = deleted + swept, dict(undeleted, **unswept)
     step = time.monotonic()
     if params["start"] and instance_state(client, instance_id) != "running":
         ec2_api.start_instance(client, instance_id)
@@ -458,7 +469,8 @@ def undo(client, progress, timeout):
     return cleanup
 
 
-def summary(prepared, instance_id, by_member, state):
+def summary(prepared, instance_id, by_member, described):
+    """The result of a run (or a plan): ``described`` is the new instance as EC2 describes it now (None: planned)."""
     found = prepared["found"]
     root_id = prepared["root_member"]["volume_id"]
     volumes = []
@@ -473,7 +485,9 @@ def summary(prepared, instance_id, by_member, state):
     return {
         "instance_id": instance_id, "restore_id": prepared["restore_id"], "set_id": found["set_id"],
         "source_instance_id": found["instance_id"], "engine": found["engine"], "set_consistency": found["consistency"],
-        "launch": prepared["launch"], "launch_sources": prepared["sources"], "state": state, "volumes": volumes,
+        "launch": prepared["launch"], "launch_sources": prepared["sources"],
+        "state": described["State"]["Name"] if described else "planned",
+        "private_ip_address": described.get("PrivateIpAddress") if described else None, "volumes": volumes,
         "volume_map": dict((v["source_volume_id"], v["volume_id"]) for v in volumes if v["volume_id"]),
         "windows": {"instance_id": instance_id, "revert": revert},
     }
@@ -490,8 +504,7 @@ def restore(module, now):
         by_member = dict((e["member"]["volume_id"], prepared["existing"][e["member"]["snapshot_id"]])
                          for e in prepared["planned"] if e["member"]["snapshot_id"] in prepared["existing"])
         timings["total"] = timings["plan"]
-        result = summary(prepared, existing["InstanceId"] if existing else None, by_member,
-                         existing["State"]["Name"] if existing else "planned")
+        result = summary(prepared, existing["InstanceId"] if existing else None, by_member, existing)
         return dict(result, changed=existing is None or len(by_member) < len(prepared["planned"]),
                     launched=False, created_volume_ids=[], deleted_launch_volume_ids=[],
                     undeleted_launch_volume_ids=[], timings=timings)
@@ -501,7 +514,7 @@ def restore(module, now):
     except (AnsibleAWSError, volume_swap.SwapError, volume_swap.MoveFailed) as error:
         raise RestoreFailed(error, undo(client, progress, module.params["wait_timeout"])) from error
     timings["total"] = round(time.monotonic() - began, 3)
-    result = summary(prepared, instance_id, by_member, instance_state(client, instance_id))
+    result = summary(prepared, instance_id, by_member, ec2_api.describe_instances(client, [instance_id])[0])
     changed = bool(progress["launched"] or progress["created"] or deleted or progress["changed"])
     return dict(result, changed=changed, launched=bool(progress["launched"]), created_volume_ids=progress["created"],
                 deleted_launch_volume_ids=deleted, undeleted_launch_volume_ids=sorted(undeleted), timings=timings)
