@@ -4,7 +4,8 @@ died between the swap and deleting the launch volumes deletes those leftovers (f
 import pytest
 
 from test_instance_restore import calls, describe, other_subnet, run_instance_restore, whole_set
-from test_restore_volumes import tags, volumes_of
+from test_backup import SQL
+from test_restore_volumes import run_module, tags, volumes_of
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +53,26 @@ def test_a_rerun_deletes_the_launch_volumes_an_interrupted_run_took_off_and_noth
     assert leftover not in remaining and other_restores in remaining and untagged in remaining
     assert tags(remaining[other_restores])[LAUNCH_VOLUME_TAG] == "another-restore"
     assert all(volume_id in remaining for volume_id in result["volume_map"].values())
+
+
+def test_state_absent_removes_a_runs_instance_and_volumes_and_refuses_anything_else(lab, ansible_playbook):
+    whole_set(lab, ansible_playbook)
+    run, result = run_instance_restore(lab, ansible_playbook, set_id="sql-whole", start=False)
+    assert run.rc == 0, run.stdout
+    original = lab.instance(SQL)
+    refused_run, refused = run_module("ec2_instance_restore", lab, ansible_playbook, expect_failure=True, state="absent",
+                                      restore_id=result["restore_id"], instance_id=original["instance_id"],
+                                      volume_ids=result["created_volume_ids"])
+    assert refused["failed"] is True and original["instance_id"] in refused["msg"] and "nothing removed" in refused["msg"]
+    assert describe(lab, original["instance_id"])["State"]["Name"] == "running"
+    assert all(volume_id in volumes_of(lab) for volume_id in result["created_volume_ids"])
+
+    removed_run, removed = run_module("ec2_instance_restore", lab, ansible_playbook, state="absent",
+                                      restore_id=result["restore_id"], instance_id=result["instance_id"],
+                                      volume_ids=result["created_volume_ids"])
+    assert removed_run.rc == 0, removed_run.stdout
+    assert removed["terminated_instance_id"] == result["instance_id"]
+    assert sorted(removed["deleted_volume_ids"]) == sorted(result["created_volume_ids"])
+    assert describe(lab, result["instance_id"])["State"]["Name"] == "terminated"
+    assert not set(result["created_volume_ids"]) & set(volumes_of(lab))
+    assert describe(lab, original["instance_id"])["State"]["Name"] == "running"
