@@ -34,6 +34,26 @@ description:
     data volumes are application-consistent only once the Windows side has brought them online and reverted each to
     its embedded shadow copy (RV(volumes[].needs_shadow_revert)); the result lists what it needs in RV(windows).
 options:
+  state:
+    description:
+      - V(present) restores.
+      - V(absent) removes what one run of the restore O(restore_id) created - terminates O(instance_id) and deletes
+        O(volume_ids), each only when its tags say restore O(restore_id) made it; anything else is refused before
+        anything is removed. For a caller that failed after the restore, such as the C(restore) role on the new
+        instance's Windows.
+    type: str
+    choices: [present, absent]
+    default: present
+  instance_id:
+    description:
+      - With O(state=absent), the instance to terminate (the RV(instance_id) of a run that RV(launched) it).
+    type: str
+  volume_ids:
+    description:
+      - With O(state=absent), the volumes to delete (the RV(created_volume_ids) of a run).
+    type: list
+    elements: str
+    default: []
   set_id:
     description:
       - The set to restore.
@@ -57,6 +77,7 @@ options:
   restore_id:
     description:
       - Names this restore in the instance's and the volumes' tags. Defaults to V(<set-id>@<subnet-id>).
+      - Required with O(state=absent).
     type: str
   image_id:
     description:
@@ -157,6 +178,13 @@ EXAMPLES = r"""
     instance_type: m6i.xlarge
   register: restored
 
+- name: Remove what that run created (after a later step failed)
+  shadowsnap.ec2.ec2_instance_restore:
+    state: absent
+    restore_id: "{{ restored.restore_id }}"
+    instance_id: "{{ restored.instance_id if restored.launched else omit }}"
+    volume_ids: "{{ restored.created_volume_ids }}"
+
 - name: A server that is gone, back in its place (zone, subnet, type, groups, profile, key, IP from the set)
   shadowsnap.ec2.ec2_instance_restore:
     set_id: i-0123456789abcdef0-20261125T013700Z
@@ -205,6 +233,10 @@ launch_sources:
   sample: {"image_id": "original", "subnet_id": "input", "private_ip": null}
 state:
   description: The instance's state at the end (V(running), V(stopped), or V(planned) in check mode).
+  returned: always
+  type: str
+private_ip_address:
+  description: The new instance's primary private IPv4 address - where the Windows side reaches it (null when planned).
   returned: always
   type: str
 volumes:
@@ -265,7 +297,8 @@ created_volume_ids:
   type: list
   elements: str
 deleted_launch_volume_ids:
-  description: The new instance's launch volumes this run took off and deleted.
+  description: The new instance's launch volumes this run took off and deleted, and those an interrupted earlier run
+    of the restore had taken off but not deleted (found by their tag).
   returned: always
   type: list
   elements: str
@@ -275,12 +308,14 @@ undeleted_launch_volume_ids:
   type: list
   elements: str
 terminated_instance_id:
-  description: On failure, the instance this run launched and terminated again.
-  returned: failure
+  description: On failure, the instance this run launched and terminated again; with O(state=absent), O(instance_id)
+    once terminated.
+  returned: failure, or O(state=absent)
   type: str
 deleted_volume_ids:
-  description: On failure, the volumes of this run that were deleted again.
-  returned: failure
+  description: On failure, the volumes of this run that were deleted again; with O(state=absent), those of
+    O(volume_ids) deleted.
+  returned: failure, or O(state=absent)
   type: list
   elements: str
 timings:
@@ -412,6 +447,12 @@ def carry_out(module, client, prepared, timings, progress):
         deleted, undeleted = delete_launch_volumes(client, [move.out_id for move in moves if move.out_id], restore_id,
                                                    timeout)
         timings["swap"] = round(time.monotonic() - step, 3)
+    leftovers = [v["VolumeId"] for v in ec2_api.describe_volumes(client, filters=[
+        {"Name": "tag:" + snapshot_tags.KEY_RESTORE_LAUNCH_VOLUME, "Values": [restore_id]},
+        {"Name": "status", "Values": ["available"]}]) if v["VolumeId"] not in deleted]
+    if leftovers:
+        swept, unswept = restore_volumes.delete_volumes(client, leftovers, timeout)
+        deleted, undeleted = deleted + swept, dict(undeleted, **unswept)
     step = time.monotonic()
     if params["start"] and instance_state(client, instance_id) != "running":
         ec2_api.start_instance(client, instance_id)
@@ -458,7 +499,8 @@ def undo(client, progress, timeout):
     return cleanup
 
 
-def summary(prepared, instance_id, by_member, state):
+def summary(prepared, instance_id, by_member, described):
+    """The result of a run (or a plan): ``described`` is the new instance as EC2 describes it now (None: planned)."""
     found = prepared["found"]
     root_id = prepared["root_member"]["volume_id"]
     volumes = []
@@ -473,7 +515,9 @@ def summary(prepared, instance_id, by_member, state):
     return {
         "instance_id": instance_id, "restore_id": prepared["restore_id"], "set_id": found["set_id"],
         "source_instance_id": found["instance_id"], "engine": found["engine"], "set_consistency": found["consistency"],
-        "launch": prepared["launch"], "launch_sources": prepared["sources"], "state": state, "volumes": volumes,
+        "launch": prepared["launch"], "launch_sources": prepared["sources"],
+        "state": described["State"]["Name"] if described else "planned",
+        "private_ip_address": described.get("PrivateIpAddress") if described else None, "volumes": volumes,
         "volume_map": dict((v["source_volume_id"], v["volume_id"]) for v in volumes if v["volume_id"]),
         "windows": {"instance_id": instance_id, "revert": revert},
     }
@@ -490,8 +534,7 @@ def restore(module, now):
         by_member = dict((e["member"]["volume_id"], prepared["existing"][e["member"]["snapshot_id"]])
                          for e in prepared["planned"] if e["member"]["snapshot_id"] in prepared["existing"])
         timings["total"] = timings["plan"]
-        result = summary(prepared, existing["InstanceId"] if existing else None, by_member,
-                         existing["State"]["Name"] if existing else "planned")
+        result = summary(prepared, existing["InstanceId"] if existing else None, by_member, existing)
         return dict(result, changed=existing is None or len(by_member) < len(prepared["planned"]),
                     launched=False, created_volume_ids=[], deleted_launch_volume_ids=[],
                     undeleted_launch_volume_ids=[], timings=timings)
@@ -501,10 +544,41 @@ def restore(module, now):
     except (AnsibleAWSError, volume_swap.SwapError, volume_swap.MoveFailed) as error:
         raise RestoreFailed(error, undo(client, progress, module.params["wait_timeout"])) from error
     timings["total"] = round(time.monotonic() - began, 3)
-    result = summary(prepared, instance_id, by_member, instance_state(client, instance_id))
+    result = summary(prepared, instance_id, by_member, ec2_api.describe_instances(client, [instance_id])[0])
     changed = bool(progress["launched"] or progress["created"] or deleted or progress["changed"])
     return dict(result, changed=changed, launched=bool(progress["launched"]), created_volume_ids=progress["created"],
                 deleted_launch_volume_ids=deleted, undeleted_launch_volume_ids=sorted(undeleted), timings=timings)
+
+
+def check_removable(client, restore_id, instance_id, volume_ids):
+    """RestoreError, before anything is removed, when the instance or a volume does not carry restore ``restore_id``'s
+    tag (it is not what a run of this restore made); the volumes EC2 no longer knows are left out."""
+    instances = ec2_api.describe_instances(client, [instance_id]) if instance_id else []
+    foreign = [i["InstanceId"] for i in instances if volume_swap.tags_of(i).get(snapshot_tags.KEY_RESTORE_ID) != restore_id]
+    volumes = volume_swap.existing_volumes(client, volume_ids) if volume_ids else {}
+    foreign += [v for v, volume in volumes.items() if volume_swap.tags_of(volume).get(snapshot_tags.KEY_RESTORE_ID) != restore_id]
+    if foreign:
+        raise restore_volumes.RestoreError("%s not made by restore %s (its %s tag differs); nothing removed"
+                                           % (", ".join(sorted(foreign)), restore_id, snapshot_tags.KEY_RESTORE_ID))
+    live = [i["InstanceId"] for i in instances if i["State"]["Name"] != "terminated"]
+    return (live[0] if live else None), sorted(volumes)
+
+
+def remove(module):
+    """state=absent: terminate the instance and delete the volumes one run of the restore created."""
+    params = module.params
+    client = ec2_client(module)
+    instance_id, volume_ids = check_removable(client, params["restore_id"], params["instance_id"], params["volume_ids"])
+    changed = bool(instance_id or volume_ids)
+    if module.check_mode:
+        return dict(changed=changed, terminated_instance_id=instance_id, deleted_volume_ids=volume_ids,
+                    undeleted_volume_ids=[])
+    cleanup = undo(client, {"launched": instance_id, "created": volume_ids}, params["wait_timeout"])
+    if cleanup["undeleted_volume_ids"]:
+        module.fail_json(msg="restore %s: could NOT delete %s: delete them by hand" % (params["restore_id"], ", ".join(
+            "%s, %s" % item for item in sorted(cleanup["undeleted_volume_ids"].items()))), **cleanup)
+    return dict(changed=changed, terminated_instance_id=cleanup["terminated_instance_id"],
+                deleted_volume_ids=cleanup["deleted_volume_ids"], undeleted_volume_ids=[])
 
 
 def failure_message(failure):
@@ -521,6 +595,9 @@ def failure_message(failure):
 
 def main():
     argument_spec = dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        instance_id=dict(type="str"),
+        volume_ids=dict(type="list", elements="str", default=[]),
         set_id=dict(type="str"),
         source_instance_id=dict(type="str"),
         point_in_time=dict(type="str"),
@@ -544,10 +621,11 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True,
                               mutually_exclusive=[("set_id", "point_in_time")],
-                              required_one_of=[("set_id", "source_instance_id")])
+                              required_if=[("state", "present", ("set_id", "source_instance_id"), True),
+                                           ("state", "absent", ("restore_id",))])
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
-        result = restore(module, now)
+        result = restore(module, now) if module.params["state"] == "present" else remove(module)
     except (restore_volumes.RestoreError, snapshot_tags.TagSchemaError) as error:
         module.fail_json(msg=str(error), created_volume_ids=[])
     except RestoreFailed as failure:

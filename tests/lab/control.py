@@ -105,6 +105,8 @@ class Lab:
         self.windows = WindowsFleet(self.blockstore, REGION, scheme=windows_scheme, auth=windows_auth)
         # The Windows hosts follow their disks through EC2's attach and detach events.
         self.volumes.subscribe(self.windows.volume_event)
+        # An instance started from a restored Windows root boots a Windows host of its own.
+        self.instance_states.subscribe(self.windows.instance_event)
         self.ssm = SsmBehaviour(self.windows)
         self.retention = RetentionBehaviour(self.blockstore, self.ebs, REGION)
         self.proxy.services.update(self.retention.services)

@@ -16,6 +16,9 @@ starts at once, in any state. :class:`InstanceStates` holds what the lab adds, f
   one is left as it is; ``stopping``, ``shutting-down`` and ``terminated`` answer ``IncorrectInstanceState``.
 
 Attaching at and detaching from the root device while the instance is not stopped is refused by lab.aws.volume_models.
+
+Every instance that reaches ``running``, ``stopped`` or ``terminated`` is an event (:meth:`InstanceStates.subscribe`):
+the Windows half boots a simulated Windows Server for an instance that starts from a restored Windows root volume.
 """
 
 import threading
@@ -46,6 +49,25 @@ class InstanceStates:
         self._changes = {}
         self._client_tokens = {}
         self._launching = threading.local()
+        self._listeners = []
+
+    def subscribe(self, listener):
+        """``listener(event)`` after an instance reached ``running``, ``stopped`` or ``terminated``: ``event``,
+        ``instance_id``, ``instance_type``, ``availability_zone``, ``private_ip``, ``root_device_name`` and
+        ``volumes`` (``{device: volume id}`` attached now)."""
+        with self.lock:
+            self._listeners.append(listener)
+
+    def notify(self, instance):
+        """Tell the listeners the state ``instance`` is in now (a transition finished)."""
+        if instance.state not in ("running", "stopped", "terminated"):
+            return
+        event = {"event": instance.state, "instance_id": instance.id, "instance_type": instance.instance_type,
+                 "availability_zone": instance.placement.zone, "private_ip": instance.private_ip,
+                 "root_device_name": instance.root_device_name,
+                 "volumes": {device: mapping.volume_id for device, mapping in instance.block_device_mapping.items()}}
+        for listener in list(self._listeners):
+            listener(event)
 
     def reset(self):
         with self.lock:
@@ -66,6 +88,7 @@ class InstanceStates:
         """``instance`` shows ``state`` for ``seconds``, then ``finish(instance)`` (moto's own transition) runs."""
         if seconds <= 0:
             finish(instance)
+            self.notify(instance)
             return
         instance._state.name = state  # pylint: disable=protected-access
         instance._state.code = STATE_CODES[state]  # pylint: disable=protected-access
@@ -82,6 +105,7 @@ class InstanceStates:
                 if now >= change["until"]:
                     del self._changes[instance_id]
                     change["finish"](change["instance"])
+                    self.notify(change["instance"])
 
     @staticmethod
     def _state_of(instance):
@@ -138,6 +162,8 @@ class InstanceStates:
             for instance in reservation.instances:
                 if self.settings.pending_seconds > 0:
                     self._enter(instance, "pending", lambda launched: launched.start(), self.settings.pending_seconds)
+                else:
+                    self.notify(instance)
             if client_token:
                 self._client_tokens[client_token] = (reservation.id, parameters)
             return reservation

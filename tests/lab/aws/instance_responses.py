@@ -1,5 +1,5 @@
 """Where the lab's instance behaviour (lab.aws.instance_models) plugs into moto: the RunInstances, StopInstances and
-StartInstances API calls, and in moto's backend (so seeded instances get it too) the default subnet and security group
+StartInstances API calls, TerminateInstances' instance event, and in moto's backend (so seeded instances get it too) the default subnet and security group
 of an instance launched without them and the private address of a terminated instance set free. moto's other uses of its backend stay as they are."""
 
 from moto.core.responses import ActionResult
@@ -9,6 +9,7 @@ from moto.ec2.responses.instances import InstanceResponse
 
 ORIGINAL_RUN = InstanceResponse.run_instances
 ORIGINAL_BACKEND_RUN = InstanceBackend.run_instances
+ORIGINAL_TERMINATE = InstanceBackend.terminate_instances
 
 
 def _claim_address(subnet, address):
@@ -67,7 +68,16 @@ def _patch_requests(behaviour):
         """moto passes Encrypted as it misreads it and drops Iops and Throughput: the model reads the mapping."""
         behaviour.block_device(self, size, device_path, snapshot_id, delete_on_termination, volume_type)
 
+    def terminate_instances(backend, instance_ids):
+        """moto's termination, then the instance event (the Windows host of the instance goes down)."""
+        terminated = ORIGINAL_TERMINATE(backend, instance_ids)
+        with behaviour.lock:
+            for instance, _previous in terminated:
+                behaviour.notify(instance)
+        return terminated
+
     InstanceResponse.run_instances = run_instances
+    InstanceBackend.terminate_instances = terminate_instances
     InstanceBackend.run_instances = _run_in_default_group
     Instance.add_block_device = add_block_device
     InstanceResponse.stop_instances = stop_instances

@@ -318,7 +318,10 @@ class SqlApplication:
         self.journal.initialize()
 
     def service_changed(self, name, status):
-        if name != SQL_SERVICE or self.journal is None:
+        if name != SQL_SERVICE:
+            return
+        if self.journal is None:
+            self._open_restored(status)
             return
         if status == "Stopped":
             self.journal.stop_background()
@@ -329,6 +332,14 @@ class SqlApplication:
             with self.journal.latch:
                 self.journal.data_volume, self.journal.log_volume = data.content, log.content
                 self.journal._tail_cache = None  # pylint: disable=protected-access
+
+    def _open_restored(self, status):
+        """A host booted from restored volumes (lab.windows.restored) was never seeded: SQL Server opens the database
+        on whatever D: and E: hold when its service starts."""
+        data = self.server.storage.find_volume("D:")
+        log = self.server.storage.find_volume("E:")
+        if status == "Running" and data is not None and log is not None:
+            self.journal = Journal(data.content, log.content)
 
     def write_transaction(self, changes=None):
         """One transaction (log on E:, then data on D:); returns its LSN."""

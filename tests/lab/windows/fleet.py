@@ -7,6 +7,9 @@ and share one certificate authority. :meth:`WindowsFleet.sync` after a reseed ke
 name survived (same port), swaps its model for the new instance, and clears its faults, replays and counters.
 :meth:`WindowsFleet.volume_event` is the fleet's subscription to the AWS half's attach and detach events (the lab
 wires it; this half imports nothing of the other): the host of the instance sees the disk appear or go.
+:meth:`WindowsFleet.instance_event` is its subscription to the instance events: an instance the lab did not seed that
+starts from a restored Windows root volume boots a simulated Windows Server of its own (lab.windows.restored), which
+goes down when the instance stops or terminates.
 """
 
 import threading
@@ -16,6 +19,7 @@ from lab.winrm import CertificateAuthority, WinRMServer
 
 from .host import LabWindowsHost
 from .model import WindowsServer
+from .restored import loopback_address, restored_server
 from .routes import ControlError, WindowsControl
 
 START_WORKERS = 16
@@ -35,6 +39,8 @@ class WindowsFleet:
         self.password = password
         self.hosts = {}
         self.servers = {}
+        # The seeded instances by computer name: what a restored root volume boots as.
+        self.seeded = {}
         self._certificate_authority = None
         self._lock = threading.RLock()
         self.control = WindowsControl(self)
@@ -49,7 +55,7 @@ class WindowsFleet:
             self._certificate_authority = CertificateAuthority()
         return self._certificate_authority
 
-    def _new_server(self, host, instance):
+    def _new_server(self, host, instance, address="127.0.0.1", port=0):
         scheme, auth = self._endpoint_options(instance)
         return WinRMServer(
             host,
@@ -59,6 +65,8 @@ class WindowsFleet:
             scheme=scheme,
             auth=auth,
             certificate_authority=self._authority() if scheme == "https" else None,
+            address=address,
+            port=port,
         )
 
     def build_model(self, instance):
@@ -68,6 +76,7 @@ class WindowsFleet:
         """Models and endpoints for exactly these seeded instances (start, or rebuild after a reseed)."""
         with self._lock:
             models = {instance["name"]: self.build_model(instance) for instance in instances}
+            self.seeded = {models[instance["name"]].hostname: instance for instance in instances}
             wanted = {instance["name"]: instance for instance in instances}
             for name in list(self.servers):
                 if name not in wanted or self._endpoint_options(wanted[name]) != (self.servers[name].scheme, self.servers[name].auth):
@@ -122,6 +131,33 @@ class WindowsFleet:
             model.volume_attached(event["volume_id"], event["device"])
         elif event["event"] == "detached":
             model.volume_detached(event["volume_id"])
+
+    def instance_event(self, event):
+        """An instance reached ``running``, ``stopped`` or ``terminated`` (lab.aws.instance_models): one the lab did
+        not seed boots from its restored root (behind the original's port at its private IP's loopback address), and
+        goes down when it stops or terminates. Seeded hosts are not affected."""
+        with self._lock:
+            seeded = any(instance["instance_id"] == event["instance_id"] for instance in self.seeded.values())
+            if seeded:
+                return
+            if event["event"] != "running":
+                self._stop_one(event["instance_id"])
+                return
+            if event["instance_id"] in self.hosts:
+                return
+            model = restored_server(event, self.blockstore, self.region, self.seeded)
+            if model is None:
+                return
+            original = self.servers.get(self.seeded[model.hostname]["name"])
+            host = LabWindowsHost(model)
+            address = loopback_address(event["private_ip"])
+            try:
+                server = self._new_server(host, self.seeded[model.hostname], address, original.port if original else 0)
+                server.start()
+            except OSError:
+                server = self._new_server(host, self.seeded[model.hostname], address)
+                server.start()
+            self.hosts[event["instance_id"]], self.servers[event["instance_id"]] = host, server
 
     # ---------------------------------------------------------------------------------------------- access
     def host(self, name):
