@@ -15,12 +15,13 @@ the other shared names, the keys of the error document and of the raw facts), an
 reads the script as the transport sends it and fails when they disagree. Like the agent, the twin answers raw facts and
 decides no session state: it models the host, and never imports the collection's Python. :mod:`.read_ops` answers
 ``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops and ``sessions``;
-:mod:`.restore_ops` the restore ops (disks online and offline, revert, expose, services).
+:mod:`.restore_ops` the restore ops (disks online and offline, revert, expose, services); :mod:`.files_ops` the
+file copy of a file-level restore (robocopy).
 """
 
 import time
 
-from . import read_ops, restore_ops, session_ops
+from . import files_ops, read_ops, restore_ops, session_ops
 from .protocol import BATCH_OP, PROTOCOL, READ_OPS, SESSION_OPS, AgentError, answer, error_document, get_property, parse_request
 
 # op -> (handler, the function of the .ps1 that answers it: the error document's ``where``).
@@ -42,6 +43,7 @@ OPERATIONS = {
     "shadow_revert": (restore_ops.shadow_revert, "Invoke-ShadowRevert"),
     "shadow_expose": (restore_ops.shadow_expose, "Invoke-ShadowExpose"),
     "service_set": (restore_ops.service_set, "Invoke-ServiceSet"),
+    "files_copy": (files_ops.files_copy, "Invoke-FilesCopy"),
 }
 
 
