@@ -31,12 +31,13 @@ class ActionModule(AgentAction):
         "batch_size": {"type": "int", "default": 8},
         "fail_on_not_found": {"type": "bool", "default": True},
     }
-    ARGUMENT_RULES = {"mutually_exclusive": [("target", "in_place")], "required_one_of": [("target", "in_place")]}
 
     def run_on_host(self, args, transport, result, task_vars):
         self.require_at_least(args, 1, "batch_size")
         if args["batch_size"] > MAX_BATCH_PATHS:
             raise TaskFailure(f"batch_size may be {MAX_BATCH_PATHS} at most, not {args['batch_size']}")
+        if args["in_place"] == bool(args["target"]):
+            raise TaskFailure("give either target (a folder) or in_place=true")
         reading = {file_restore.clean_path(source["volume_path"]): file_restore.clean_path(source["read_from"])
                    for source in args["sources"]}
         target = None if args["in_place"] else file_restore.clean_path(args["target"] or "")

@@ -55,7 +55,7 @@ options:
     description:
       - The folder the paths are copied into, each under a folder named by its drive letter (C(D:\Shares\Finance)
         goes to C(<target>\D\Shares\Finance)). A local folder or a share (C(\\server\share\folder)).
-      - Exactly one of O(target) and O(in_place).
+      - Give either O(target) or O(in_place=true).
     type: str
   in_place:
     description: Copy each path back to where it was on this host.
