@@ -5,7 +5,8 @@ read-only - with their data, time stamps, security and owner.
 
 The decisions (which volume holds a path, robocopy's arguments, what its answers mean) are
 plugin_utils/file_restore.py's. Paths go in bounded batches, one round trip each, and the plugin prints the progress
-between them, so a large restore shows how far it got. Documentation: plugins/modules/win_restore_files.py.
+between them (on standard error, so that a machine-readable callback on standard output stays intact), so a large
+restore shows how far it got. Documentation: plugins/modules/win_restore_files.py.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class ActionModule(AgentAction):
             self._display.display(
                 f"{transport.host}: restored {len(entries)}/{len(plans)} paths, "
                 f"{sum(entry['files_copied'] for entry in entries)} files, "
-                f"{sum(entry['bytes_copied'] for entry in entries)} bytes")
+                f"{sum(entry['bytes_copied'] for entry in entries)} bytes", stderr=True)
         self._summarise(result, entries, args)
 
     @staticmethod

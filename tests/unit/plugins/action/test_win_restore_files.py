@@ -69,7 +69,7 @@ def test_a_deleted_folder_and_a_wildcard_come_back_into_the_target_with_their_me
     assert model.files.info(FINANCE)["exists"] is False, "the live volume is not touched"
     assert result["round_trips"] == 2 and (result["files_copied"], result["changed"]) == (3, True)
     assert [request["op"] for request in connection.host.requests] == ["files_copy", "files_copy"]
-    shown = capsys.readouterr().out
+    shown = capsys.readouterr().err
     assert "restored 1/2 paths, 2 files, 20 bytes" in shown and "restored 2/2 paths, 3 files, 24 bytes" in shown
 
 
