@@ -101,32 +101,48 @@ def test_a_deleted_folder_comes_back_byte_for_byte_with_its_acls_and_times_into_
     assert result["cleanup"]["left_volume_ids"] == [] and len(result["cleanup"]["deleted_volume_ids"]) == 1
 
 
-def test_in_place_overwrites_only_with_the_flag(lab, ansible_playbook, inventory, tmp_path):
-    before = shadow_backup_of_finance(lab, ansible_playbook, inventory, tmp_path)
-    edited = FINANCE + "\\q1.xlsx"
-    lab.write_file(SQL, edited, "edited after the backup")
-    run, report = files_restore(lab, ansible_playbook, inventory, tmp_path, restore_allow_resign=True,
-                                restore_files=[edited])
-    assert run.rc == 0, run.stdout
-    assert lab.read_file(SQL, edited)["text"] == "edited after the backup", "without the flag the live file stays"
-    assert lab.read_file(SQL, TARGET + "\\q1.xlsx")["text"] == "q1-figures"
+def crash_backup_of_finance(lab, ansible_playbook):
+    """Finance on D:, a crash set of D:+E: (faster than a shadow backup; its files are read from the read-only volume):
+    what Finance was."""
+    seed_finance(lab, SQL)
+    before = finance_as_it_is(lab, SQL, FINANCE)
+    crash_set(lab, ansible_playbook, "sql-backup", device_names=["xvdb", "xvdc"],
+              volume_metadata={"xvdb": {"paths": ["D:\\"]}, "xvdc": {"paths": ["E:\\"]}})
+    lab.volumes(creating_seconds=0.2, attaching_seconds=0.2, detaching_seconds=0.2)
+    return before
 
+
+def test_in_place_with_the_flag_overwrites_the_live_files(lab, ansible_playbook, inventory, tmp_path):
+    """Without the flag nothing goes in place (the first test: the live folder stays deleted); with it, the paths go
+    back where they were, overwriting."""
+    before = crash_backup_of_finance(lab, ansible_playbook)
+    lab.write_file(SQL, FINANCE + "\\q1.xlsx", "edited after the backup")
+    lab.remove_files(SQL, FINANCE + "\\2025")
+    lab.set_file_info(SQL, FINANCE, modified="2026-11-30T00:00:00Z")
     volumes, attachments = set(volumes_of(lab)), lab.attachments()
     run, report = files_restore(lab, ansible_playbook, inventory, tmp_path, restore_allow_resign=True,
                                 restore_files_overwrite=True)
     assert run.rc == 0, run.stdout
     (result,) = report["hosts"]
+    assert (result["status"], result["consistency"], result["target"]) == ("ok", "crash", ""), result
     (copied,) = result["files"]
-    assert (copied["status"], copied["destination"], result["target"]) == ("copied", FINANCE, "")
+    assert (copied["status"], copied["destination"], copied["files_copied"]) == ("copied", FINANCE, len(FILES))
     after = finance_as_it_is(lab, SQL, FINANCE)
-    assert after["files"] == before["files"], "back in place with their metadata, the edited file overwritten"
+    for relative, wanted in before["files"].items():
+        got = after["files"][relative]
+        assert got["data"] == wanted["data"], "the edited file is overwritten, the deleted ones are back"
+        for field in ("owner", "protected", "created", "modified", "size"):
+            assert got[field] == wanted[field], (relative, field)
+        assert [e for e in got["access"] if not e["inherited"]] == [e for e in wanted["access"] if not e["inherited"]]
     assert after["folders"]["\\2025"] == before["folders"]["\\2025"], "a folder that was gone comes back with its own"
-    assert after["folders"][""]["owner"] == ADMINISTRATORS, "a folder that exists keeps its own metadata"
+    assert after["folders"][""]["modified"] == "2026-11-30T00:00:00Z", "a folder that exists keeps its own metadata"
+    assert [e["inherited"] for e in after["files"]["\\q1.xlsx"]["access"]][-1] is True, "inherited from where it lands"
     assert_no_volume_left(lab, volumes, attachments)
 
 
 def test_a_copy_failing_halfway_fails_and_still_deletes_the_temporary_volumes(lab, ansible_playbook, inventory, tmp_path):
-    shadow_backup_of_finance(lab, ansible_playbook, inventory, tmp_path)
+    crash_backup_of_finance(lab, ansible_playbook)
+    lab.remove_files(SQL, FINANCE)
     volumes, attachments = set(volumes_of(lab)), lab.attachments()
     lab.configure_host(SQL, copy_fail_after_files=1)
     run, report = files_restore(lab, ansible_playbook, inventory, tmp_path, restore_allow_resign=True)
@@ -145,9 +161,7 @@ def test_a_copy_failing_halfway_fails_and_still_deletes_the_temporary_volumes(la
     ({"restore_allow_resign": False}, "would have the same disk ids"),
 ])
 def test_bad_inputs_are_refused_with_nothing_created(lab, ansible_playbook, inventory, tmp_path, variables, expected):
-    seed_finance(lab, SQL)
-    crash_set(lab, ansible_playbook, "sql-backup", device_names=["xvdb", "xvdc"],
-              volume_metadata={"xvdb": {"paths": ["D:\\"]}, "xvdc": {"paths": ["E:\\"]}})
+    crash_backup_of_finance(lab, ansible_playbook)
     volumes, attachments = set(volumes_of(lab)), lab.attachments()
     run, report = files_restore(lab, ansible_playbook, inventory, tmp_path, **dict({"restore_allow_resign": True}, **variables))
     assert run.rc != 0
