@@ -19,9 +19,9 @@ version_added: 0.1.0
 description:
   - Copies each of O(paths) - a file, a folder with everything below it, or a wildcard in the last part (the matching
     files of that folder) - from where its volume is read on this host (O(sources)) into O(target), or back to where
-    it was (O(in_place=true)). The source is an exposed VSS shadow copy (C(shadow) sets: see
+    it was (O(in_place=true)). The source is an exposed VSS shadow copy (C(shadow) sets, see
     M(shadowsnap.ec2.win_vss_shadow_restore)) or a restored volume mounted read-only (M(shadowsnap.ec2.win_ebs_disk)).
-  - The copy is C(robocopy) with C(/COPY:DATSO /DCOPY:DAT /B /XJ): data, attributes, time stamps (created and last
+  - The copy is C(robocopy) with C(/COPY:DATSO /DCOPY:DAT /B /XJ) - data, attributes, time stamps (created and last
     written), the explicit access entries and the inheritance setting, the owner; folders with their time stamps;
     backup mode, so files whose ACLs deny the administrators are read too; junctions are not followed. Inherited
     entries come from the destination's folders, as in any copy on Windows.
