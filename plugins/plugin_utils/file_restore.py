@@ -139,6 +139,13 @@ def parse_output(text: str) -> dict:
     return {"summary": summary, "failures": failures}
 
 
+def _source_missing(failures: list[dict], source: str) -> bool:
+    """Whether a fatal run's failures only say that its source folder does not exist (the path is not of this kind)."""
+    return bool(failures) and all(failure["code"] in NOT_FOUND_CODES and failure["path"]
+                                  and clean_path(failure["path"]).lower() == clean_path(source).lower()
+                                  for failure in failures)
+
+
 def judge_path(path: str, destination: str, answers: list[dict], jobs: list[dict], overwrite: bool) -> dict:
     """One path's entry of the result from the answers of its robocopy runs: ``status`` (``copied``, ``not_found``
     or ``failed``), files and bytes copied, what was skipped and why, the failures."""
@@ -152,7 +159,7 @@ def judge_path(path: str, destination: str, answers: list[dict], jobs: list[dict
         parsed = parse_output(answer.get("output"))
         summary = parsed["summary"]
         if code & FATAL_BIT:
-            if not all(failure["code"] in NOT_FOUND_CODES for failure in parsed["failures"]) or not parsed["failures"]:
+            if not _source_missing(parsed["failures"], job["arguments"][0]):
                 entry["failures"] += parsed["failures"] or [{"code": None, "hresult": None, "path": None,
                                                              "message": f"robocopy exited with {code}: {answer.get('output')}"}]
             continue

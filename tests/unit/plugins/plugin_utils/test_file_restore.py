@@ -82,7 +82,9 @@ def answer(text, code):
     return {"command": "robocopy.exe", "exit_code": code, "output": text}
 
 
-NOT_FOUND = "2026/12/02 02:14:00 ERROR 2 (0x00000002) Accessing Source Directory S:\\x\\\r\nThe system cannot find the file specified.\r\n"
+NOT_FOUND = "2026/12/02 02:14:00 ERROR 2 (0x00000002) Accessing Source Directory S:\\a\\\r\nThe system cannot find the file specified.\r\n"
+NO_DESTINATION = ("2026/12/02 02:14:00 ERROR 3 (0x00000003) Creating Destination Directory Q:\\R\\D\\a\\\r\n"
+                  "The system cannot find the path specified.\r\n")
 # A folder that exists with no file of the name: robocopy finds nothing to copy.
 NOTHING = ("\r\n------------------------------------------------------------------------------\r\n\r\n"
            "               Total    Copied   Skipped  Mismatch    FAILED    Extras\r\n"
@@ -102,5 +104,8 @@ def test_a_path_is_judged_from_both_runs():
     fatal = file_restore.judge_path("D:\\a", "C:\\R\\D\\a", [answer("ERROR : Invalid Parameter #3", 16), answer(NOT_FOUND, 16)],
                                     jobs, False)
     assert fatal["status"] == "failed" and "Invalid Parameter" in fatal["failures"][0]["message"]
+    no_destination = file_restore.judge_path("D:\\a", "Q:\\R\\D\\a", [answer(NOTHING, 0), answer(NO_DESTINATION, 16)],
+                                             jobs, False)
+    assert no_destination["status"] == "failed", "a destination that cannot be made is no missing source"
     silent = file_restore.judge_path("D:\\a", "C:\\R\\D\\a", [answer("", 8), answer(NOT_FOUND, 16)], jobs, False)
     assert silent["status"] == "failed" and "without its summary" in silent["failures"][0]["message"]
