@@ -328,4 +328,3 @@ def effective_access(security, relative):
         if parent["protected"]:
             break
     return entries
-
