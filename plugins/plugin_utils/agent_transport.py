@@ -76,7 +76,7 @@ AGENT_DIRECTORY = Path(__file__).resolve().parent / "agent"
 # The agent script's parts: the frame (the protocol header, the shared helpers, the dispatch) holds the line
 # PARTS_MARKER, where the generated constants, the C# helper and the other parts go, in this order.
 AGENT_FRAME = "shadowsnap_agent.ps1"
-AGENT_PARTS = ("read_ops.ps1", "session_ops.ps1", "restore_ops.ps1")
+AGENT_PARTS = ("read_ops.ps1", "session_ops.ps1", "restore_ops.ps1", "files_ops.ps1")
 VOLUME_EXTENTS_SOURCE = "VolumeExtents.cs"
 PARTS_MARKER = "# @shadowsnap-agent-parts@"
 
@@ -99,6 +99,7 @@ AGENT_OPS = {
     "shadow_revert": "Invoke-ShadowRevert",
     "shadow_expose": "Invoke-ShadowExpose",
     "service_set": "Invoke-ServiceSet",
+    "files_copy": "Invoke-FilesCopy",
 }
 # Ops that only read: safe to repeat after a lost answer. A batch is a read when every op in it is one.
 READ_OPS = ("facts", "storage", "writers", "shadows", "sessions")

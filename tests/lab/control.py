@@ -64,6 +64,7 @@ def seed_instances(ec2, topology):
             InstanceType=host["instance_type"],
             BlockDeviceMappings=mappings,
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": host["name"]}]}],
+            **({"Placement": {"AvailabilityZone": host["availability_zone"]}} if host.get("availability_zone") else {}),
         )
         instance = reservation["Instances"][0]
         attached = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]}
@@ -418,6 +419,20 @@ class LabClient(RetentionLabClient, CopyLabClient):
 
     def read_file(self, name, path):
         return self._call("GET", "/windows/%s/files?path=%s" % (name, urllib.parse.quote(path)))
+
+    def remove_files(self, name, path):
+        """Remove-Item -Recurse of a host's file or folder (its files and their NTFS metadata)."""
+        return self._call("DELETE", "/windows/%s/files?path=%s" % (name, urllib.parse.quote(path)))
+
+    def set_file_info(self, name, path, **fields):
+        """A file's or folder's own NTFS metadata on a host: ``owner`` (SID), ``aces`` (explicit entries: ``identity``,
+        ``rights``, ``type``, ``inheritance``), ``protected`` (inheritance off), ``created``, ``modified`` (ISO)."""
+        return self._call("PUT", "/windows/%s/file_info" % name, dict(fields, path=path))
+
+    def file_info(self, name, path):
+        """What Windows shows of a file or folder: exists, folder, size, owner, protected, times and ``access`` (the
+        explicit and inherited entries, each with ``inherited``)."""
+        return self._call("GET", "/windows/%s/file_info?path=%s" % (name, urllib.parse.quote(path)))
 
     # The shadow engine's lab side (see docs/lab-windows.md "The shadow engine").
     def read_file_bytes(self, name, path):

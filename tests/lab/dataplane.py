@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 class VolumeImage:
     """Files (path -> bytes) on a volume, the shadow copies (shadow id -> frozen files) stored in it, and what its
     disk says about itself (``disk``: partition style, disk GUID, volume GUID, label, size, as written on the disk):
-    a volume created from a snapshot carries the identity of the disk the snapshot was taken of."""
+    a volume created from a snapshot carries the identity of the disk the snapshot was taken of. ``security`` holds
+    the NTFS metadata of files and folders that have their own (path -> owner, explicit entries, inheritance,
+    timestamps: lab.windows.files); ``shadow_security`` the same, frozen with each shadow copy."""
 
     files: dict = field(default_factory=dict)
     shadows: dict = field(default_factory=dict)
     disk: dict = field(default_factory=dict)
+    security: dict = field(default_factory=dict)
+    shadow_security: dict = field(default_factory=dict)
 
     def clone(self):
         return copy.deepcopy(self)

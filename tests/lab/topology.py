@@ -10,6 +10,7 @@ Each host's ``windows`` entry describes the simulated Windows Server behind its 
 ``sql_system_databases`` (``D:``: master, model and msdb relocated beside the user databases, the default; ``C:``:
 where SQL Server Setup leaves them, see :func:`sql_default_install_topology`), ``aws_vss_components`` (version or
 None), ``imds``, ``writer_states``, ``shadow_storage``, ``clock_offset_seconds`` and ``winrm`` (scheme, auth).
+A host may name its ``availability_zone`` (default: the Region's first, as RunInstances chooses without a placement).
 A volume may carry ``span: {"name": ..., "kind": "storage_pool" | "dynamic"}`` (one Windows volume over several EBS
 volumes), ``offline: true``, and a ``drive`` that is a letter (``D:``) or a mount folder (``C:\\Mounts\\Data``).
 The default topology has a SQL Server host (tests set its SqlServerWriter to a failed state at run time), a Japanese

@@ -7,6 +7,12 @@ created one (:meth:`FileSystem.create_folder`). A created folder keeps its creat
 reparse point, IO_REPARSE_TAG_MOUNT_POINT) keeps its target, and every path under it reads and writes under the
 target, as Windows follows it.
 
+Files and folders on a volume may carry NTFS metadata of their own (:meth:`FileSystem.set_info`, kept in the volume's
+image so that snapshots, clones and shadow copies carry it): an owner, explicit access entries, whether inheritance is
+off (``protected``) and the creation and last-write times. :meth:`FileSystem.info` answers what Windows shows: the
+owner, the explicit entries and those inherited from the folders above (each with its ``inherited`` flag), up to a
+protected folder or the volume's root, whose entries are the defaults of an NTFS volume.
+
 Any local user may create folders in ``%ProgramData%`` (its ACL gives BUILTIN\Users "create folders / append data" and
 CREATOR OWNER full control of what they create), so a folder that SYSTEM will run files from may exist before the
 agent creates it: owned by that user, with entries of its own, or as a junction elsewhere. :meth:`FileSystem.make_hostile`
@@ -30,11 +36,31 @@ JUNCTION_TAG = "IO_REPARSE_TAG_MOUNT_POINT"
 MAX_JUNCTIONS = 8
 HOSTILE_KINDS = ("foreign_owner", "junction", "extra_ace")
 HOSTILE_JUNCTION_TARGET = "C:\\Users\\Public\\shadowsnap"
+INFO_FIELDS = ("owner", "aces", "protected", "created", "modified")
 
 
 def ace(identity, rights="FullControl", inheritance=FULL_INHERITANCE, kind="Allow"):
     """An explicit access entry: ``identity`` (a SID), ``rights`` (FileSystemRights), ``type``, ``inheritance``."""
     return {"identity": identity, "rights": rights, "type": kind, "inheritance": inheritance}
+
+
+# The entries of an NTFS volume's root that its files and folders inherit.
+VOLUME_ROOT_ACES = (ace(SYSTEM), ace(ADMINISTRATORS), ace(USERS, "ReadAndExecute"))
+
+
+@dataclass
+class Tree:
+    """What a path reads from: the files and NTFS metadata of a volume, or of an exposed shadow copy (read-only), and
+    the path's place in it (``relative``, no leading backslash)."""
+
+    files: dict
+    security: dict
+    relative: str
+    content: object = None
+
+    @property
+    def writable(self):
+        return self.content is not None
 
 
 @dataclass
@@ -104,7 +130,48 @@ class FileSystem:
                 return volume, path[len(access):]
         return volume, ""
 
+    def tree(self, path):
+        """The :class:`Tree` that ``path`` reads from; ValueError when no volume or exposure holds it."""
+        exposed = self.server.shadows.exposed_path(path)
+        if exposed is not None:
+            shadow_id, relative = exposed
+            return Tree(self.server.shadows.content(shadow_id) or {}, self.server.shadows.security(shadow_id) or {},
+                        normalize(relative).rstrip("\\"))
+        volume, relative = self.resolve(path)
+        return Tree(volume.content.files(), volume.content.security(), normalize(relative).rstrip("\\"), volume.content)
+
     # ------------------------------------------------------------------------------------------------ files
+    def set_info(self, path, **fields):
+        """A file's or folder's own NTFS metadata (``owner`` SID, explicit ``aces``, ``protected``, ``created`` and
+        ``modified`` ISO times): the fields given replace those it had."""
+        unknown = set(fields) - set(INFO_FIELDS)
+        if unknown:
+            raise ValueError("unknown file metadata %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(INFO_FIELDS)))
+        tree = self.tree(path)
+        if not tree.writable:
+            raise ValueError("%s: %s is on a read-only shadow copy" % (self.server.name, path))
+        record = own_record(tree.security, tree.relative)
+        record.update({name: value for name, value in fields.items() if value is not None})
+        record["aces"] = [dict(entry) for entry in record["aces"]]
+        tree.content.set_security(tree.relative, record)
+        return self.info(path)
+
+    def info(self, path):
+        """What Windows shows of a file or folder: ``exists``, ``folder``, ``size``, ``owner``, ``protected``,
+        ``created``, ``modified`` and ``access`` (explicit entries first, then the inherited ones, each with
+        ``inherited``)."""
+        tree = self.tree(path)
+        key = tree.relative.lower()
+        data = next((value for name, value in tree.files.items() if name.lower() == key), None)
+        folder = data is None and (key == "" or any(name.lower().startswith(key + "\\") for name in tree.files)
+                                   or key in tree.security)
+        record = own_record(tree.security, tree.relative)
+        return {"path": path, "exists": data is not None or folder, "folder": folder,
+                "size": len(data) if data is not None else None, "owner": record["owner"],
+                "owner_name": self.account(record["owner"]), "protected": record["protected"],
+                "created": record["created"], "modified": record["modified"],
+                "access": effective_access(tree.security, tree.relative)}
+
     def write(self, path, data):
         volume, relative = self.resolve(path)
         volume.content.write(relative, data)
@@ -158,9 +225,15 @@ class FileSystem:
                        if key.startswith(real)})
 
     def remove_tree(self, path):
-        """Remove-Item -Recurse: the folder, its files and the folders under it."""
+        """Remove-Item -Recurse: the folder, its files (with their metadata) and the folders under it."""
         for name in self.list(path):
             self.delete(name)
+        volume, relative = self.resolve(path)
+        prefix = normalize(relative).rstrip("\\").lower()
+        with self.server.blockstore.locked():
+            security = volume.content.image(0).security
+            for key in [k for k in security if prefix and (k == prefix or k.startswith(prefix + "\\"))]:
+                del security[key]
         key = self._folder_path(path).lower()
         with self.server.lock:
             for folder_key in [k for k in self.folders if k == key or k.startswith(key + "\\")]:
@@ -229,3 +302,29 @@ class FileSystem:
         below = sorted(folder.path for key, folder in self.folders.items() if key.startswith(real.lower() + "\\"))
         return {"root": self.describe_folder(root),
                 "folders": [self.describe_folder(root.rstrip("\\") + path[len(real):]) for path in below]}
+
+
+def own_record(security, relative):
+    """The metadata a file or folder has of its own (the defaults when it has none): owner, explicit entries,
+    protected, created, modified."""
+    record = security.get(relative.rstrip("\\").lower()) or {}
+    return {"owner": record.get("owner", ADMINISTRATORS), "aces": [dict(entry) for entry in record.get("aces", [])],
+            "protected": bool(record.get("protected", False)), "created": record.get("created"),
+            "modified": record.get("modified")}
+
+
+def effective_access(security, relative):
+    """The entries Windows shows for a path: its explicit ones, then those it inherits from each folder above that
+    passes them on, up to a protected folder or the volume's root."""
+    own = own_record(security, relative)
+    entries = [dict(entry, inherited=False) for entry in own["aces"]]
+    if own["protected"]:
+        return entries
+    parts = [part for part in relative.split("\\") if part]
+    for depth in range(len(parts) - 1, -1, -1):
+        parent = own_record(security, "\\".join(parts[:depth]))
+        parent_aces = parent["aces"] if depth else parent["aces"] or [dict(entry) for entry in VOLUME_ROOT_ACES]
+        entries += [dict(entry, inherited=True) for entry in parent_aces if entry.get("inheritance", "None") != "None"]
+        if parent["protected"]:
+            break
+    return entries

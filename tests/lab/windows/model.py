@@ -31,7 +31,7 @@ from .writers import VssEvents, VssFaults, Writers
 
 SETTINGS = ("imds", "aws_vss_components_version", "agent_code_page", "tool_delay_seconds", "locale",
             "diskshadow_failure_exit_code", "clock_offset_seconds", "san_policy", "vssadmin_revert",
-            "shadow_loss_on_attach", "follow_attachments")
+            "shadow_loss_on_attach", "follow_attachments", "copy_fail_after_files")
 # What ``vssadmin revert shadow`` answers for a persistent shadow copy that is not client-accessible (diskshadow's
 # context): undocumented (FACTS.md "Revert"), so a lab setting, and the product is tested against both.
 VSSADMIN_REVERT_ANSWERS = ("accept", "refuse")
@@ -88,6 +88,9 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
         self.shadow_loss_on_attach = bool(config.get("shadow_loss_on_attach", False))
         # False: Windows has not noticed EC2's attach and detach changes yet (no rescan): the disks stay as they are.
         self.follow_attachments = bool(config.get("follow_attachments", True))
+        # robocopy fails every file copy (disk full) once this many files were copied since it was set (None: never).
+        self.copy_fail_after_files = config.get("copy_fail_after_files")
+        self.files_copied = 0
         self.files = FileSystem(self)
         self.sql_system_databases = config.get("sql_system_databases", "D:")
         self.writers = Writers(self, writer_specs(self.applications, self.hostname, self.sql_system_databases))
@@ -164,6 +167,9 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
                     self.shadow_loss_on_attach = bool(value)
                 elif key == "follow_attachments":
                     self.follow_attachments = bool(value)
+                elif key == "copy_fail_after_files":
+                    self.copy_fail_after_files = None if value is None else int(value)
+                    self.files_copied = 0
                 else:
                     raise ValueError("unknown host setting %r (known: %s)" % (key, ", ".join(SETTINGS)))
             return self.settings()
@@ -181,6 +187,7 @@ class WindowsServer:  # pylint: disable=too-many-instance-attributes
             "vssadmin_revert": self.vssadmin_revert,
             "shadow_loss_on_attach": self.shadow_loss_on_attach,
             "follow_attachments": self.follow_attachments,
+            "copy_fail_after_files": self.copy_fail_after_files,
         }
 
     def volume_attached(self, volume_id, device):

@@ -136,6 +136,15 @@ class WindowsControl:
                 data = model.files.read(query.get("path", [""])[0])
                 return {"exists": data is not None, "text": data.decode("utf-8", "replace") if data is not None else None,
                         "base64": base64.b64encode(data).decode("ascii") if data is not None else None}
+            if method == "DELETE":
+                model.files.remove_tree(_first(query, "path"))
+                return {"path": _first(query, "path")}
+        if action == "file_info":
+            if method == "PUT":
+                fields = dict(request)
+                return model.files.set_info(fields.pop("path"), **fields)
+            if method == "GET":
+                return model.files.info(_first(query, "path"))
         result = self._route_shadow_engine(method, action, parts, request, query, model)
         if result is not None:
             return result

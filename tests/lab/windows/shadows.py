@@ -156,6 +156,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                 diff_volume = storage.volume_by_guid(self.association(volume)["diff"])
                 image = diff_volume.content.image(0)
                 image.shadows[shadow_id] = volume.content.files()
+                image.shadow_security[shadow_id] = volume.content.security()
                 image.files[diff_area_path(shadow_id)] = json.dumps(record, sort_keys=True).encode("utf-8")
                 created.append({"id": shadow_id, "volume": volume.unique_id})
             return {"set_id": set_id, "shadows": created}
@@ -200,6 +201,15 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                     return dict(frozen)
         return None
 
+    def security(self, shadow_id):
+        """The NTFS metadata frozen with a shadow copy (lower-case path -> record), or None."""
+        with self._blockstore.locked():
+            for volume in self.server.storage.volumes:
+                image = volume.content.image(0)
+                if shadow_id in image.shadows:
+                    return {path: dict(record) for path, record in image.shadow_security.get(shadow_id, {}).items()}
+        return None
+
     def delete(self, shadow_id):
         """Delete a shadow copy and its exposure; True if it existed."""
         with self.server.lock, self._blockstore.locked():
@@ -209,6 +219,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                 image = volume.content.image(0)
                 if shadow_id in image.shadows:
                     del image.shadows[shadow_id]
+                    image.shadow_security.pop(shadow_id, None)
                     image.files.pop(diff_area_path(shadow_id), None)
                     return True
         return False
@@ -239,6 +250,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
         while records and sum(r.get("DiffBytes", 0) for r in records) > maximum:
             oldest = records.pop(0)
             image.shadows.pop(oldest["ID"], None)
+            image.shadow_security.pop(oldest["ID"], None)
             image.files.pop(diff_area_path(oldest["ID"]), None)
             self.server.vss_events.record("shadow_deleted", shadow_id=oldest["ID"], reason="diff area full")
 
@@ -274,6 +286,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
         if record is None:
             raise KeyError(shadow_id)
         frozen = self.content(shadow_id)
+        frozen_security = self.security(shadow_id)
         volume = self.server.storage.find_volume(record["VolumeName"])
         with self.server.lock, self._blockstore.locked():
             self.reverting = True
@@ -282,6 +295,7 @@ class ShadowCopies:  # pylint: disable=too-many-instance-attributes
                     volume.content.delete(path)
                 for path, data in frozen.items():
                     volume.content.write(normalize(path), data)
+                volume.content.image(0).security = frozen_security
             finally:
                 self.reverting = False
             later = [r["ID"] for r in self.list()

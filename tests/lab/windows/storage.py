@@ -157,7 +157,18 @@ class VolumeContent:
         with self.blockstore.locked():
             self._changing(path)
             self.image(self.member_for(path)).files.pop(path, None)
+            self.image(0).security.pop(path.lower(), None)
             self._bump_generation()
+
+    def security(self):
+        """The NTFS metadata of the volume's files and folders that have their own (lower-case path -> record)."""
+        with self.blockstore.locked():
+            return {path: dict(record) for path, record in self.image(0).security.items()}
+
+    def set_security(self, path, record):
+        """A file's or folder's own metadata (lab.windows.files.FileSystem.set_info), kept on the first member."""
+        with self.blockstore.locked():
+            self.image(0).security[normalize(path).rstrip("\\").lower()] = dict(record, path=normalize(path).rstrip("\\"))
 
     def files(self, include_system=False):
         """Every file of the volume (path -> bytes), merged over the members; the lab's own headers left out."""

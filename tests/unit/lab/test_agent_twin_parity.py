@@ -79,6 +79,8 @@ def agent_facts(source):
         "service state keys": script.hash_keys("Invoke-ServiceSet", "$services += [ordered]@{"),
         "revert keys": script.hash_keys("Invoke-ShadowRevert", "return [ordered]@{"),
         "expose keys": script.hash_keys("Invoke-ShadowExpose", "return [ordered]@{"),
+        "files copy job keys": script.hash_keys("Invoke-FilesCopy", "$answers += [ordered]@{"),
+        "files copy jobs": script.value("$FilesCopyMaxJobs"),
     }
 
 
@@ -128,6 +130,8 @@ def twin_facts(twin=protocol, operations=None):
         "service state keys": list(twin.SERVICE_STATE_KEYS),
         "revert keys": list(twin.REVERT_KEYS),
         "expose keys": list(twin.EXPOSE_KEYS),
+        "files copy job keys": list(twin.FILES_COPY_JOB_KEYS),
+        "files copy jobs": twin.FILES_COPY_MAX_JOBS,
     }
 
 
@@ -219,6 +223,12 @@ AGENT_MUTATIONS = [
     pytest.param(lambda s: s.replace("$answer['shadow_copies']", "$answer['shadows_present']", 1), "release keys", id="release-key"),
     pytest.param(lambda s: s.replace("                propagation = [string]$rule.PropagationFlags\n", "", 1),
                  "access entry keys", id="access-entry-key"),
+    pytest.param(lambda s: s.replace("            exit_code = $run['exit_code']\n", "", 1), "files copy job keys",
+                 id="files-copy-key"),
+    pytest.param(lambda s: s.replace("$FilesCopyMaxJobs = 64", "$FilesCopyMaxJobs = 128", 1), "files copy jobs",
+                 id="files-copy-jobs"),
+    pytest.param(lambda s: s.replace("files_copy = 'Invoke-FilesCopy'", "files_copy = 'Invoke-FileCopy'", 1), "dispatch",
+                 id="files-copy-dispatch"),
 ]
 
 

@@ -16,12 +16,13 @@ reads the script as the transport sends it and fails when they disagree. Like th
 decides no session state: it models the host, and never imports the collection's Python. A ``sequence`` carries reads
 and restore ops in order and stops at the first that fails. :mod:`.read_ops` answers
 ``facts``, ``storage``, ``writers`` and ``shadows``; :mod:`.session_ops` the session ops and ``sessions``;
-:mod:`.restore_ops` the restore ops (disks online and offline, revert, expose, services).
+:mod:`.restore_ops` the restore ops (disks online and offline, revert, expose, services); :mod:`.files_ops` the
+file copy of a file-level restore (robocopy).
 """
 
 import time
 
-from . import read_ops, restore_ops, session_ops
+from . import files_ops, read_ops, restore_ops, session_ops
 from .protocol import (
     BATCH_OP,
     PROTOCOL,
@@ -55,6 +56,7 @@ OPERATIONS = {
     "shadow_revert": (restore_ops.shadow_revert, "Invoke-ShadowRevert"),
     "shadow_expose": (restore_ops.shadow_expose, "Invoke-ShadowExpose"),
     "service_set": (restore_ops.service_set, "Invoke-ServiceSet"),
+    "files_copy": (files_ops.files_copy, "Invoke-FilesCopy"),
 }
 
 

@@ -21,7 +21,7 @@ READ_OPS = ("facts", "storage", "writers", "shadows", "sessions")
 # The session and restore ops: never batched; all but session_status and file_read change the host.
 SESSION_OPS = ("session_start", "session_status", "session_release", "shadow_delete", "session_cleanup",
                "service_restart", "file_read", "disk_online", "disk_offline", "shadow_revert", "shadow_expose",
-               "service_set")
+               "service_set", "files_copy")
 BATCH_OP = "batch"
 # Reads and the restore ops that change the host, carried out in order by one request; the first failure ends it.
 SEQUENCE_OP = "sequence"
@@ -45,6 +45,9 @@ SERVICE_NAME_PATTERN = r"^[A-Za-z0-9_.$-][A-Za-z0-9 _.$-]{0,255}$"
 PROGRAM_DATA = "C:\\ProgramData"
 AGENT_FOLDER = "shadowsnap"
 RUNS_FOLDER = "runs"
+# files_copy: the most robocopy runs one request may hold, and the keys of each run's answer.
+FILES_COPY_MAX_JOBS = 64
+FILES_COPY_JOB_KEYS = ("command", "exit_code", "output")
 SHADOWSNAP_ROOT = PROGRAM_DATA + "\\" + AGENT_FOLDER
 RUN_ROOT = SHADOWSNAP_ROOT + "\\" + RUNS_FOLDER
 TASK_PATH = "\\shadowsnap\\"

@@ -85,8 +85,9 @@ def action_of(stub: pathlib.Path):
 
 
 def test_every_win_stub_has_an_action_plugin():
-    assert [stub.stem for stub in STUBS] == ["win_ebs_disk", "win_ebs_disk_info", "win_ebs_handover", "win_service_set", "win_vss_shadow_restore",
-                                             "win_vss_snapshot_set", "win_vss_writer_info"]
+    assert [stub.stem for stub in STUBS] == ["win_ebs_disk", "win_ebs_disk_info", "win_ebs_handover", "win_restore_files",
+                                             "win_service_set", "win_vss_shadow_restore", "win_vss_snapshot_set",
+                                             "win_vss_writer_info"]
 
 
 @pytest.mark.parametrize("stub", STUBS, ids=[stub.stem for stub in STUBS])

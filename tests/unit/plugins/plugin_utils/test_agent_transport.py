@@ -374,7 +374,7 @@ def test_read_requests():
 def test_the_agent_script_must_be_ascii_with_its_header(tmp_path):
     def parts(frame, read_ops=b"function Get-FactsResult {}\n"):
         for name, data in ((agent_transport.AGENT_FRAME, frame), ("read_ops.ps1", read_ops), ("session_ops.ps1", b""),
-                           ("restore_ops.ps1", b""),
+                           ("restore_ops.ps1", b""), ("files_ops.ps1", b""),
                            (agent_transport.VOLUME_EXTENTS_SOURCE, b"// C#\n")):
             (tmp_path / name).write_bytes(data)
         return tmp_path
@@ -386,7 +386,7 @@ def test_the_agent_script_must_be_ascii_with_its_header(tmp_path):
         agent_transport.agent_script(parts(b"# another header\nparam($RequestJson)\n" + marker + b"\n"))
     script = agent_transport.agent_script(parts(b"# shadowsnap-agent protocol=1\r\nparam($RequestJson)\r\n" + marker + b"\r\n"))
     assert script.startswith("# shadowsnap-agent protocol=1\nparam($RequestJson)\n# The names this agent shares")
-    assert script.endswith("$VolumeExtentsSource = @'\n// C#\n'@\nfunction Get-FactsResult {}\n\n\n")
+    assert script.endswith("$VolumeExtentsSource = @'\n// C#\n'@\nfunction Get-FactsResult {}\n\n\n\n")
 
 
 # ------------------------------------------------------------------------------------------------- psrp
