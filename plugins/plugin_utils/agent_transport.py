@@ -97,6 +97,7 @@ AGENT_OPS = {
     "disk_offline": "Invoke-DiskOffline",
     "shadow_revert": "Invoke-ShadowRevert",
     "shadow_expose": "Invoke-ShadowExpose",
+    "shadow_unexpose": "Invoke-ShadowUnexpose",
     "service_set": "Invoke-ServiceSet",
 }
 # Ops that only read: safe to repeat after a lost answer. A batch is a read when every op in it is one.

@@ -1,6 +1,6 @@
-"""The twin's restore ops: ``disk_online``, ``disk_offline``, ``shadow_revert``, ``shadow_expose`` and ``service_set``,
-carried out on the host's model the way the agent's restore_ops.ps1 carries them out with Set-Disk, Set-Partition,
-Add-PartitionAccessPath, diskshadow, vssadmin and the service controller.
+"""The twin's restore ops: ``disk_online``, ``disk_offline``, ``shadow_revert``, ``shadow_expose``, ``shadow_unexpose``
+and ``service_set``, carried out on the host's model the way the agent's restore_ops.ps1 carries them out with Set-Disk,
+Set-Partition, Add-PartitionAccessPath, diskshadow, vssadmin and the service controller.
 
 Set-Disk brings a disk that collides with an online disk online by re-signing it, as Windows does: the agent (and its
 twin) never refuses it; the controller decides whether to ask. ``vssadmin revert shadow`` of a persistent shadow copy
@@ -158,6 +158,20 @@ def shadow_expose(host, args):
         raise _native_failure(model, diskshadow_command(), result.output, result.exit_code)
     return {"shadow_id": shadow_id, "path": path,
             "output": tool_text(model, console_bytes(result.output, model.locale.oem_code_page))[:OUTPUT_LIMIT]}
+
+
+def shadow_unexpose(host, args):
+    model = host.model
+    path = str(args.get("path") or "")
+    if not EXPOSE_PATH.match(path):
+        raise AgentError("'%s' is neither a drive letter (X:) nor a folder path" % path, where="at Invoke-ShadowUnexpose, <No file>")
+    if not model.os.is_server:
+        raise AgentError("diskshadow.exe is not on this host (it ships with Windows Server only)", command="diskshadow",
+                         where="at Invoke-DiskShadow, <No file>")
+    result = run_diskshadow(model, 'unexpose "%s"\r\n' % path)
+    if result.exit_code != 0:
+        raise _native_failure(model, diskshadow_command(), result.output, result.exit_code)
+    return {"path": path, "output": tool_text(model, console_bytes(result.output, model.locale.oem_code_page))[:OUTPUT_LIMIT]}
 
 
 def service_set(host, args):
