@@ -144,34 +144,29 @@ def shadow_revert(host, args):
             "output": tool_text(model, console_bytes(text, model.locale.oem_code_page))[:OUTPUT_LIMIT]}
 
 
-def shadow_expose(host, args):
-    model = host.model
-    shadow_id = checked_guid(args.get("shadow_id"))
+def _exposure(model, args, function, script):
+    """diskshadow ``script`` (an expose or unexpose of ``args.path``) as Invoke-<function> runs it: (path, output)."""
     path = str(args.get("path") or "")
     if not EXPOSE_PATH.match(path):
-        raise AgentError("'%s' is neither a drive letter (X:) nor a folder path" % path, where="at Invoke-ShadowExpose, <No file>")
+        raise AgentError("'%s' is neither a drive letter (X:) nor a folder path" % path, where="at %s, <No file>" % function)
     if not model.os.is_server:
         raise AgentError("diskshadow.exe is not on this host (it ships with Windows Server only)", command="diskshadow",
                          where="at Invoke-DiskShadow, <No file>")
-    result = run_diskshadow(model, 'expose %s "%s"\r\n' % (shadow_id, path))
+    result = run_diskshadow(model, script % path)
     if result.exit_code != 0:
         raise _native_failure(model, diskshadow_command(), result.output, result.exit_code)
-    return {"shadow_id": shadow_id, "path": path,
-            "output": tool_text(model, console_bytes(result.output, model.locale.oem_code_page))[:OUTPUT_LIMIT]}
+    return path, tool_text(model, console_bytes(result.output, model.locale.oem_code_page))[:OUTPUT_LIMIT]
+
+
+def shadow_expose(host, args):
+    shadow_id = checked_guid(args.get("shadow_id"))
+    path, output = _exposure(host.model, args, "Invoke-ShadowExpose", 'expose %s "%%s"\r\n' % shadow_id)
+    return {"shadow_id": shadow_id, "path": path, "output": output}
 
 
 def shadow_unexpose(host, args):
-    model = host.model
-    path = str(args.get("path") or "")
-    if not EXPOSE_PATH.match(path):
-        raise AgentError("'%s' is neither a drive letter (X:) nor a folder path" % path, where="at Invoke-ShadowUnexpose, <No file>")
-    if not model.os.is_server:
-        raise AgentError("diskshadow.exe is not on this host (it ships with Windows Server only)", command="diskshadow",
-                         where="at Invoke-DiskShadow, <No file>")
-    result = run_diskshadow(model, 'unexpose "%s"\r\n' % path)
-    if result.exit_code != 0:
-        raise _native_failure(model, diskshadow_command(), result.output, result.exit_code)
-    return {"path": path, "output": tool_text(model, console_bytes(result.output, model.locale.oem_code_page))[:OUTPUT_LIMIT]}
+    path, output = _exposure(host.model, args, "Invoke-ShadowUnexpose", 'unexpose "%s"\r\n')
+    return {"path": path, "output": output}
 
 
 def service_set(host, args):
