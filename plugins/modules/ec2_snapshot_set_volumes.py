@@ -35,7 +35,20 @@ description:
     application-consistent VSS shadow copy inside it; its data is application-consistent only once a Windows Server
     has reverted it to that shadow copy or exposed it. The result and the volumes' tags say V(crash) until then
     (RV(needs_shadow_revert)).
+  - O(state=absent) deletes the temporary volumes of the restore O(restore_id) - only volumes carrying that restore id
+    in the collection's restore tags, never an original. A volume still attached is not detached here (it must be
+    taken offline in Windows first, then detached with M(shadowsnap.ec2.ec2_volume_swap) O(state=detached)), so the
+    task fails listing it, after deleting the others. So is a volume a swap put in service and took off again (it held live
+    data). A re-run with nothing left to delete changes nothing.
 options:
+  state:
+    description:
+      - V(present) restores the volumes; V(absent) deletes the volumes of restore O(restore_id) (required then; the
+        other options are not used).
+    type: str
+    choices: [present, absent]
+    default: present
+    version_added: 0.2.0
   set_id:
     description:
       - The set to restore.

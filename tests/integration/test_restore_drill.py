@@ -81,7 +81,7 @@ def test_a_scheduled_drill_of_three_hosts_restores_checks_tags_each_set_and_leav
     before = contents(lab, sorted(fleet_volumes))
     worker_volumes = [v["volume_id"] for v in lab.instance(WORKER)["volumes"]]
 
-    run, report, stats = drill(lab, ansible_playbook, inventory, tmp_path)
+    run, report, stats = drill(lab, ansible_playbook, inventory, tmp_path, restore_drill_services="swprv")
     assert run.rc == 0, run.stdout[-3000:]
     results = {r["host"]: r for r in report["hosts"]}
     assert sorted(results) == FLEET and stats["shadowsnap_drill_counts"] == {"passed": 3, "failed": 0, "application": 3}
@@ -89,6 +89,7 @@ def test_a_scheduled_drill_of_three_hosts_restores_checks_tags_each_set_and_leav
         assert (result["status"], result["consistency"], result["set_id"]) == ("ok", "application", sets[host]), result
         assert result["drill"]["verdict"] == "passed" and result["drill"]["cleanup"]["status"] == "ok"
         assert {s["outcome"] for s in result["shadows"]} == {"reverted"}
+        assert [(s["name"], s["status"]) for s in result["services"]] == [("swprv", "Running")], "a survey's text"
         tags = set_tags(lab, sets[host])
         assert {t["shadowsnap:drill"] for t in tags} == {"at=%s;verdict=passed;consistency=application"
                                                          % result["drill"]["tag"]["at"]}, tags
