@@ -1,7 +1,7 @@
 # Copyright: Contributors to the shadowsnap.ec2 project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """win_vss_shadow_restore: bring restored volumes back to the shadow copies stored in them - revert, or expose
-read-only.
+read-only - and give an exposure back (unexpose) before the volumes are discarded.
 
 One round trip reads the shadow copies (Win32_ShadowCopy), one per shadow copy reverts or exposes it. A refusal is an
 answer, not a crash: each shadow copy's ``outcome`` says what happened, and ``consistency`` is ``application`` only
@@ -32,7 +32,7 @@ class ActionModule(AgentAction):
             "volume_id": {"type": "str"},
             "expose_path": {"type": "str"},
         }},
-        "action": {"type": "str", "required": True, "choices": ["revert", "expose"]},
+        "action": {"type": "str", "required": True, "choices": ["revert", "expose", "unexpose"]},
         "tool": {"type": "str", "default": "auto", "choices": ["auto", "diskshadow", "vssadmin"]},
         "fail_on_unavailable": {"type": "bool", "default": True},
         "tag_volumes": {"type": "bool", "default": False},
@@ -48,11 +48,15 @@ class ActionModule(AgentAction):
             records = restore_windows.shadow_records(transport.request("shadows").result)
         for entry in entries:
             record = records.get(entry["shadow_id"])
+            exposed_at = str((record or {}).get("ExposedName") or "").rstrip("\\").lower()
+            if args["action"] == "unexpose" and exposed_at != entry["expose_path"].rstrip("\\").lower():
+                entry["outcome"] = "unexposed"
+                continue
             if record is None:
                 restore_windows.mark_missing(entry)
                 continue
             entry["volume"] = record.get("VolumeName")
-            if args["action"] == "expose" and str(record.get("ExposedName") or "").rstrip("\\").lower() == entry["expose_path"].rstrip("\\").lower():
+            if args["action"] == "expose" and exposed_at == entry["expose_path"].rstrip("\\").lower():
                 entry["outcome"] = "exposed"
                 continue
             if self._task.check_mode:
@@ -79,12 +83,15 @@ class ActionModule(AgentAction):
         if args["action"] == "revert":
             entry["tool"] = restore_windows.revert_tool(record) if args["tool"] == "auto" else args["tool"]
             request = ("shadow_revert", {"shadow_id": entry["shadow_id"], "tool": entry["tool"]})
-        else:
+        elif args["action"] == "expose":
             request = ("shadow_expose", {"shadow_id": entry["shadow_id"], "path": entry["expose_path"]})
+        else:
+            request = ("shadow_unexpose", {"path": entry["expose_path"]})
         try:
             with self.phase(args["action"]):
                 transport.request(*request)
         except AgentOperationError as exc:
             restore_windows.mark_refused(entry, exc)
             return
-        entry.update(outcome=restore_windows.DONE[args["action"]], changed=True)
+        entry.update(outcome="unexposed" if args["action"] == "unexpose" else restore_windows.DONE[args["action"]],
+                     changed=True)

@@ -349,3 +349,27 @@ def describe_restored(volume, member, found, created):
         "attached_to": attachments[0].get("InstanceId") if attachments else None,
         "created": created,
     }
+
+
+# ------------------------------------------------------------------------------------------------ discarding a restore
+def plan_discard(client, restore_id):
+    """(volumes to delete, {volume id: why it is kept}) of restore ``restore_id``: only volumes carrying its restore
+    tags. One attached to an instance is kept (it must be taken offline in Windows and detached first), and so is one
+    a swap put in service and took off again (``shadowsnap:replaced-on``): it held live data."""
+    deletable, kept = [], {}
+    filters = [{"Name": "tag:" + snapshot_tags.KEY_RESTORE_ID, "Values": [restore_id]}]
+    for volume in ec2_api.describe_volumes(client, filters=filters):
+        tags = boto3_tag_list_to_ansible_dict(volume.get("Tags", []))
+        restored = snapshot_tags.decode_restored_volume(tags)
+        if volume.get("State") in GONE_STATES or not restored or restored["restore_id"] != restore_id:
+            continue
+        attachments = [a for a in volume.get("Attachments") or [] if a.get("State") != "detached"]
+        if attachments:
+            kept[volume["VolumeId"]] = "attached to %s at %s (%s): take it offline and detach it first" % (
+                attachments[0].get("InstanceId"), attachments[0].get("Device"), attachments[0].get("State"))
+        elif tags.get(snapshot_tags.KEY_REPLACED_ON):
+            kept[volume["VolumeId"]] = ("a swap put it in service on %s and took it off again: it held live data, "
+                                        "delete it by hand if it is not needed" % tags[snapshot_tags.KEY_REPLACED_ON])
+        else:
+            deletable.append(volume["VolumeId"])
+    return sorted(deletable), kept

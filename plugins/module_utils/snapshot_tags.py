@@ -45,6 +45,11 @@ KEY_AWX_JOB_ID = PREFIX + "awx-job-id"
 VOLUME_KEY_PREFIX = PREFIX + "volume:"
 # Put on any member by an operator (the value says why); retention keeps the whole set while any member carries it.
 KEY_HOLD = PREFIX + "hold"
+# The last recovery drill of the set, on every member (ec2_snapshot_set_drill): ``at=<UTC time>;verdict=<passed or
+# failed>;consistency=<what the drill reached>``. One tag, replaced by each drill: it takes one slot of the budget.
+KEY_DRILL = PREFIX + "drill"
+DRILL_VERDICTS = ("passed", "failed")
+_DRILL_FIELDS = ("at", "verdict", "consistency")
 
 # On a DR copy of a set's snapshot (ec2_snapshot_set_copy), from its CopySnapshot call, beside the source's tags: where
 # it was copied from, and the member volume it stands for (a copy's own VolumeId is an arbitrary placeholder).
@@ -408,6 +413,23 @@ def build_restored_instance_tags(restore_id, set_id, source_instance_id, created
                  KEY_RESTORE_CREATED_AT: format_created_at(created_at)})
     check_tag_limits(tags)
     return tags
+
+
+def encode_drill(moment, verdict, consistency):
+    """The value of the ``shadowsnap:drill`` tag; TagSchemaError for a verdict outside the schema."""
+    if verdict not in DRILL_VERDICTS:
+        raise TagSchemaError("a drill's verdict is one of %s, not %r" % (", ".join(DRILL_VERDICTS), verdict))
+    return ";".join("%s=%s" % (name, _escape(value or "")) for name, value in (
+        ("at", format_created_at(moment)), ("verdict", verdict), ("consistency", consistency)))
+
+
+def decode_drill(tags):
+    """The set's last drill (``tags`` as a dict of one member) as ``{at, verdict, consistency}``, or None."""
+    value = tags.get(KEY_DRILL)
+    if value is None:
+        return None
+    fields = _fields(value, _DRILL_FIELDS)
+    return dict((name, _unescape(fields.get(name, "")) or None) for name in _DRILL_FIELDS)
 
 
 def replaced_by_key(volume_id):

@@ -193,9 +193,10 @@ def plan_attach(instance, volumes, devices):
     return moves, unchanged
 
 
-def plan_detach(instance, volumes):
-    """Moves that detach each restored volume from the instance; ([moves], [unchanged])."""
-    moves, unchanged = [], []
+def plan_detach(instance, volumes, gone=()):
+    """Moves that detach each restored volume from the instance; ([moves], [unchanged]). The volumes ``gone`` (deleted
+    already, by a cleanup that stopped halfway) are unchanged: nothing is attached of them."""
+    moves, unchanged = [], [{"device": None, "volume_id": volume_id, "gone": True} for volume_id in gone]
     for volume_id, volume in volumes.items():
         restored_data(volume)
         attachment = _attachment(volume)

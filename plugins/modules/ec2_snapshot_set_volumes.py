@@ -35,7 +35,20 @@ description:
     application-consistent VSS shadow copy inside it; its data is application-consistent only once a Windows Server
     has reverted it to that shadow copy or exposed it. The result and the volumes' tags say V(crash) until then
     (RV(needs_shadow_revert)).
+  - O(state=absent) deletes the temporary volumes of the restore O(restore_id) - only volumes carrying that restore id
+    in the collection's restore tags, never an original. A volume still attached is not detached here (it must be
+    taken offline in Windows first, then detached with M(shadowsnap.ec2.ec2_volume_swap) O(state=detached)), so the
+    task fails listing it, after deleting the others. So is a volume a swap put in service and took off again (it held live
+    data). A re-run with nothing left to delete changes nothing.
 options:
+  state:
+    description:
+      - V(present) restores the volumes; V(absent) deletes the volumes of restore O(restore_id) (required then; the
+        other options are not used).
+    type: str
+    choices: [present, absent]
+    default: present
+    version_added: 0.2.0
   set_id:
     description:
       - The set to restore.
@@ -146,7 +159,7 @@ extends_documentation_fragment:
   - amazon.aws.boto3
 notes:
   - Supports check mode - the set, the volumes and the checks are resolved, and the volumes that would be created are
-    returned with V(planned) as their state.
+    returned with V(planned) as their state; with O(state=absent), the volumes that would be deleted are returned.
   - New volumes from snapshots load lazily - the first read of each block is slow unless Fast Snapshot Restore is
     enabled for the snapshots in that zone.
   - C(CreateVolume) is sent with a client token, so a request whose answer was lost is repeated without creating a
@@ -168,6 +181,11 @@ EXAMPLES = r"""
     volumes: ['D:', 'E:']
     restore_id: "restore-{{ awx_job_id }}"
   register: restored
+
+- name: Delete the volumes of that restore once they are offline in Windows and detached
+  shadowsnap.ec2.ec2_snapshot_set_volumes:
+    state: absent
+    restore_id: "restore-{{ awx_job_id }}"
 
 - name: The set of last night at 02:00, every volume, to a zone (the instance is gone)
   shadowsnap.ec2.ec2_snapshot_set_volumes:
@@ -307,8 +325,9 @@ created_volume_ids:
   type: list
   elements: str
 deleted_volume_ids:
-  description: On failure, the volumes of this run that were deleted again.
-  returned: failure
+  description: On failure, the volumes of this run that were deleted again; with O(state=absent), the volumes deleted
+    (to be deleted, in check mode).
+  returned: failure, or state=absent
   type: list
   elements: str
 undeleted_volume_ids:
@@ -316,6 +335,11 @@ undeleted_volume_ids:
   returned: failure
   type: list
   elements: str
+kept_volume_ids:
+  description: With O(state=absent), the volumes of the restore that were not deleted, and why.
+  returned: state=absent
+  type: dict
+  sample: {"vol-0123456789abcdef0": "attached to i-0123456789abcdef0 at xvdf (attached): take it offline and detach it first"}
 timings:
   description: Seconds spent planning (set lookup and checks), creating, waiting, and in all.
   returned: always
@@ -453,6 +477,26 @@ def restore(module, now):
                 volume_map=dict((v["source_volume_id"], v["volume_id"]) for v in volumes))
 
 
+def discard(module):
+    """state=absent: delete the restore's volumes that are detached; fail listing those kept."""
+    params = module.params
+    began = time.monotonic()
+    client = ec2_client(module)
+    deletable, kept = restore_volumes.plan_discard(client, params["restore_id"])
+    undeleted = {}
+    deleted = deletable
+    if deletable and not module.check_mode:
+        deleted, undeleted = restore_volumes.delete_volumes(client, deletable, params["wait_timeout"])
+    kept.update(undeleted)
+    result = dict(changed=bool(deleted), restore_id=params["restore_id"], deleted_volume_ids=deleted,
+                  kept_volume_ids=kept, timings={"total": round(time.monotonic() - began, 3)})
+    if kept:
+        module.fail_json(msg="restore %s: deleted %s; kept %s" % (
+            params["restore_id"], ", ".join(deleted) or "nothing",
+            "; ".join("%s (%s)" % item for item in sorted(kept.items()))), **result)
+    return result
+
+
 def planned_entry(entry, found):
     """A volume of the check-mode plan: what would be created."""
     member, parameters = entry["member"], entry["parameters"]
@@ -470,6 +514,7 @@ def planned_entry(entry, found):
 
 def main():
     argument_spec = dict(
+        state=dict(type="str", choices=["present", "absent"], default="present"),
         set_id=dict(type="str"),
         source_instance_id=dict(type="str"),
         point_in_time=dict(type="str"),
@@ -493,9 +538,15 @@ def main():
     module = AnsibleAWSModule(
         argument_spec=argument_spec, supports_check_mode=True,
         mutually_exclusive=[("set_id", "point_in_time")],
-        required_one_of=[("instance_id", "availability_zone")],
+        required_if=[("state", "present", ("instance_id", "availability_zone"), True),
+                     ("state", "absent", ("restore_id",))],
     )
     params = module.params
+    if params["state"] == "absent":
+        try:
+            module.exit_json(**discard(module))
+        except AnsibleAWSError as error:
+            module.fail_json_aws_error(error)
     if not params["set_id"] and not (params["source_instance_id"] or params["instance_id"]):
         module.fail_json(msg="name the set with set_id, or the instance whose sets to search with source_instance_id")
     now = datetime.datetime.now(datetime.timezone.utc)

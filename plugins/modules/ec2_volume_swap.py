@@ -19,7 +19,8 @@ description:
     interruption resumes where it stopped, and a run with nothing left to do changes nothing.
   - O(state=attached) attaches the restored volumes O(volume_ids) at the devices O(devices) gives, or at free devices
     (V(xvdf) to V(xvdz)), beside the instance's own volumes - a restore alongside.
-  - O(state=detached) detaches restored volumes from the instance.
+  - O(state=detached) detaches restored volumes from the instance. A volume that no longer exists is reported
+    unchanged, so a cleanup that stopped halfway can be run again.
   - O(state=swapped) puts each restored volume where its original was - at the device recorded in its tags, or the
     one O(devices) gives - in place of whatever is attached there. Before detaching anything it tags each volume it
     takes off with what replaces it (C(shadowsnap:replaced-by:<volume-id>) and C(shadowsnap:replaced-on)); the
@@ -147,7 +148,8 @@ moves:
       description: V(attach), V(detach), V(swap) or V(roll back).
       type: str
 unchanged:
-  description: Volumes already where the state asked for them.
+  description: Volumes already where the state asked for them (with O(state=detached), C(gone=true) for one that no
+    longer exists).
   returned: always
   type: list
   elements: dict
@@ -198,11 +200,12 @@ def plan(client, params, instance):
     """(moves, unchanged) for the state asked for."""
     state = params["state"]
     if state in NEEDS_VOLUMES:
+        if state == "detached":
+            found = volume_swap.existing_volumes(client, params["volume_ids"])
+            return volume_swap.plan_detach(instance, found, sorted(set(params["volume_ids"]) - set(found)))
         volumes = volume_swap.read_volumes(client, params["volume_ids"])
         if state == "attached":
             return volume_swap.plan_attach(instance, volumes, params["devices"])
-        if state == "detached":
-            return volume_swap.plan_detach(instance, volumes)
         return volume_swap.plan_swap(instance, volumes, params["devices"], params["allow_other_source"])
     entries = volume_swap.replaced_on(client, instance["InstanceId"])
     return volume_swap.plan_rollback(instance, entries, params["volume_ids"])

@@ -21,6 +21,10 @@ description:
     application-consistent shadow copy stored inside it. This module finds each shadow copy by its id (the
     C(shadow_id) of the restore's tags) once the volume is online read-write, then reverts the volume to it
     (O(action=revert)) or exposes it read-only (O(action=expose)).
+  - O(action=unexpose) gives back the drive letter or folder O(shadows[].expose_path) a shadow copy is exposed at
+    (C(diskshadow unexpose)), before the restored volume is taken offline and discarded; the shadow copy stays. A
+    shadow copy not exposed there (or gone) is reported V(unexposed) without a change, so a re-run after a half-done
+    cleanup goes on.
   - Revert needs Windows Server and never applies to the system volume. C(diskshadow revert) is documented for
     client-accessible shadow copies only, so with O(tool=auto) those are reverted with C(diskshadow) and every other
     one with C(vssadmin revert shadow /ForceDismount) - whose answer for diskshadow's persistent context Microsoft
@@ -44,12 +48,12 @@ options:
         description: The EBS volume that holds it (reported back).
         type: str
       expose_path:
-        description: For O(action=expose), a drive letter C(X:) or a folder.
+        description: For O(action=expose) and O(action=unexpose), a drive letter C(X:) or a folder.
         type: str
   action:
-    description: Revert or expose.
+    description: Revert, expose, or give an exposure back (V(unexpose) since version 0.2.0).
     type: str
-    choices: [revert, expose]
+    choices: [revert, expose, unexpose]
     required: true
   tool:
     description: The tool that reverts (V(auto) chooses by the shadow copy's context).
@@ -110,7 +114,7 @@ shadows:
       description: The shadow copy id.
       type: str
     outcome:
-      description: V(reverted), V(exposed), V(missing), V(refused) or (check mode) V(planned).
+      description: V(reverted), V(exposed), V(unexposed), V(missing), V(refused) or (check mode) V(planned).
       type: str
     tool:
       description: The tool that reverted it.

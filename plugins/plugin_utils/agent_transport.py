@@ -98,6 +98,7 @@ AGENT_OPS = {
     "disk_offline": "Invoke-DiskOffline",
     "shadow_revert": "Invoke-ShadowRevert",
     "shadow_expose": "Invoke-ShadowExpose",
+    "shadow_unexpose": "Invoke-ShadowUnexpose",
     "service_set": "Invoke-ServiceSet",
     "files_copy": "Invoke-FilesCopy",
 }

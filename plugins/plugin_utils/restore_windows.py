@@ -210,15 +210,15 @@ def apply_disk_states(entries: list[dict], disks: list[dict] | None, state: str)
 
 
 def shadow_entries(items: list[dict], action: str) -> list[dict]:
-    """One result entry per shadow copy to revert or expose (``outcome`` None until it is known); RestorePlanError for
-    an id that is not a GUID, or an expose without its path."""
+    """One result entry per shadow copy to revert, expose or unexpose (``outcome`` None until it is known);
+    RestorePlanError for an id that is not a GUID, or an expose or unexpose without its path."""
     entries = []
     for item in items:
         shadow_id = normalise_guid(item["shadow_id"])
         if shadow_id is None:
             raise RestorePlanError(f"{item['shadow_id']!r} is not a shadow copy id")
-        if action == "expose" and not item.get("expose_path"):
-            raise RestorePlanError(f"exposing {shadow_id} needs its expose_path (a drive letter X: or a folder)")
+        if action in ("expose", "unexpose") and not item.get("expose_path"):
+            raise RestorePlanError(f"{action} of {shadow_id} needs its expose_path (a drive letter X: or a folder)")
         entries.append({"shadow_id": shadow_id, "volume_id": item.get("volume_id"), "expose_path": item.get("expose_path"),
                         "outcome": None, "tool": None, "hresult": None, "hresult_name": None, "message": None})
     return entries

@@ -29,15 +29,17 @@ def playbook_inputs(name):
 
 
 ROLE_OPTIONS = load_yaml("roles", "backup", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+RESTORE_OPTIONS = load_yaml("roles", "restore", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
 
 
 SURVEYS = [("backup-survey.json", "backup.yml"), ("fleet-health-survey.json", "fleet_health.yml"),
-           ("rpo-survey.json", "rpo_report.yml")]
+           ("rpo-survey.json", "rpo_report.yml"), ("drill-survey.json", "restore_drill.yml")]
 
 
 @pytest.mark.parametrize("name, playbook", SURVEYS)
 def test_every_survey_question_is_an_input_of_its_playbook(name, playbook):
-    known = playbook_inputs(playbook) | (set(ROLE_OPTIONS) if playbook == "backup.yml" else set())
+    known = playbook_inputs(playbook) | (set(ROLE_OPTIONS) if playbook == "backup.yml" else set()) | (
+        set(RESTORE_OPTIONS) if playbook == "restore_drill.yml" else set())
     questions = [q["variable"] for q in survey(name)["spec"]]
     assert questions and set(questions) <= known, set(questions) - known
     assert len(questions) == len(set(questions))

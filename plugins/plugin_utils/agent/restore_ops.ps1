@@ -1,5 +1,5 @@
 # The restore ops of the shadowsnap.ec2 agent (docs/restore.md "The Windows side"): disks online and offline, a
-# shadow copy reverted or exposed, services stopped and started. A part of the agent script: agent_transport.py joins
+# shadow copy reverted, exposed or unexposed, services stopped and started. A part of the agent script: agent_transport.py joins
 # it into the frame (shadowsnap_agent.ps1), whose helpers it uses, and after session_ops.ps1 (Get-IntArgument,
 # Assert-Guid).
 #
@@ -152,6 +152,21 @@ function Invoke-ShadowExpose {
     Assert-NativeSuccess $run
     return [ordered]@{
         shadow_id = $id
+        path = $path
+        output = Limit-Text $run['text']
+    }
+}
+
+function Invoke-ShadowUnexpose {
+    # The drive letter or folder an exposed shadow copy is at, given back (diskshadow unexpose); the shadow stays.
+    param($OpArgs)
+    $path = [string](Get-Property $OpArgs 'path' '')
+    if ($path -notmatch '^([D-Zd-z]:|[A-Za-z]:\\[^"*?<>|]+)$') {
+        throw (New-AgentException -Message ("'{0}' is neither a drive letter (X:) nor a folder path" -f $path))
+    }
+    $run = Invoke-DiskShadow -ScriptLines @('unexpose "' + $path + '"') -CodePage (Get-OemCodePage)
+    Assert-NativeSuccess $run
+    return [ordered]@{
         path = $path
         output = Limit-Text $run['text']
     }

@@ -260,7 +260,7 @@ def test_diskshadow_is_absent_on_client_windows():
     ('{"protocol": 2, "op": "facts"}', "facts", "request protocol '2' is not supported by this agent (protocol 1)"),
     ('{"protocol": 1}', None, "unknown op '' (this agent answers: facts, storage, writers, shadows, sessions, session_start, "
      "session_status, session_release, shadow_delete, session_cleanup, service_restart, file_read, disk_online, "
-     "disk_offline, shadow_revert, shadow_expose, service_set, files_copy, batch, sequence)"),
+     "disk_offline, shadow_revert, shadow_expose, shadow_unexpose, service_set, files_copy, batch, sequence)"),
     ('{"protocol": 1, "op": "reboot"}', "reboot", "unknown op 'reboot'"),
 ])
 def test_error_documents(request_line, op, message):

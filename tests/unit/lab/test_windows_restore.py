@@ -143,6 +143,11 @@ def test_an_exposed_shadow_is_read_only_and_holds_the_frozen_files(host_model):
         assert model.files.read("S:\\" + path) == data
     with pytest.raises(ValueError):
         model.files.write("S:\\new.txt", b"no")
+    given_back = call_agent(host, "shadow_unexpose", {"path": "S:"})
+    assert given_back["ok"] and list(given_back["result"]) == list(protocol.UNEXPOSE_KEYS)
+    assert model.shadows.exposure_of(shadow_id) is None and model.shadows.record(shadow_id) is not None
+    again = call_agent(host, "shadow_unexpose", {"path": "S:"})
+    assert not again["ok"] and again["error"]["hresult"] == "0x80042308", again
 
 
 def test_volume_loss_on_attach_setting_drops_the_embedded_shadows(host_model):

@@ -55,6 +55,7 @@ OPERATIONS = {
     "disk_offline": (restore_ops.disk_offline, "Invoke-DiskOffline"),
     "shadow_revert": (restore_ops.shadow_revert, "Invoke-ShadowRevert"),
     "shadow_expose": (restore_ops.shadow_expose, "Invoke-ShadowExpose"),
+    "shadow_unexpose": (restore_ops.shadow_unexpose, "Invoke-ShadowUnexpose"),
     "service_set": (restore_ops.service_set, "Invoke-ServiceSet"),
     "files_copy": (files_ops.files_copy, "Invoke-FilesCopy"),
 }

@@ -21,7 +21,7 @@ READ_OPS = ("facts", "storage", "writers", "shadows", "sessions")
 # The session and restore ops: never batched; all but session_status and file_read change the host.
 SESSION_OPS = ("session_start", "session_status", "session_release", "shadow_delete", "session_cleanup",
                "service_restart", "file_read", "disk_online", "disk_offline", "shadow_revert", "shadow_expose",
-               "service_set", "files_copy")
+               "shadow_unexpose", "service_set", "files_copy")
 BATCH_OP = "batch"
 # Reads and the restore ops that change the host, carried out in order by one request; the first failure ends it.
 SEQUENCE_OP = "sequence"
@@ -86,12 +86,13 @@ CLEANED_KEYS = ("run_id", "shadow_set_id", "deleted_shadow_ids", "error")
 START_KEYS = ("cleaned",)
 RELEASE_KEYS = ("released_before", "shadow_copies", "deleted_shadow_ids")
 # What the restore ops answer: a disk's state after disk_online / disk_offline, a service after service_set, the
-# answers of shadow_revert and shadow_expose.
+# answers of shadow_revert, shadow_expose and shadow_unexpose.
 DISK_STATE_KEYS = ("number", "is_offline", "is_read_only", "guid", "signature", "partition_number", "drive_letter",
                    "access_paths")
 SERVICE_STATE_KEYS = ("name", "previous_status", "status")
 REVERT_KEYS = ("shadow_id", "tool", "command", "output")
 EXPOSE_KEYS = ("shadow_id", "path", "output")
+UNEXPOSE_KEYS = ("path", "output")
 
 OUTPUT_LIMIT = 65536
 LOG_LIMIT = 524288

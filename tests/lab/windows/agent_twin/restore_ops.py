@@ -1,6 +1,6 @@
-"""The twin's restore ops: ``disk_online``, ``disk_offline``, ``shadow_revert``, ``shadow_expose`` and ``service_set``,
-carried out on the host's model the way the agent's restore_ops.ps1 carries them out with Set-Disk, Set-Partition,
-Add-PartitionAccessPath, diskshadow, vssadmin and the service controller.
+"""The twin's restore ops: ``disk_online``, ``disk_offline``, ``shadow_revert``, ``shadow_expose``, ``shadow_unexpose``
+and ``service_set``, carried out on the host's model the way the agent's restore_ops.ps1 carries them out with Set-Disk,
+Set-Partition, Add-PartitionAccessPath, diskshadow, vssadmin and the service controller.
 
 Set-Disk brings a disk that collides with an online disk online by re-signing it, as Windows does: the agent (and its
 twin) never refuses it; the controller decides whether to ask. ``vssadmin revert shadow`` of a persistent shadow copy
@@ -144,20 +144,29 @@ def shadow_revert(host, args):
             "output": tool_text(model, console_bytes(text, model.locale.oem_code_page))[:OUTPUT_LIMIT]}
 
 
-def shadow_expose(host, args):
-    model = host.model
-    shadow_id = checked_guid(args.get("shadow_id"))
+def _exposure(model, args, function, script):
+    """diskshadow ``script`` (an expose or unexpose of ``args.path``) as Invoke-<function> runs it: (path, output)."""
     path = str(args.get("path") or "")
     if not EXPOSE_PATH.match(path):
-        raise AgentError("'%s' is neither a drive letter (X:) nor a folder path" % path, where="at Invoke-ShadowExpose, <No file>")
+        raise AgentError("'%s' is neither a drive letter (X:) nor a folder path" % path, where="at %s, <No file>" % function)
     if not model.os.is_server:
         raise AgentError("diskshadow.exe is not on this host (it ships with Windows Server only)", command="diskshadow",
                          where="at Invoke-DiskShadow, <No file>")
-    result = run_diskshadow(model, 'expose %s "%s"\r\n' % (shadow_id, path))
+    result = run_diskshadow(model, script % path)
     if result.exit_code != 0:
         raise _native_failure(model, diskshadow_command(), result.output, result.exit_code)
-    return {"shadow_id": shadow_id, "path": path,
-            "output": tool_text(model, console_bytes(result.output, model.locale.oem_code_page))[:OUTPUT_LIMIT]}
+    return path, tool_text(model, console_bytes(result.output, model.locale.oem_code_page))[:OUTPUT_LIMIT]
+
+
+def shadow_expose(host, args):
+    shadow_id = checked_guid(args.get("shadow_id"))
+    path, output = _exposure(host.model, args, "Invoke-ShadowExpose", 'expose %s "%%s"\r\n' % shadow_id)
+    return {"shadow_id": shadow_id, "path": path, "output": output}
+
+
+def shadow_unexpose(host, args):
+    path, output = _exposure(host.model, args, "Invoke-ShadowUnexpose", 'unexpose "%s"\r\n')
+    return {"path": path, "output": output}
 
 
 def service_set(host, args):

@@ -261,3 +261,23 @@ def test_deleting_waits_for_a_creating_volume_and_reports_what_it_could_not_dele
     stubber.add_client_error("delete_volume", "UnauthorizedOperation", "not allowed")
     deleted, failed = restore_volumes.delete_volumes(client, ["vol-3"], 60)
     assert deleted == [] and "not allowed" in failed["vol-3"]
+
+
+def test_discarding_a_restore_deletes_only_its_detached_volumes_and_says_why_it_keeps_the_others(stubbed):
+    client, stubber = stubbed
+    attached = restored_volume("vol-2", "snap-e", state="in-use")
+    attached["Attachments"] = [{"InstanceId": "i-9", "Device": "xvdf", "State": "attached"}]
+    served = restored_volume("vol-3", "snap-f")
+    served["Tags"].append({"Key": snapshot_tags.KEY_REPLACED_ON, "Value": "i-1"})
+    other = restored_volume("vol-4", "snap-d")
+    other["Tags"] = [t if t["Key"] != snapshot_tags.KEY_RESTORE_ID else dict(t, Value="r-other") for t in other["Tags"]]
+    untagged = {"VolumeId": "vol-5", "State": "available", "Tags": []}
+    stubber.add_response("describe_volumes", {"Volumes": [
+        restored_volume("vol-1", "snap-d"), attached, served, other, untagged,
+        restored_volume("vol-6", "snap-d", state="deleting")]}, {
+        "Filters": [{"Name": "tag:" + snapshot_tags.KEY_RESTORE_ID, "Values": ["r"]}], "MaxResults": 500})
+    deletable, kept = restore_volumes.plan_discard(client, "r")
+    assert deletable == ["vol-1"]
+    assert sorted(kept) == ["vol-2", "vol-3"]
+    assert "attached to i-9 at xvdf" in kept["vol-2"] and "detach it first" in kept["vol-2"]
+    assert "held live data" in kept["vol-3"]

@@ -101,6 +101,17 @@ def test_attach_uses_the_given_or_the_next_free_devices():
         volume_swap.plan_attach(instance(**full), {"vol-r1": volumes["vol-r1"]}, {})
 
 
+def test_a_detach_moves_only_what_is_attached_here_and_a_deleted_volume_counts_as_detached():
+    volumes = {"vol-r1": restored("vol-r1", "vol-d", "xvdb", attached=("i-1", "xvdf")),
+               "vol-r2": restored("vol-r2", "vol-e", "xvdc")}
+    moves, unchanged = volume_swap.plan_detach(instance(xvdf="vol-r1"), volumes, ["vol-r3"])
+    assert moves_of(moves) == [("xvdf", "vol-r1", None)]
+    assert unchanged == [{"device": None, "volume_id": "vol-r3", "gone": True}, {"device": None, "volume_id": "vol-r2"}]
+    elsewhere = {"vol-r1": restored("vol-r1", "vol-d", "xvdb", attached=("i-2", "xvdf"))}
+    with pytest.raises(volume_swap.SwapError, match="attached to i-2, not i-1"):
+        volume_swap.plan_detach(instance(), elsewhere)
+
+
 def test_a_rollback_undoes_the_newest_swap_of_each_device():
     later = AT + datetime.timedelta(hours=1)
     entries = sorted([replaced("vol-d", "vol-r1", "xvdb"), replaced("vol-r1", "vol-r2", "xvdb", at=later),

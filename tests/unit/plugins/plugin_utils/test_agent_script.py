@@ -126,7 +126,8 @@ def test_the_documents_list_the_ops_of_the_controllers_table():
     assert documented_read_ops() == ["facts", "storage", "writers", "shadows", "sessions"] == list(agent_transport.READ_OPS)
     assert documented_session_ops() + documented_restore_ops() == list(agent_transport.SESSION_OPS) == [
         "session_start", "session_status", "session_release", "shadow_delete", "session_cleanup", "service_restart",
-        "file_read", "disk_online", "disk_offline", "shadow_revert", "shadow_expose", "service_set", "files_copy"]
+        "file_read", "disk_online", "disk_offline", "shadow_revert", "shadow_expose", "shadow_unexpose",
+        "service_set", "files_copy"]
     assert list(agent_transport.AGENT_OPS) == documented_read_ops() + documented_session_ops() + documented_restore_ops()
 
 
