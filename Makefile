@@ -60,7 +60,7 @@ docs-lint: venv
 # latencies and timers, so they run with more workers than cores, a file's tests on one worker (--dist loadfile: its
 # module fixtures are made once, and tests of one file that share a fleet do not wait on each other's resets).
 UNIT_WORKERS ?= 4
-INTEGRATION_WORKERS ?= 6
+INTEGRATION_WORKERS ?= 4
 
 unit: venv
 	pytest -n $(UNIT_WORKERS) tests/unit
