@@ -58,7 +58,7 @@ docs-lint: venv
 # pytest-xdist: every worker is a process of its own with a lab of its own (state directory, ports), so a test runs in
 # a worker as it runs alone. The unit tests are CPU-bound; the integration tests mostly wait on the lab's emulated
 # latencies and timers, so they run with more workers than cores, a file's tests on one worker (--dist loadfile: its
-# module fixtures are made once, and tests of one file that share a fleet do not wait on each other's resets).
+# module fixtures are made once).
 UNIT_WORKERS ?= 4
 INTEGRATION_WORKERS ?= 4
 
@@ -71,15 +71,15 @@ integration: venv browser
 # Two lanes side by side: the CPU-bound checks one after the other (the lowest's sanity and unit tests among them),
 # beside the integration tests, which mostly wait. --output-sync prints each step's output whole when it ends; a
 # failing step fails make test (the other lane runs to its end first).
-test: browser $(MATRIX)/lowest/bin/.installed
+test: browser venv $(MATRIX)/lowest/bin/.installed
 	$(MAKE) --no-print-directory -j2 --output-sync=target checks integration
 
 checks: venv
 	$(MAKE) sanity
-	$(MAKE) test-lowest
+	$(MAKE) unit
 	$(MAKE) lint
 	$(MAKE) docs-lint
-	$(MAKE) unit
+	$(MAKE) test-lowest
 
 # The supported range, tested at both ends, each in its own virtualenv under build/matrix/ (the dev requirements without
 # their ansible pins, then these): "lowest" is the lowest ansible-core that meta/runtime.yml's requires_ansible allows,
@@ -105,11 +105,14 @@ $(MATRIX)/%/bin/.installed: requirements-dev.txt meta/runtime.yml
 	$(MATRIX)/$*/bin/ansible --version | head -1
 	touch $@
 
+LOWEST := VENV=$(MATRIX)/lowest SANITY_TREE=$(MATRIX)/lowest.sanity
+
 test-lowest: $(MATRIX)/lowest/bin/.installed
-	$(MAKE) VENV=$(MATRIX)/lowest SANITY_TREE=$(MATRIX)/lowest.sanity sanity unit
+	$(MAKE) $(LOWEST) sanity
+	$(MAKE) $(LOWEST) unit
 
 test-matrix: browser $(MATRIX)/lowest/bin/.installed $(MATRIX)/newest/bin/.installed
-	$(MAKE) VENV=$(MATRIX)/lowest SANITY_TREE=$(MATRIX)/lowest.sanity sanity unit integration
+	$(MAKE) $(LOWEST) sanity unit integration
 	$(MAKE) VENV=$(MATRIX)/newest SANITY_TREE=$(MATRIX)/newest.sanity sanity unit integration
 
 demo: venv
