@@ -18,13 +18,16 @@ ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbo
 
 @pytest.fixture(scope="session")
 def lab_session(tmp_path_factory):
+    """The lab of this pytest process (each pytest-xdist worker starts its own, in its own temporary directory)."""
     state_dir = tmp_path_factory.mktemp("lab")
     state_file = str(state_dir / "state.json")
     state = start_detached(state_file, str(state_dir / "lab.log"))
     try:
         yield LabClient(state)
     finally:
-        stop_detached(state_file)
+        # A lab that is gone before the end died under the tests, or another process stopped it: say so.
+        if not stop_detached(state_file):
+            raise RuntimeError("the lab was no longer running at the end of the session; see %s" % (state_dir / "lab.log"))
 
 
 @pytest.fixture

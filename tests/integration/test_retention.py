@@ -65,8 +65,8 @@ class Fleet:
 
     def __init__(self, lab, ansible_playbook):
         self.lab = lab
-        anchor = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
-        self.anchor = anchor - datetime.timedelta(hours=1)
+        # Today's set at the start of today (UTC, the policy's time zone): dated today and in the past at any hour.
+        self.anchor = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         moments = dict((day, self.anchor - datetime.timedelta(days=day)) for day in range(DAYS))
         kept_moments = gfs_kept(moments.values())
         bases = [{"instance_id": lab.instance(host)["instance_id"], "set_id": set_id(host, 0)} for host in HOSTS]

@@ -117,7 +117,7 @@ def heard_fixture(lab):
 
 def test_attach_goes_through_attaching_and_answers_what_ec2_answers(client, ec2, snapshot, heard):
     instance = client.instance(HOST)
-    client.volumes(creating_seconds=0.4, attaching_seconds=0.4)
+    client.volumes(creating_seconds=0.4, attaching_seconds=2)
     volume_id = ec2.create_volume(SnapshotId=snapshot["SnapshotId"], AvailabilityZone=zone(client))["VolumeId"]
     attach = {"VolumeId": volume_id, "InstanceId": instance["instance_id"]}
     assert error_of(ec2.attach_volume, Device="xvdf", **attach) == ("IncorrectState", "%s is not 'available'." % volume_id)
