@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 name: rpo_report
 short_description: Judge EC2 instances against a recovery point objective from their snapshot sets
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Turns the snapshot sets of M(shadowsnap.ec2.ec2_snapshot_set_info) and a list of instances (the inventory's hosts
     and, optionally, the instances C(amazon.aws.ec2_instance_info) lists) into one report row per instance - the age

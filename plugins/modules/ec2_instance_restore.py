@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_instance_restore
 short_description: Restore a whole instance from a snapshot set - the AWS part
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Launches a new instance with every volume of a snapshot set, root included, in the original's place or elsewhere.
     The original instance is only read, never changed.

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_recycle_bin_rule
 short_description: Report whether a Recycle Bin rule covers the collection's snapshots, and create one
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the Region's Recycle Bin retention rules for EBS snapshots and reports, rule by rule, whether it retains the
     collection's snapshots when they are deleted - a tag-level rule on the schema tag (C(shadowsnap:schema)), or a

@@ -63,7 +63,7 @@ options:
     type: str
     choices: [present, absent]
     default: present
-    version_added: 0.2.0
+    version_added: 0.1.0
   instance_id:
     description:
       - The instance whose volumes are snapshotted.
@@ -136,18 +136,18 @@ options:
       - Only with O(engine=crash).
     type: str
     choices: [shadow, aws_vss]
-    version_added: 0.2.0
+    version_added: 0.1.0
   fallback_reason:
     description:
       - Why the VSS backup failed, for the warning of O(fallback_from) (not recorded in the tags).
     type: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   awx_job_id:
     description:
       - The id of the AWX / Automation Controller job that runs the backup, recorded in the tags
         (C(shadowsnap:awx-job-id)) so that a set leads back to its job. Omitted or empty, no tag is written.
     type: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   policy:
     description:
       - The name of the retention policy the set belongs to; retention only ever acts on sets of its policy.
@@ -182,7 +182,7 @@ options:
         days at the archive tier's price.
     type: bool
     default: false
-    version_added: 0.2.0
+    version_added: 0.1.0
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -326,7 +326,7 @@ deleted_snapshot_ids:
   type: list
   elements: str
   sample: ["snap-0123456789abcdef0"]
-  version_added: 0.2.0
+  version_added: 0.1.0
 skipped_snapshots:
   description: Members left in place, with the reason (an AMI uses it, or a snapshot lock protects it).
   returned: when O(state=absent)
@@ -334,7 +334,7 @@ skipped_snapshots:
   elements: dict
   sample: [{"snapshot_id": "snap-0fedcba9876543210", "volume_id": "vol-0fedcba9876543210",
             "reason": "in use: InvalidSnapshot.InUse: The snapshot snap-0fedcba9876543210 is currently in use by ami-0123456789abcdef0"}]
-  version_added: 0.2.0
+  version_added: 0.1.0
 """
 
 import datetime

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_set_copy
 short_description: Copy whole snapshot sets to another Region and/or account (DR copies)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Copies every member of each set with C(CopySnapshot) into O(destination_region), and with O(destination_role_arn)
     into the account of that role. The copies carry the set's schema tags with the same set id, plus

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_set_drill
 short_description: Record the verdict of a recovery drill on a snapshot set
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Tags every member of the set O(set_id) with the result of its latest recovery drill - when it ran, whether it
     passed and the consistency it reached - in one tag, C(shadowsnap:drill) (see the tag schema document in the

@@ -113,14 +113,14 @@ sets:
     fallback_from:
       description: For a crash-consistent set taken because a VSS backup failed, the engine that failed; else null.
       type: str
-      version_added: 0.2.0
+      version_added: 0.1.0
     launch:
       description:
         - What a whole-instance restore needs of the instance, as recorded at backup time from C(DescribeInstances)
           (see the tag schema document); null for a set made before it was recorded. A field the instance did not
           have is null - RV(sets[].launch.security_group_ids) also when there were too many to record.
       type: dict
-      version_added: 0.2.0
+      version_added: 0.1.0
       contains:
         image_id:
           description: The AMI the instance was launched from.

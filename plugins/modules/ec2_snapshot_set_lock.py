@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_set_lock
 short_description: Put a snapshot set under a legal hold with EBS snapshot locks, or lift it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - With O(state=locked), locks every snapshot of the set O(set_id) (C(LockSnapshot)) for O(lock_duration_days) or
     until O(lock_expires_on); EC2 refuses to delete a locked snapshot, and retention keeps and reports a locked set.

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_set_retention
 short_description: Apply a retention policy to snapshot sets - restic's keep rules on whole sets, with every reason
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the snapshot sets of the given instances (or every set of this account and Region that carries the
     collection's tag schema), plans which to keep and which to delete with restic's C(forget) rules on whole sets,

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_set_tier
 short_description: Move a snapshot set to the EBS archive tier, or bring it back
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - With O(storage_tier=archive), archives every snapshot of the set O(set_id) (C(ModifySnapshotTier)). Only a
     complete set whose snapshots no AMI uses is archived, whole. EC2 takes hours to archive a snapshot; a member on its

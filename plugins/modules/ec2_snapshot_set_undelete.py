@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_set_undelete
 short_description: Restore a deleted snapshot set from the Recycle Bin, whole
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Restores the deleted snapshots of the set O(set_id) from the Recycle Bin (C(RestoreSnapshotFromRecycleBin)) and
     waits until the set is complete again - every member listed with its tags, none still V(recovering). A snapshot

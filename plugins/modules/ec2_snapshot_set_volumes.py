@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_snapshot_set_volumes
 short_description: Create EBS volumes from the snapshots of one snapshot set
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Restores volumes from a snapshot set made by this collection - the first step of every restore. Everything it
     needs is read from the set's tags (see the tag schema document in the collection's C(docs/) folder), so it works
@@ -48,7 +48,7 @@ options:
     type: str
     choices: [present, absent]
     default: present
-    version_added: 0.2.0
+    version_added: 0.1.0
   set_id:
     description:
       - The set to restore.

@@ -12,7 +12,7 @@ DOCUMENTATION = r"""
 ---
 module: ec2_volume_swap
 short_description: Attach, detach or swap in restored EBS volumes, roll a swap back, clean up after it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Moves volumes restored by M(shadowsnap.ec2.ec2_snapshot_set_volumes) on one instance. Every run plans from what
     EC2 says now - the instance's block-device mapping and the volumes' states and tags - so a re-run after an

@@ -74,7 +74,7 @@ options:
       - The id of the AWX / Automation Controller job that runs the backup, recorded in the tags
         (C(shadowsnap:awx-job-id)) so that a set leads back to its job. Omitted or empty, no tag is written.
     type: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   tags:
     description:
       - User tags added to every snapshot of the set. Keys must not start with C(shadowsnap:) or C(aws:), and must

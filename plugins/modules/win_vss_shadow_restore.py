@@ -51,7 +51,7 @@ options:
         description: For O(action=expose) and O(action=unexpose), a drive letter C(X:) or a folder.
         type: str
   action:
-    description: Revert, expose, or give an exposure back (V(unexpose) since version 0.2.0).
+    description: Revert, expose, or give an exposure back (V(unexpose)).
     type: str
     choices: [revert, expose, unexpose]
     required: true

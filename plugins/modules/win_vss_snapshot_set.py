@@ -166,7 +166,7 @@ options:
         fails the task with RV(session_state=completed); the set stays V(unverified) until a later run settles it.
     type: bool
     default: false
-    version_added: 0.2.0
+    version_added: 0.1.0
   session_timeout:
     description:
       - Seconds diskshadow may take to create the set, and to end after a release. The session is aborted when
@@ -276,7 +276,7 @@ options:
           - The id of the AWX / Automation Controller job that runs the backup, recorded in the tags
             (C(shadowsnap:awx-job-id)). Omitted or empty, no tag is written.
         type: str
-        version_added: 0.2.0
+        version_added: 0.1.0
       tags:
         description: User tags added to every snapshot.
         type: dict
