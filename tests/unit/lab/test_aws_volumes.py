@@ -41,7 +41,7 @@ def state(ec2, volume_id):
     return volume["State"], [a["State"] for a in volume["Attachments"]]
 
 
-def wait_for(predicate, timeout=5):
+def wait_for(predicate, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -117,7 +117,7 @@ def heard_fixture(lab):
 
 def test_attach_goes_through_attaching_and_answers_what_ec2_answers(client, ec2, snapshot, heard):
     instance = client.instance(HOST)
-    client.volumes(creating_seconds=0.4, attaching_seconds=2)
+    client.volumes(creating_seconds=0.4, attaching_seconds=8)
     volume_id = ec2.create_volume(SnapshotId=snapshot["SnapshotId"], AvailabilityZone=zone(client))["VolumeId"]
     attach = {"VolumeId": volume_id, "InstanceId": instance["instance_id"]}
     assert error_of(ec2.attach_volume, Device="xvdf", **attach) == ("IncorrectState", "%s is not 'available'." % volume_id)
@@ -153,7 +153,7 @@ def test_detach_goes_through_detaching_and_the_root_of_a_running_instance_stays(
     root = next(v["volume_id"] for v in instance["volumes"] if v["device"] == "/dev/sda1")
     assert error_of(ec2.detach_volume, VolumeId=root) == (
         "IncorrectState", "Unable to detach root volume '%s' from instance '%s'" % (root, instance["instance_id"]))
-    client.volumes(detaching_seconds=0.4)
+    client.volumes(detaching_seconds=5)
     assert ec2.detach_volume(VolumeId=data, InstanceId=instance["instance_id"])["State"] == "detaching"
     assert state(ec2, data) == ("in-use", ["detaching"])
     assert error_of(ec2.detach_volume, VolumeId=data)[0] == "IncorrectState"
