@@ -34,7 +34,7 @@ def queue(lab, limit=2):
 
 
 def test_the_queue_keeps_the_cap_busy_and_never_above_it(lab):
-    lab.copy_settings(copy_seconds=0.3)
+    lab.copy_settings(copy_seconds=1.5)
     make_set(lab, "a")
     make_set(lab, "b", host="win-xen-01")
     plan = planned(lab, ["a", "b"])
