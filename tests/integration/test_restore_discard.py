@@ -66,8 +66,8 @@ def test_a_restore_alongside_on_a_worker_is_discarded_completely_and_a_re_run_ch
     assert (again["status"], again["deleted_volume_ids"], again["errors"]) == ("ok", [], []), again
 
 
-def test_state_absent_refuses_an_attached_volume_deletes_the_rest_and_never_an_original(lab, ansible_playbook, inventory,
-                                                                                         tmp_path):
+def test_state_absent_refuses_an_attached_volume_deletes_the_rest_and_never_an_original(
+        lab, ansible_playbook, inventory, tmp_path):
     shadow_backup(lab, ansible_playbook, inventory, tmp_path)
     web = lab.instance(WEB)["instance_id"]
     run, restored = run_restore(lab, ansible_playbook, set_id="sql-backup", instance_id=web, restore_id="r-absent")
