@@ -5,7 +5,9 @@ read-only.
 
 One round trip reads the shadow copies (Win32_ShadowCopy), one per shadow copy reverts or exposes it. A refusal is an
 answer, not a crash: each shadow copy's ``outcome`` says what happened, and ``consistency`` is ``application`` only
-when every one of them was reverted or exposed. Documentation: plugins/modules/win_vss_shadow_restore.py.
+when every one of them was reverted or exposed. A revert deletes the shadow copy, so with ``tag_volumes`` a volume
+whose tags say an earlier run reverted it is not looked for again: a re-run after a controller died, or after a
+restore that succeeded, reports it reverted and changes nothing. Documentation: plugins/modules/win_vss_shadow_restore.py.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import (
     Ec2LookupError,
     ec2_client,
     record_restored_consistency,
+    reverted_volumes,
 )
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_action import AgentAction, TaskFailure
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_transport import AgentOperationError
@@ -52,9 +55,16 @@ class ActionModule(AgentAction):
                 raise TaskFailure(f"exposing {shadow_id} needs its expose_path (a drive letter X: or a folder)")
             entries.append({"shadow_id": shadow_id, "volume_id": item.get("volume_id"), "expose_path": item.get("expose_path"),
                             "outcome": None, "tool": None, "hresult": None, "hresult_name": None, "message": None})
-        with self.phase("read"):
-            records = restore_windows.shadow_records(transport.request("shadows").result)
+        reverted_before = self._reverted_before(args, entries)
+        pending = [entry for entry in entries if entry["volume_id"] not in reverted_before]
         for entry in entries:
+            if entry["volume_id"] in reverted_before:
+                entry.update(outcome="reverted", message="reverted by an earlier run (the volume's tags say so)")
+        records = {}
+        if pending:
+            with self.phase("read"):
+                records = restore_windows.shadow_records(transport.request("shadows").result)
+        for entry in pending:
             record = records.get(entry["shadow_id"])
             if record is None:
                 entry.update(outcome="missing", message="the shadow copy is not on this host (gone, or its volume is not "
@@ -71,7 +81,7 @@ class ActionModule(AgentAction):
         result["shadows"] = entries
         result["changed"] = any(entry.get("changed") for entry in entries) or (
             self._task.check_mode and any(entry["outcome"] == "planned" for entry in entries))
-        reverted = [entry["volume_id"] for entry in entries if entry["outcome"] == "reverted" and entry["volume_id"]]
+        reverted = [entry["volume_id"] for entry in entries if entry.get("changed") and entry["outcome"] == "reverted" and entry["volume_id"]]
         if reverted and args["tag_volumes"]:
             try:
                 with self.phase("tag"):
@@ -86,6 +96,17 @@ class ActionModule(AgentAction):
             raise TaskFailure(f"could not {args['action']} " + "; ".join(
                 f"{entry['shadow_id']}: {entry['outcome']} ({entry['message']})" for entry in unavailable)
                 + ": the volumes hold the crash-consistent image only")
+
+    def _reverted_before(self, args, entries):
+        """The volumes of ``entries`` an earlier run reverted, from their tags (only with tag_volumes, which writes them)."""
+        volume_ids = [entry["volume_id"] for entry in entries if entry["volume_id"]]
+        if args["action"] != "revert" or not args["tag_volumes"] or not volume_ids:
+            return set()
+        try:
+            with self.phase("lookup"):
+                return reverted_volumes(ec2_client(args, PLUGIN_NAME), volume_ids)
+        except Ec2LookupError as exc:
+            raise TaskFailure(f"cannot tell whether an earlier run reverted the volumes: {exc}") from exc
 
     def _carry_out(self, transport, args, entry, record):
         if args["action"] == "revert":
