@@ -87,18 +87,26 @@ def test_a_controller_killed_mid_restore_then_a_rerun_ends_restored_and_consiste
     before, devices = contents(lab, [live["D:"], live["E:"]]), device_map(lab)
     assert services(lab)["MSSQLSERVER"] == "Running"
 
+    lab.reset_host_counters(SQL)
     killed_restore(lab, tmp_path, inventory, before_task)
     assert services(lab)["MSSQLSERVER"] == "Stopped", at_the_kill
-    swapped = device_map(lab)["xvdb"] != live["D:"]
-    assert swapped == (before_task != SWAP_TASK), at_the_kill
-    assert (online_volumes(lab).get("D") not in (None, [live["D:"]])) == (before_task == REVERT_TASK), at_the_kill
+    attached = lab.counts()["actions"].get("AttachVolume", {}).get("ok", 0)
+    assert attached == (0 if before_task == SWAP_TASK else 2), at_the_kill
+    assert (device_map(lab)["xvdb"] == live["D:"]) == (before_task == SWAP_TASK), at_the_kill
+    assert "shadow_revert" not in lab.host_counters(SQL)["agent"]["ops"], at_the_kill
 
     run, report = restore(lab, ansible_playbook, inventory, tmp_path)
     assert run.rc == 0, run.stdout
     (result,) = report["hosts"]
     assert_restored_in_place(lab, result, live, before, devices, journal_before)
     assert [s["outcome"] for s in result["shadows"]] == ["reverted", "reverted"]
+    if before_task == REVERT_TASK:
+        assert_a_rerun_changes_nothing(lab, ansible_playbook, inventory, tmp_path, live, before, devices, journal_before)
 
+
+def assert_a_rerun_changes_nothing(lab, ansible_playbook, inventory, tmp_path, live, before, devices, journal_before):
+    """A re-run after success: reported ok and application, no task changed anything, no EC2 change, SQL Server's
+    writer never stopped or restarted."""
     lab.reset_counts()
     writer_history = lab.writer_history(SQL)
     run, report = restore(lab, ansible_playbook, inventory, tmp_path)
@@ -119,7 +127,7 @@ def test_a_rerun_after_a_kill_that_rolls_back_starts_the_services_of_the_first_r
     live = originals(lab)
     before, devices = contents(lab, [live["D:"], live["E:"]]), device_map(lab)
     killed_restore(lab, tmp_path, inventory, ONLINE_TASK)
-    assert services(lab)["MSSQLSERVER"] == "Stopped" and device_map(lab)["xvdb"] != live["D:"]
+    assert services(lab)["MSSQLSERVER"] == "Stopped" and device_map(lab)["xvdb"] != live["D:"], "killed after the swap"
 
     lab.configure_host(SQL, vssadmin_revert="refuse")
     run, report = restore(lab, ansible_playbook, inventory, tmp_path)
