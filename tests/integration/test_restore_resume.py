@@ -12,6 +12,7 @@ import os
 import subprocess
 
 import pytest
+from ansible_collections.shadowsnap.ec2.plugins.action.win_service_set import record_name
 
 from conftest import kill_controller, playbook_command
 from test_backup import SQL, inventory  # noqa: F401 pylint: disable=unused-import
@@ -25,6 +26,7 @@ SWAP_TASK = "Swap the restored volumes in at the original devices"
 ONLINE_TASK = "Bring the restored disks online with their recorded paths"
 REVERT_TASK = "Revert each restored volume to the shadow copy stored in it"
 RESTORE_VARIABLES = {"target_hosts": SQL, "restore_set_id": "sql-backup", "restore_volumes": ["D:", "E:"]}
+SERVICE_RECORDS = "C:\\ProgramData\\shadowsnap\\restores\\"
 MUTATING = ("CreateVolume", "DeleteVolume", "AttachVolume", "DetachVolume", "CreateTags", "DeleteTags")
 
 
@@ -73,6 +75,8 @@ def assert_restored_in_place(lab, result, live, before, devices, journal_before)
     assert online["D"] == [restored[live["D:"]]] and online["E"] == [restored[live["E:"]]]
     attached = set(device_map(lab).values())
     assert {volume_id for ids in online.values() for volume_id in ids} <= attached, "nothing online that is not attached"
+    assert lab.read_file_bytes(SQL, SERVICE_RECORDS + record_name(result["restore_id"]) + ".txt") is None, \
+        "the host's record of the stopped services went with their start"
 
 
 @pytest.mark.parametrize("before_task, at_the_kill", [
