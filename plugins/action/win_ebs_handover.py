@@ -5,7 +5,10 @@
 ``state: released`` (before the swap): one round trip reads the writers and the storage, one stops the services that
 own the volumes and takes their disks offline (a sequence: a failed stop takes nothing offline). ``state: restored``
 (after the swap): one reads the storage (again while a disk has not appeared), one brings the disks online and reads
-the shadow copies they carry, one reverts them, starts the services and reads the storage to verify. The decisions are
+the shadow copies they carry, one reverts them, starts the services and reads the storage to verify. With ``record``
+the stop leaves on the host which services it found running and the start starts those too, so a re-run after a
+controller died starts what the first run stopped; with ``tag_volumes`` a volume whose tags say an earlier run reverted
+it is left alone (its shadow copy went with the revert). The decisions are
 those of win_service_set, win_ebs_disk and win_vss_shadow_restore (plugin_utils/restore_windows.py); only the
 grouping into sequences is this plugin's. Documentation: plugins/modules/win_ebs_handover.py.
 """
@@ -48,6 +51,7 @@ class ActionModule(AgentAction):
         "fail_on_unavailable": {"type": "bool", "default": True},
         "tag_volumes": {"type": "bool", "default": False},
         "timeout": {"type": "int", "default": 60},
+        "record": {"type": "str", "default": ""},
         "poll_seconds": {"type": "int", "default": 2},
         **AWS_ARGUMENT_SPEC,
     }
@@ -77,34 +81,30 @@ class ActionModule(AgentAction):
             numbers, entries = restore_windows.plan_offline(storage, [volume["volume_id"] for volume in args["volumes"]])
         except restore_windows.RestorePlanError as exc:
             raise TaskFailure(str(exc)) from exc
-        result.update(writer_services=services, names=names, disks=entries, services=[], were_running=[])
-        steps = ([("service_set", {"names": names, "state": "stopped", "timeout_seconds": args["timeout"]})] if names else []) + (
+        result.update(writer_services=services, names=names, disks=entries, services=[], were_running=[], recorded=[])
+        # With a record the stop is sent even with no service to stop: its answer says what an earlier stop recorded.
+        stop = bool(names or args["record"])
+        steps = ([("service_set", restore_windows.service_set_request(names, "stopped", args["timeout"], args["record"]))] if stop else []) + (
             [("disk_offline", {"numbers": numbers})] if numbers else [])
-        result["changed"] = bool(steps)
+        result["changed"] = bool(names or numbers)
         if not steps or self._task.check_mode:
             return
         try:
             with self.phase("release"):
                 answers = transport.request_sequence(steps).results
         except AgentOperationError as exc:
-            if exc.op == "disk_offline" and names:
-                self._stopped(result, exc.completed[0])
+            if exc.op == "disk_offline" and stop:
+                result.update(restore_windows.services_set(exc.completed[0]))
             state = "the services were stopped" if exc.op == "disk_offline" and names else (
                 "no volume was taken offline")
             raise agent_failure(exc, state, services=result["services"], were_running=result["were_running"]) from exc
-        if names:
-            self._stopped(result, answers[0])
+        if stop:
+            result.update(restore_windows.services_set(answers[0]))
         if numbers:
             failed = restore_windows.apply_disk_states(entries, answers[-1].get("disks"), "offline")
             if failed:
                 raise TaskFailure(f"Windows did not take {', '.join(failed)} offline", services=result["services"],
                                   were_running=result["were_running"])
-
-    @staticmethod
-    def _stopped(result, answer):
-        result["services"] = answer.get("services") or []
-        # What the restore starts again: the services this stop found running.
-        result["were_running"] = [service["name"] for service in result["services"] if service.get("previous_status") == "Running"]
 
     # ---------------------------------------------------------------------------------------------- restored
     def _restore(self, args, transport, result):
@@ -113,16 +113,18 @@ class ActionModule(AgentAction):
             shadows = restore_windows.shadow_entries(args["shadows"], "revert")
         except restore_windows.RestorePlanError as exc:
             raise TaskFailure(str(exc)) from exc
+        pending = restore_windows.skip_reverted_before(shadows, restore_windows.reverted_before(args, shadows, PLUGIN_NAME, self.phase))
         with self.phase("read"):
             storage = restore_windows.storage_with_disks(transport, wanted, args["timeout"], args["poll_seconds"])
         try:
             disks, entries = restore_windows.plan_online(storage, args["volumes"], args["allow_resign"], False)
         except restore_windows.RestorePlanError as exc:
             raise TaskFailure(str(exc)) from exc
-        result.update(disks=entries, shadows=shadows, services=[], changed=bool(disks) or bool(shadows) or bool(args["services"]))
+        result.update(disks=entries, shadows=shadows, services=[], recorded=[],
+                      changed=bool(disks) or bool(pending) or bool(args["services"]))
         if self._task.check_mode:
             return
-        steps = ([("disk_online", {"disks": disks})] if disks else []) + ([("shadows", None)] if shadows else [])
+        steps = ([("disk_online", {"disks": disks})] if disks else []) + ([("shadows", None)] if pending else [])
         answers = []
         if steps:
             with self.phase("online"):
@@ -130,18 +132,20 @@ class ActionModule(AgentAction):
         failed = restore_windows.apply_disk_states(entries, answers[0].get("disks") if disks else [], "online")
         if failed:
             raise TaskFailure(f"Windows did not take {', '.join(failed)} online", disks=entries, shadows=shadows)
-        records = restore_windows.shadow_records(answers[-1]) if shadows else {}
-        pending = []
-        for entry in shadows:
+        records = restore_windows.shadow_records(answers[-1]) if pending else {}
+        found = []
+        for entry in pending:
             record = records.get(entry["shadow_id"])
             if record is None:
                 restore_windows.mark_missing(entry)
                 continue
             entry.update(volume=record.get("VolumeName"), tool=restore_windows.revert_tool(record))
-            pending.append(entry)
-        self._stop_unless_acceptable(args, shadows, entries, pending_reverts=bool(pending))
-        storage = self._revert_and_start(args, transport, result, pending)
+            found.append(entry)
+        self._stop_unless_acceptable(args, shadows, entries, pending_reverts=bool(found))
+        storage = self._revert_and_start(args, transport, result, found)
         self._tag_reverted(args, shadows)
+        result["changed"] = bool(disks) or any(entry.get("changed") for entry in shadows) or any(
+            service.get("previous_status") != service.get("status") for service in result["services"])
         if shadows:
             result["consistency"] = restore_windows.shadows_consistency(shadows)
         seen = restore_windows.disks_by_volume(storage)
@@ -161,7 +165,8 @@ class ActionModule(AgentAction):
         """Reverts the pending shadow copies, starts the services and reads the storage, in as few sequences as the
         refusals allow (a refused revert ends its sequence; the rest is sent again when crash consistency is
         accepted). Returns the storage read last."""
-        start = [("service_set", {"names": args["services"], "state": "running", "timeout_seconds": args["timeout"]})] if args["services"] else []
+        start = [("service_set", restore_windows.service_set_request(args["services"], "running", args["timeout"], args["record"]))] if (
+            args["services"] or args["record"]) else []
         while True:
             steps = [("shadow_revert", {"shadow_id": entry["shadow_id"], "tool": entry["tool"]}) for entry in pending]
             try:
@@ -182,11 +187,12 @@ class ActionModule(AgentAction):
             for entry in pending:
                 entry.update(outcome="reverted", changed=True)
             if start:
-                result["services"] = answers[len(pending)].get("services") or []
+                started = restore_windows.services_set(answers[len(pending)])
+                result.update(services=started["services"], recorded=started["recorded"])
             return answers[-1]
 
     def _tag_reverted(self, args, shadows):
-        reverted = sorted(entry["volume_id"] for entry in shadows if entry["outcome"] == "reverted" and entry["volume_id"])
+        reverted = sorted(entry["volume_id"] for entry in shadows if entry.get("changed") and entry["outcome"] == "reverted" and entry["volume_id"])
         if not reverted or not args["tag_volumes"]:
             return
         try:

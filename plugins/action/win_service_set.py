@@ -3,7 +3,9 @@
 """win_service_set: stop or start the services that own volumes (the application writers' services and a list).
 
 With ``volumes``, one round trip reads the writers (diskshadow's detailed listing) and the storage; the
-writer -> service knowledge is plugin_utils/vss_writers.py's. One round trip stops or starts them.
+writer -> service knowledge is plugin_utils/vss_writers.py's. One round trip stops or starts them. With ``record``
+the host keeps, in that same round trip, which services the stop found running, so that a start after a controller
+died (a re-run that finds them stopped) still starts them.
 Documentation: plugins/modules/win_service_set.py.
 """
 
@@ -23,6 +25,7 @@ class ActionModule(AgentAction):
         "volumes": {"type": "list", "elements": "str", "default": []},
         "state": {"type": "str", "required": True, "choices": ["stopped", "started"]},
         "timeout": {"type": "int", "default": 60},
+        "record": {"type": "str", "default": ""},
     }
 
     def run_on_host(self, args, transport, result, task_vars):
@@ -44,13 +47,11 @@ class ActionModule(AgentAction):
             names += [name for name in services if name.lower() not in (n.lower() for n in names)]
         result["names"] = names
         result["services"] = []
-        if not names or self._task.check_mode:
+        if not (names or args["record"]) or self._task.check_mode:
             result["changed"] = bool(names)
             return
         state = "stopped" if args["state"] == "stopped" else "running"
         with self.phase(args["state"]):
-            reply = transport.request("service_set", {"names": names, "state": state, "timeout_seconds": args["timeout"]})
-        result["services"] = reply.result.get("services") or []
+            reply = transport.request("service_set", restore_windows.service_set_request(names, state, args["timeout"], args["record"]))
+        result.update(restore_windows.services_set(reply.result))
         result["changed"] = any(service.get("previous_status") != service.get("status") for service in result["services"])
-        # What a later start should start again: the services this stop found running.
-        result["were_running"] = [service["name"] for service in result["services"] if service.get("previous_status") == "Running"]

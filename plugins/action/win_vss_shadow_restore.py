@@ -5,7 +5,9 @@ read-only - and give an exposure back (unexpose) before the volumes are discarde
 
 One round trip reads the shadow copies (Win32_ShadowCopy), one per shadow copy reverts or exposes it. A refusal is an
 answer, not a crash: each shadow copy's ``outcome`` says what happened, and ``consistency`` is ``application`` only
-when every one of them was reverted or exposed. Documentation: plugins/modules/win_vss_shadow_restore.py.
+when every one of them was reverted or exposed. A revert deletes the shadow copy, so with ``tag_volumes`` a volume
+whose tags say an earlier run reverted it is not looked for again: a re-run after a controller died, or after a
+restore that succeeded, reports it reverted and changes nothing. Documentation: plugins/modules/win_vss_shadow_restore.py.
 """
 
 from __future__ import annotations
@@ -44,9 +46,14 @@ class ActionModule(AgentAction):
             entries = restore_windows.shadow_entries(args["shadows"], args["action"])
         except restore_windows.RestorePlanError as exc:
             raise TaskFailure(str(exc)) from exc
-        with self.phase("read"):
-            records = restore_windows.shadow_records(transport.request("shadows").result)
-        for entry in entries:
+        pending = entries
+        if args["action"] == "revert":
+            pending = restore_windows.skip_reverted_before(entries, restore_windows.reverted_before(args, entries, PLUGIN_NAME, self.phase))
+        records = {}
+        if pending:
+            with self.phase("read"):
+                records = restore_windows.shadow_records(transport.request("shadows").result)
+        for entry in pending:
             record = records.get(entry["shadow_id"])
             exposed_at = str((record or {}).get("ExposedName") or "").rstrip("\\").lower()
             if args["action"] == "unexpose" and exposed_at != entry["expose_path"].rstrip("\\").lower():
@@ -66,7 +73,7 @@ class ActionModule(AgentAction):
         result["shadows"] = entries
         result["changed"] = any(entry.get("changed") for entry in entries) or (
             self._task.check_mode and any(entry["outcome"] == "planned" for entry in entries))
-        reverted = [entry["volume_id"] for entry in entries if entry["outcome"] == "reverted" and entry["volume_id"]]
+        reverted = [entry["volume_id"] for entry in entries if entry.get("changed") and entry["outcome"] == "reverted" and entry["volume_id"]]
         if reverted and args["tag_volumes"]:
             try:
                 with self.phase("tag"):

@@ -86,8 +86,23 @@ options:
     description:
       - Tag each reverted EBS volume with the consistency its data has now, V(application), from the controller (one
         C(CreateTags) for all of them, with the AWS options below).
+      - Before V(restored) reverts, a volume of O(shadows) already tagged V(application) (an earlier run reverted it,
+        and a revert deletes its shadow copy) is reported V(reverted) and left alone (one C(DescribeVolumes) from the
+        controller, no round trip to the host).
     type: bool
     default: false
+  record:
+    description:
+      - Names a record the host keeps of the services stopped (for example a restore id), as
+        M(shadowsnap.ec2.win_service_set)'s O(shadowsnap.ec2.win_service_set#module:record) does.
+      - V(released) - the services the stop finds running are added to the record before any of them stops, in the
+        same round trip.
+      - V(restored) - the recorded services are started too (O(services) may then be empty), and the record is removed
+        once they run. So a run after a controller died, which finds the services already stopped, still starts again
+        those that were running before the first stop.
+    type: str
+    default: ""
+    version_added: 0.2.0
   timeout:
     description: Seconds each service has to stop or start, and to wait for the disks of just attached volumes.
     type: int
@@ -162,8 +177,15 @@ writer_services:
   type: list
   elements: str
 were_running:
-  description: V(released) - the services that were running before the task (what to start again).
+  description:
+    - V(released) - the services that were running before the task (what to start again); with O(record), also those
+      the record holds.
   returned: O(state=released)
+  type: list
+  elements: str
+recorded:
+  description: With O(record), the services the record holds (after V(released)) or held (before the start of V(restored)).
+  returned: success with O(record), not in check mode
   type: list
   elements: str
 services:
@@ -179,7 +201,7 @@ disks:
 shadows:
   description:
     - V(restored) - one entry per shadow copy, as M(shadowsnap.ec2.win_vss_shadow_restore) returns them; C(outcome)
-      V(reverted), V(missing), V(refused) or None (not tried).
+      V(reverted) (with C(changed=false) when an earlier run reverted it), V(missing), V(refused) or None (not tried).
   returned: O(state=restored)
   type: list
   elements: dict

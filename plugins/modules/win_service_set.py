@@ -42,6 +42,18 @@ options:
     description: Seconds each service has to stop or start.
     type: int
     default: 60
+  record:
+    description:
+      - Names a record the host keeps of the services stopped (for example a restore id).
+      - With O(state=stopped), the services found running are added to the record before any of them is stopped, in
+        the same round trip. With O(state=started), the recorded services are started too (O(names) may then be
+        empty), and the record is removed once they run. So a run after a controller died mid-way, which finds the
+        services already stopped, still starts again those that were running before the first stop.
+      - The record is a file under C(%ProgramData%\shadowsnap\restores), a folder of the collection's own
+        (SYSTEM and Administrators only).
+    type: str
+    default: ""
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
@@ -94,8 +106,13 @@ services:
   type: list
   elements: dict
 were_running:
-  description: The services that were running before the task.
+  description: The services that were running before the task (with O(record), also those the record holds).
   returned: success, not in check mode
+  type: list
+  elements: str
+recorded:
+  description: With O(record), the services the record holds (after a stop) or held (before a start).
+  returned: success with O(record), not in check mode
   type: list
   elements: str
 hresult:

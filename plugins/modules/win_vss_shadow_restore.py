@@ -68,6 +68,8 @@ options:
     description:
       - After a revert, tag each reverted EBS volume (its O(shadows[].volume_id)) with the consistency its data has
         now, V(application), from the controller (C(CreateTags), with the AWS options below).
+      - Before a revert, a volume already tagged V(application) (an earlier run reverted it, and a revert deletes its
+        shadow copy) is reported V(reverted) and left alone, so a re-run changes nothing (C(DescribeVolumes)).
     type: bool
     default: false
 extends_documentation_fragment:

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - reported by ec2_client() when a look-u
 
 from ansible_collections.amazon.aws.plugins.module_utils.exceptions import AnsibleAWSError
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.plugin_utils.base import AWSPluginBase
 from ansible_collections.shadowsnap.ec2.plugins.module_utils import aws_client, ec2_api, snapshot_sets, snapshot_tags
 from ansible_collections.shadowsnap.ec2.plugins.module_utils.collection_version import COLLECTION_VERSION
@@ -95,6 +96,14 @@ def record_restored_consistency(client, volume_ids: list[str], consistency: str)
     """Tag restored volumes with the consistency their data has now (``application`` once reverted to its shadow)."""
     with _reported(f"CreateTags on {', '.join(volume_ids)} failed"):
         ec2_api.tag_volumes(client, volume_ids, {snapshot_tags.KEY_RESTORE_CONSISTENCY: consistency})
+
+
+def reverted_volumes(client, volume_ids: list[str]) -> set[str]:
+    """Those of the restored volumes whose tags say an earlier run reverted them (their shadow copy went with it)."""
+    with _reported(f"DescribeVolumes of {', '.join(volume_ids)} failed"):
+        volumes = ec2_api.describe_volumes(client, volume_ids)
+    return {volume["VolumeId"] for volume in volumes
+            if (snapshot_tags.decode_restored_volume(boto3_tag_list_to_ansible_dict(volume.get("Tags", []))) or {}).get("consistency") == "application"}
 
 
 def existing_snapshot_set(client, set_id: str, instance_id: str | None = None) -> dict | None:

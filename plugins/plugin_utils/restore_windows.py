@@ -21,10 +21,13 @@ The rules (docs/restore.md, FACTS.md "Restore: Windows rules"):
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import ebs_disks, vss
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import Ec2LookupError, ec2_client, reverted_volumes
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_action import TaskFailure
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.guids import normalise_guid, volume_key
 
 DRIVE = re.compile(r"^([A-Za-z]):\\?$")
@@ -222,6 +225,55 @@ def shadow_entries(items: list[dict], action: str) -> list[dict]:
         entries.append({"shadow_id": shadow_id, "volume_id": item.get("volume_id"), "expose_path": item.get("expose_path"),
                         "outcome": None, "tool": None, "hresult": None, "hresult_name": None, "message": None})
     return entries
+
+
+def service_set_request(names: list[str], state: str, timeout: int, record: str) -> dict:
+    """The agent's ``service_set`` arguments; with ``record`` (such as a restore id) the host keeps, in the same round
+    trip, the services a stop found running, and a start also starts those and removes the record."""
+    request = {"names": names, "state": state, "timeout_seconds": timeout}
+    if record:
+        request["record"] = record_name(record)
+    return request
+
+
+def record_name(record: str) -> str:
+    """The host's file name of a record (any text, such as a restore id, maps to a name the agent accepts)."""
+    return "restore-" + hashlib.sha256(record.encode("utf-8")).hexdigest()[:32]
+
+
+def services_set(answer: dict) -> dict:
+    """The result of a ``service_set`` answer: ``services``, the record's services (``recorded``) and what a later start
+    should start again (``were_running``): those this stop found running and those an earlier stop recorded."""
+    services = answer.get("services") or []
+    recorded = list(answer.get("recorded") or [])
+    were_running = [service["name"] for service in services if service.get("previous_status") == "Running"]
+    return {"services": services, "recorded": recorded,
+            "were_running": were_running + [name for name in recorded if name not in were_running]}
+
+
+def reverted_before(args: dict, entries: list[dict], plugin_name: str, phase) -> set[str]:
+    """The volumes of ``entries`` an earlier run reverted, from their tags (one ``DescribeVolumes``, no round trip to the
+    host); only with ``tag_volumes``, which writes those tags. ``phase`` is the action's phase timer."""
+    volume_ids = [entry["volume_id"] for entry in entries if entry["volume_id"]]
+    if not args["tag_volumes"] or not volume_ids:
+        return set()
+    try:
+        with phase("lookup"):
+            return reverted_volumes(ec2_client(args, plugin_name), volume_ids)
+    except Ec2LookupError as exc:
+        raise TaskFailure(f"cannot tell whether an earlier run reverted the volumes: {exc}") from exc
+
+
+def skip_reverted_before(entries: list[dict], reverted: set[str]) -> list[dict]:
+    """The entries still to revert. A revert deletes its shadow copy, so those whose volume an earlier run reverted
+    (its tags say so) are marked reverted, unchanged, and not looked for on the host."""
+    pending = []
+    for entry in entries:
+        if entry["volume_id"] in reverted:
+            entry.update(outcome="reverted", message="reverted by an earlier run (the volume's tags say so)")
+        else:
+            pending.append(entry)
+    return pending
 
 
 def mark_missing(entry: dict) -> None:

@@ -11,6 +11,7 @@ $ServiceSetTimeoutDefault = 60
 $ServiceSetTimeoutMax = 300
 $ServiceStates = @('stopped', 'running')
 $RevertTools = @('diskshadow', 'vssadmin')
+$ServiceRecordRoot = Join-Path $ShadowsnapRoot 'restores'
 
 function Get-DiskNumberArgument {
     param($Value)
@@ -172,20 +173,49 @@ function Invoke-ShadowUnexpose {
     }
 }
 
+function Get-ServiceRecordPath {
+    # The file of the services a restore stopped (args.record names it), or null without a record.
+    param($OpArgs)
+    $record = [string](Get-Property $OpArgs 'record' '')
+    if ($record -eq '') {
+        return $null
+    }
+    if ($record -notmatch '^[A-Za-z0-9-]{1,64}$') {
+        throw (New-AgentException -Message ("'{0}' is not a service record name" -f $record))
+    }
+    return (Join-Path $ServiceRecordRoot ($record + '.txt'))
+}
+
+function Read-ServiceRecord {
+    param($Path)
+    if (($null -eq $Path) -or (-not (Test-Path -LiteralPath $Path -PathType Leaf))) {
+        return @()
+    }
+    return @([System.IO.File]::ReadAllLines($Path, [System.Text.Encoding]::ASCII) | Where-Object { $_ -ne '' })
+}
+
 function Invoke-ServiceSet {
-    # Each service of args.names stopped (with the services that depend on it) or started, every wait bounded.
+    # Each service of args.names stopped (with the services that depend on it) or started, every wait bounded. With
+    # args.record, a stop first adds the services it finds running to the record (written before any of them stops),
+    # and a start also starts the recorded ones, then removes the record: a re-run after a controller died knows what
+    # to start again although it finds the services stopped.
     param($OpArgs)
     $state = [string](Get-Property $OpArgs 'state' '')
     if ($ServiceStates -notcontains $state) {
         throw (New-AgentException -Message ("argument 'state' may hold {0}, not '{1}'" -f ($ServiceStates -join ', '), $state))
     }
     $names = @(@(Get-Property $OpArgs 'names' @()) | Where-Object { $null -ne $_ } | ForEach-Object { [string]$_ })
-    if ($names.Count -eq 0) {
+    $recordPath = Get-ServiceRecordPath $OpArgs
+    $recorded = @(Read-ServiceRecord $recordPath)
+    if ($state -eq 'running') {
+        $names += @($recorded | Where-Object { $names -notcontains $_ })
+    }
+    if (($names.Count -eq 0) -and ($null -eq $recordPath)) {
         throw (New-AgentException -Message 'service_set needs names')
     }
     $timeoutSeconds = Get-IntArgument $OpArgs 'timeout_seconds' $ServiceSetTimeoutDefault 1 $ServiceSetTimeoutMax
     $timeout = New-TimeSpan -Seconds $timeoutSeconds
-    $services = @()
+    $found = @()
     foreach ($name in $names) {
         if ($name -notmatch '^[A-Za-z0-9_.$-][A-Za-z0-9 _.$-]{0,255}$') {
             throw (New-AgentException -Message ("'{0}' is not a service name" -f $name))
@@ -194,6 +224,25 @@ function Invoke-ServiceSet {
         if ($null -eq $service) {
             throw (New-AgentException -Message ("there is no service '{0}' on this host" -f $name))
         }
+        $found += $service
+    }
+    if (($state -eq 'stopped') -and ($null -ne $recordPath)) {
+        $running = @($found | Where-Object { ($_.Status -ne [System.ServiceProcess.ServiceControllerStatus]::Stopped) -and ($recorded -notcontains $_.Name) } | ForEach-Object { [string]$_.Name })
+        if ($running.Count -gt 0) {
+            $recorded += $running
+            if (-not (Test-Path -LiteralPath $ShadowsnapRoot -PathType Container)) {
+                $null = New-Item -ItemType Directory -Path $ShadowsnapRoot
+            }
+            Protect-SessionRoot
+            if (-not (Test-Path -LiteralPath $ServiceRecordRoot -PathType Container)) {
+                $null = New-Item -ItemType Directory -Path $ServiceRecordRoot
+            }
+            Write-AtomicText $recordPath (($recorded | ForEach-Object { $_ + "`r`n" }) -join '')
+        }
+    }
+    $services = @()
+    foreach ($service in $found) {
+        $name = [string]$service.Name
         $previous = [string]$service.Status
         try {
             if ($state -eq 'stopped') {
@@ -213,12 +262,16 @@ function Invoke-ServiceSet {
         }
         $service.Refresh()
         $services += [ordered]@{
-            name = [string]$service.Name
+            name = $name
             previous_status = $previous
             status = [string]$service.Status
         }
     }
+    if (($state -eq 'running') -and ($null -ne $recordPath) -and (Test-Path -LiteralPath $recordPath -PathType Leaf)) {
+        Remove-Item -LiteralPath $recordPath -Force
+    }
     return [ordered]@{
         services = $services
+        recorded = @($recorded)
     }
 }

@@ -174,6 +174,26 @@ def test_service_set_stops_and_starts_and_sql_server_opens_the_volumes_it_finds(
     assert not call_agent(host, "service_set", {"names": ["MSSQLSERVER"], "state": "paused"})["ok"]
 
 
+def test_service_set_with_a_record_remembers_what_a_stop_found_running_until_a_start(host_model):
+    model = host_model()
+    host = LabWindowsHost(model)
+    stop = {"names": ["MSSQLSERVER"], "state": "stopped", "record": "restore-abc"}
+    first = call_agent(host, "service_set", stop)
+    assert first["ok"] and first["result"]["recorded"] == ["MSSQLSERVER"]
+    assert model.files.read(r"C:\ProgramData\shadowsnap\restores\restore-abc.txt") == b"MSSQLSERVER\r\n"
+    assert model.files.folder(r"C:\ProgramData\shadowsnap").protected, "the record is under the agent's own folder"
+    again = call_agent(host, "service_set", stop)
+    assert again["result"]["recorded"] == ["MSSQLSERVER"], "a stop that finds it stopped keeps the record"
+    assert again["result"]["services"][0]["previous_status"] == "Stopped"
+    started = call_agent(host, "service_set", {"names": [], "state": "running", "record": "restore-abc"})
+    assert started["ok"] and started["result"]["services"] == [
+        {"name": "MSSQLSERVER", "previous_status": "Stopped", "status": "Running"}]
+    assert model.files.read(r"C:\ProgramData\shadowsnap\restores\restore-abc.txt") is None, "a start removes it"
+    nothing = call_agent(host, "service_set", {"names": [], "state": "running", "record": "restore-abc"})
+    assert nothing["ok"] and nothing["result"]["services"] == []
+    assert not call_agent(host, "service_set", {"names": ["MSSQLSERVER"], "state": "stopped", "record": "..\\x"})["ok"]
+
+
 def test_disk_offline_takes_the_volume_away_and_the_drive_letter_comes_back(host_model):
     model = host_model()
     host = LabWindowsHost(model)

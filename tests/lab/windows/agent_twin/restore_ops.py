@@ -12,7 +12,15 @@ import re
 from ..diskshadow import run_diskshadow
 from ..diskshadow.common import HRESULTS
 from ..locales import console_bytes
-from .protocol import OUTPUT_LIMIT, AgentError, checked_guid, diskshadow_command, hresult_in_text, int_argument
+from .protocol import (
+    OUTPUT_LIMIT,
+    SHADOWSNAP_ROOT,
+    AgentError,
+    checked_guid,
+    diskshadow_command,
+    hresult_in_text,
+    int_argument,
+)
 from .read_ops import tool_text
 from .session_ops import SERVICE_NAME
 
@@ -20,6 +28,8 @@ SERVICE_STATES = ("stopped", "running")
 REVERT_TOOLS = ("diskshadow", "vssadmin")
 DRIVE_LETTER = re.compile(r"^[D-Zd-z]$")
 EXPOSE_PATH = re.compile(r'^([D-Zd-z]:|[A-Za-z]:\\[^"*?<>|]+)$')
+RECORD_ROOT = SHADOWSNAP_ROOT + "\\restores"
+RECORD_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def _disk_number(value):
@@ -169,7 +179,24 @@ def shadow_unexpose(host, args):
     return {"path": path, "output": output}
 
 
+def _record_path(args):
+    """Get-ServiceRecordPath: the file of the services a restore stopped, or None without ``record``."""
+    record = args.get("record")
+    if record in (None, ""):
+        return None
+    if not RECORD_NAME.match(str(record)):
+        raise AgentError("'%s' is not a service record name" % record, where="at Get-ServiceRecordPath, <No file>")
+    return RECORD_ROOT + "\\" + str(record) + ".txt"
+
+
+def _read_record(model, path):
+    data = model.files.read(path) if path else None
+    return [line for line in (data or b"").decode("ascii").splitlines() if line]
+
+
 def service_set(host, args):
+    """Invoke-ServiceSet. With ``record``, a stop first adds the services it finds running to the record (written
+    before any of them stops), and a start also starts the recorded ones, then removes the record."""
     model = host.model
     state = str(args.get("state") or "")
     if state not in SERVICE_STATES:
@@ -177,17 +204,32 @@ def service_set(host, args):
                          where="at Invoke-ServiceSet, <No file>")
     names = args.get("names") or []
     names = [str(name) for name in (names if isinstance(names, list) else [names]) if name is not None]
-    if not names:
+    record_path = _record_path(args)
+    recorded = _read_record(model, record_path)
+    if state == "running":
+        names += [name for name in recorded if name.lower() not in (n.lower() for n in names)]
+    if not names and record_path is None:
         raise AgentError("service_set needs names")
     int_argument("service_set", args, "timeout_seconds")
-    services = []
+    found = []
     for name in names:
         if not SERVICE_NAME.match(name):
             raise AgentError("'%s' is not a service name" % name, where="at Invoke-ServiceSet, <No file>")
         service = model.services.find(name)
         if service is None:
             raise AgentError("there is no service '%s' on this host" % name, where="at Invoke-ServiceSet, <No file>")
+        found.append(service)
+    if state == "stopped" and record_path is not None:
+        running = [s.name for s in found if s.status != "Stopped" and s.name.lower() not in (r.lower() for r in recorded)]
+        if running:
+            recorded += running
+            model.files.protect(SHADOWSNAP_ROOT)
+            model.files.write(record_path, "".join(name + "\r\n" for name in recorded).encode("ascii"))
+    services = []
+    for service in found:
         previous = service.status
         model.services.set_state(service.name, "Stopped" if state == "stopped" else "Running")
         services.append({"name": service.name, "previous_status": previous, "status": service.status})
-    return {"services": services}
+    if state == "running" and record_path is not None and model.files.exists(record_path):
+        model.files.delete(record_path)
+    return {"services": services, "recorded": recorded}

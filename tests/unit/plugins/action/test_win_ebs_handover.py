@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.shadowsnap.ec2.plugins.action.win_ebs_handover import ActionModule
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.restore_windows import record_name
 from lab.dataplane import BlockStore
 from lab.windows import LabWindowsHost, WindowsServer
 from lab.windows.testing import sample_instance
@@ -120,3 +121,24 @@ def test_accepting_crash_consistency_starts_the_services_and_says_crash(host):
                  fail_on_unavailable=False)
     assert not result.get("failed"), result
     assert result["consistency"] == "crash" and service(host) == "Running" and result["round_trips"] == 3
+
+
+def record_file(host, record):
+    return host.model.files.read("C:\\ProgramData\\shadowsnap\\restores\\" + record_name(record) + ".txt")
+
+
+def test_the_record_of_released_lets_a_rerun_start_what_the_first_stop_found_running(host):
+    before = originals(host)
+    first = run(host, state="released", volumes=before, record="restore-1")
+    assert first["recorded"] == ["MSSQLSERVER"] and record_file(host, "restore-1") == b"MSSQLSERVER\r\n"
+    again = run(host, state="released", volumes=before, record="restore-1")
+    assert not again.get("failed"), again
+    assert again["names"] == [] and again["were_running"] == ["MSSQLSERVER"], \
+        "a re-run finds it stopped (its writer gone with it); the record still says it ran"
+    assert record_file(host, "restore-1") == b"MSSQLSERVER\r\n", "a stop that finds nothing running keeps the record"
+    volumes = swap_in_clones(host, before)
+    host.counters.reset()
+    result = run(host, state="restored", volumes=volumes, services=[], record="restore-1")
+    assert not result.get("failed"), result
+    assert result["round_trips"] == 2 and result["changed"] and result["recorded"] == ["MSSQLSERVER"]
+    assert service(host) == "Running" and record_file(host, "restore-1") is None, "started from the record, then removed"
