@@ -102,7 +102,7 @@ options:
         those that were running before the first stop.
     type: str
     default: ""
-    version_added: 0.2.0
+    version_added: 0.1.0
   timeout:
     description: Seconds each service has to stop or start, and to wait for the disks of just attached volumes.
     type: int

@@ -53,7 +53,7 @@ options:
         (SYSTEM and Administrators only).
     type: str
     default: ""
-    version_added: 0.2.0
+    version_added: 0.1.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
