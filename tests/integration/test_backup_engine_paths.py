@@ -82,3 +82,18 @@ def test_a_fallback_without_winrm_says_that_no_paths_are_recorded_and_which_volu
     snapshots = lab_snapshots(lab)
     assert set(result["snapshots"]) == taken == {s["VolumeId"] for s in snapshots}
     assert all(paths_tag(s) == "" for s in snapshots)
+
+
+def test_without_winrm_volumes_named_by_id_or_device_are_still_exactly_what_is_taken(
+        lab, ansible_playbook, inventory, tmp_path):
+    lab.host_fault(SQL, "drop_connection", times=None)
+    data = volume_of(lab, "D:")
+    log_device = next(v["device"] for v in lab.instance(SQL)["volumes"] if v["drive"] == "E:")
+    run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_engine="crash",
+                         backup_volumes=[data, log_device])
+    assert run.rc == 0, run.stdout
+    (result,) = report["hosts"]
+    assert (result["status"], result["paths_recorded"]) == ("ok", False), result
+    assert "the volumes named %s, %s" % (data, log_device) in result["volumes_note"]
+    snapshots = lab_snapshots(lab)
+    assert {s["VolumeId"]: paths_tag(s) for s in snapshots} == {data: "", volume_of(lab, "E:"): ""}
