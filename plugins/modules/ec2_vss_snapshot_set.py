@@ -137,6 +137,15 @@ EXAMPLES = r"""
     policy: daily
   register: vss_set
 
+- name: The EBS volumes of D and E only, tagged with their drive letters (the other snapshots are discarded)
+  shadowsnap.ec2.ec2_vss_snapshot_set:
+    instance_id: i-0123456789abcdef0
+    exclude_boot_volume: true
+    volume_ids: [vol-0aac1b2c3d4e5f607, vol-0bbd2c3d4e5f60718]
+    volume_metadata:
+      vol-0aac1b2c3d4e5f607: {paths: ['D:\']}
+      vol-0bbd2c3d4e5f60718: {paths: ['E:\']}
+
 - name: Data volumes only, a full backup (SQL Server records it)
   shadowsnap.ec2.ec2_vss_snapshot_set:
     instance_id: i-0123456789abcdef0

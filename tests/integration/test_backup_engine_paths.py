@@ -7,17 +7,10 @@ the lab's WinRM host and moto.
 
 import pytest
 
-from test_backup import SQL, backup, lab_snapshots
+from test_backup import SQL, backup, inventory, lab_snapshots  # inventory: the fixture, shared
 from test_restore_volumes import run_restore
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def inventory(lab, tmp_path):
-    path = tmp_path / "windows.ini"
-    lab.write_inventory(str(path))
-    return str(path)
 
 
 def volume_of(lab, drive):
