@@ -9,7 +9,10 @@ plugin_utils/host_identity.py. Documentation: plugins/modules/win_ebs_disk_info.
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils import ebs_disks
+from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.shadow_plan import find_volume, tag_paths
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.agent_action import AgentAction, TaskFailure
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import (
     AWS_ARGUMENT_SPEC,
@@ -20,6 +23,46 @@ from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.action_ec2 import (
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.host_identity import IdentityError, resolve_identity
 
 PLUGIN_NAME = "shadowsnap.ec2.win_ebs_disk_info"
+_VOLUME_ID_RE = re.compile(r"^vol-[0-9a-f]+$")
+
+
+def ebs_selection(volumes: list[dict], attachments: list[dict], refs: list[str], include_boot: bool) -> dict:
+    """The EBS volumes that hold what ``refs`` name (drive letters, mount points, EBS volume ids, device names) and the
+    Windows paths on each, as the tag schema records them. A Windows volume spanning several EBS volumes brings all
+    of them, and every Windows volume on a chosen EBS volume is recorded on it: an EBS snapshot never splits a disk."""
+    by_device = {ebs_disks.device_key(a.get("device")): a.get("volume_id") for a in attachments if a.get("volume_id")}
+    chosen: list[str] = []
+    for ref in refs:
+        text = str(ref or "").strip()
+        if _VOLUME_ID_RE.match(text):
+            ids = [text]
+        elif ebs_disks.device_key(text) in by_device:
+            ids = [by_device[ebs_disks.device_key(text)]]
+        else:
+            volume = find_volume(text, volumes)
+            if volume is None:
+                known = sorted(p for v in volumes for p in tag_paths(v))
+                raise TaskFailure(f"volume {text!r} is not on this host (its volumes: {', '.join(known) or 'none'})")
+            if not volume.get("all_ebs") or not volume.get("ebs_volume_ids"):
+                raise TaskFailure(f"volume {text!r} is not (wholly) on EBS volumes with a known id; it cannot be snapshotted")
+            ids = list(volume["ebs_volume_ids"])
+        chosen.extend(volume_id for volume_id in ids if volume_id not in chosen)
+    if include_boot:
+        for volume in volumes:
+            if volume.get("is_boot") or volume.get("is_system"):
+                chosen.extend(v for v in volume.get("ebs_volume_ids") or [] if v not in chosen)
+    metadata: dict = {}
+    pending = list(chosen)
+    while pending:
+        volume_id = pending.pop(0)
+        entry = metadata.setdefault(volume_id, {"paths": []})
+        for volume in volumes:
+            if volume_id in (volume.get("ebs_volume_ids") or []):
+                entry["paths"].extend(path for path in tag_paths(volume) if path not in entry["paths"])
+                for other in volume["ebs_volume_ids"]:
+                    if other not in metadata and other not in pending:
+                        pending.append(other)
+    return {"volume_ids": sorted(metadata), "volume_metadata": metadata}
 
 
 class ActionModule(AgentAction):
@@ -29,6 +72,8 @@ class ActionModule(AgentAction):
         "instance_id": {"type": "str"},
         "block_device_mappings": {"type": "list", "elements": "dict"},
         "fail_on_mismatch": {"type": "bool", "default": True},
+        "select_volumes": {"type": "list", "elements": "str"},
+        "include_boot": {"type": "bool", "default": False},
         **AWS_ARGUMENT_SPEC,
     }
 
@@ -69,6 +114,9 @@ class ActionModule(AgentAction):
             cross_check=check,
             windows_hostname=facts.get("hostname"),
         )
+        if args.get("select_volumes") is not None:
+            result["ebs_selection"] = ebs_selection(mapping["volumes"], result["attachments"], args["select_volumes"],
+                                                    args["include_boot"])
         for problem in mapping["problems"]:
             self._display.warning(f"{transport.host}: {problem}")
         if not check["ok"] and args["fail_on_mismatch"]:

@@ -50,6 +50,30 @@ options:
         there is no other choice.
     type: bool
     default: false
+  volume_ids:
+    description:
+      - The members of the set, by EBS volume id (the boot volume too unless O(exclude_boot_volume)).
+      - The document can only snapshot every attached volume or all but the boot volume, so it runs over all of them
+        (all but boot when the set leaves the boot volume out); its snapshots of the volumes not named here are
+        deleted as soon as it ends (RV(discarded_snapshots)), and only the named volumes form the set.
+      - Left out (and O(device_names) too), the set is every volume the document snapshots.
+    type: list
+    elements: str
+    version_added: 0.2.0
+  device_names:
+    description:
+      - Members of the set by device name (V(/dev/sda1), V(xvdb)), as O(volume_ids); the two may be combined.
+    type: list
+    elements: str
+    version_added: 0.2.0
+  volume_metadata:
+    description:
+      - Per-volume data recorded in the set's tags, keyed by volume id or device name, as
+        M(shadowsnap.ec2.ec2_snapshot_set) takes it - C(paths), the Windows drive letters and mount points on that
+        volume (what a restore by drive letter finds).
+    type: dict
+    default: {}
+    version_added: 0.2.0
   copy_only:
     description:
       - Ask for a VSS copy backup (the document's C(CopyOnly=True)).
@@ -113,6 +137,15 @@ EXAMPLES = r"""
     policy: daily
   register: vss_set
 
+- name: The EBS volumes of D and E only, tagged with their drive letters (the other snapshots are discarded)
+  shadowsnap.ec2.ec2_vss_snapshot_set:
+    instance_id: i-0123456789abcdef0
+    exclude_boot_volume: true
+    volume_ids: [vol-0aac1b2c3d4e5f607, vol-0bbd2c3d4e5f60718]
+    volume_metadata:
+      vol-0aac1b2c3d4e5f607: {paths: ['D:\']}
+      vol-0bbd2c3d4e5f60718: {paths: ['E:\']}
+
 - name: Data volumes only, a full backup (SQL Server records it)
   shadowsnap.ec2.ec2_vss_snapshot_set:
     instance_id: i-0123456789abcdef0
@@ -144,6 +177,11 @@ aws_vss_config:
   description: The C(AwsVssConfig) tag AWS wrote on the snapshots.
   returned: success
   type: str
+discarded_snapshots:
+  description: The document's snapshots of volumes outside O(volume_ids), deleted (snapshot id to volume id).
+  returned: when a command ran
+  type: dict
+  version_added: 0.2.0
 vss_set_id:
   description: The VSS snapshot-set id read from C(AwsVssConfig) (null when it holds none).
   returned: when a command ran
@@ -319,21 +357,38 @@ def existing_result(found, no_writers, timings):
                 tags=dict((k, v) for k, v in members[0]["tags"].items() if k.startswith(snapshot_tags.PREFIX)))
 
 
-def tag_command_snapshots(module, client, command_id, requested_at, instance, selected, attached, set_id, now):
-    """(result fields, warnings) once the document succeeded: its snapshots found and given the schema tags."""
+def discard_unchosen(client, command_id, found, chosen):
+    """The members of ``found`` whose volume is in ``chosen``, and the others, deleted ({snapshot id: volume id})."""
+    unchosen = dict((snapshot["SnapshotId"], snapshot["VolumeId"]) for snapshot, tags in found
+                    if snapshot["VolumeId"] not in chosen)
+    for snapshot_id in sorted(unchosen):
+        try:
+            ec2_api.delete_snapshot(client, snapshot_id)
+        except AnsibleAWSError as error:
+            raise VssCommandError("could not delete %s, the document's snapshot of %s (not in the set): %s; nothing was "
+                                  "tagged" % (snapshot_id, unchosen[snapshot_id], error), command_id=command_id) from error
+    return [(snapshot, tags) for snapshot, tags in found if snapshot["VolumeId"] in chosen], unchosen
+
+
+def tag_command_snapshots(module, client, command_id, requested_at, instance, plan, set_id, now):
+    """(result fields, warnings) once the document succeeded: its snapshots found, those outside the set deleted, the
+    set's given the schema tags. ``plan`` is (the set's volumes, the document's volumes, all attached volumes)."""
     params = module.params
     instance_id = params["instance_id"]
-    vss_set, members = find_document_snapshots(client, [v["volume_id"] for v in attached], requested_at)
-    found_volumes = set(snapshot["VolumeId"] for snapshot, tags in members)
-    expected = set(v["volume_id"] for v in selected)
-    if found_volumes != expected or len(members) != len(expected):
+    selected, covered, attached = plan
+    vss_set, found = find_document_snapshots(client, [v["volume_id"] for v in attached], requested_at)
+    found_volumes = set(snapshot["VolumeId"] for snapshot, tags in found)
+    expected = set(v["volume_id"] for v in covered)
+    if found_volumes != expected or len(found) != len(expected):
         raise VssCommandError(
             "command %s succeeded but the snapshots found (%s) do not match the volumes it snapshots (%s); nothing "
-            "was tagged" % (command_id, ", ".join(sorted(s["SnapshotId"] + " of " + s["VolumeId"] for s, t in members))
+            "was tagged" % (command_id, ", ".join(sorted(s["SnapshotId"] + " of " + s["VolumeId"] for s, t in found))
                             or "none", ", ".join(sorted(expected))), command_id=command_id)
+    details = snapshot_sets.volume_details(selected, params["volume_metadata"])
+    members, discarded = discard_unchosen(client, command_id, found, details)
     app_consistent, consistency = verdict([tags for snapshot, tags in members], params["no_writers"])
-    devices = dict((v["volume_id"], v["device"]) for v in selected)
-    volumes = dict((snapshot["VolumeId"], {"device": tags.get("Device") or devices[snapshot["VolumeId"]]})
+    volumes = dict((snapshot["VolumeId"], dict(details[snapshot["VolumeId"]],
+                                               device=tags.get("Device") or details[snapshot["VolumeId"]]["device"]))
                    for snapshot, tags in members)
     set_tags = snapshot_tags.build_set_tags(
         set_id=set_id, instance_id=instance_id, engine="aws_vss", consistency=consistency, created_at=now,
@@ -350,6 +405,7 @@ def tag_command_snapshots(module, client, command_id, requested_at, instance, se
         warnings.append("AWS did not report set %s as application-consistent (AppConsistent is not true on every "
                         "snapshot); it is tagged crash" % set_id)
     result = dict(snapshot_sets.group_sets(tagged)[0], app_consistent=app_consistent, vss_set_id=vss_set,
+                  discarded_snapshots=discarded,
                   aws_vss_config=members[0][1].get("AwsVssConfig", ""), tags=set_tags)
     return result, warnings
 
@@ -376,17 +432,21 @@ def ensure_vss_set(module, set_id, now):
     if instance.get("InstanceType") in UNSUPPORTED_TYPES:
         raise VssCommandError("instance type %s of %s is not supported by AWS VSS (t2, t3 and t3a nano and micro are "
                               "not); use the shadow engine" % (instance["InstanceType"], instance_id))
-    selected, attached = snapshot_sets.select_volumes(instance, "data" if params["exclude_boot_volume"] else "all")
+    selected, attached = snapshot_sets.select_volumes(
+        instance, "data" if params["exclude_boot_volume"] else "all", volume_ids=params["volume_ids"],
+        device_names=params["device_names"], include_boot=not params["exclude_boot_volume"])
+    exclude_boot = not any(volume["boot"] for volume in selected)
+    covered = snapshot_sets.select_volumes(instance, "data" if exclude_boot else "all")[0]
+    details = snapshot_sets.volume_details(selected, params["volume_metadata"])
     check_managed(ssm, instance_id)
-    check_tag_budget(set_id, instance_id, now, dict((v["volume_id"], {"device": v["device"]}) for v in selected), params,
-                     snapshot_sets.launch_record(instance))
+    check_tag_budget(set_id, instance_id, now, details, params, snapshot_sets.launch_record(instance))
     timings["preflight"] = round(time.monotonic() - began, 3)
     if module.check_mode:
         timings["total"] = timings["preflight"]
         return dict(planned_result(instance_id, set_id, selected), timings=timings), []
 
     description = "shadowsnap.ec2 set %s of %s (aws_vss)" % (set_id, instance_id)
-    parameters = document_parameters(params["exclude_boot_volume"], params["copy_only"], params["no_writers"],
+    parameters = document_parameters(exclude_boot, params["copy_only"], params["no_writers"],
                                      params["execution_timeout"], description)
     command_began = time.monotonic()
     command = ssm_api.send_command(ssm_client(module, idempotent=False), DOCUMENT_NAME, instance_id, parameters,
@@ -405,7 +465,7 @@ def ensure_vss_set(module, set_id, now):
                 command_id=command_id, invocation_status=invocation_status)
         tag_began = time.monotonic()
         result, warnings = tag_command_snapshots(module, client, command_id, command.get("RequestedDateTime") or now,
-                                                 instance, selected, attached, set_id, now)
+                                                 instance, (selected, covered, attached), set_id, now)
     except AnsibleAWSError as error:
         raise VssCommandError("%s; command %s was sent, so its snapshots may exist without the schema tags (find them by "
                               "their AwsVssConfig tag)" % (error, command_id), command_id=command_id) from error
@@ -419,6 +479,9 @@ def main():
         instance_id=dict(type="str", required=True),
         set_id=dict(type="str"),
         exclude_boot_volume=dict(type="bool", default=False),
+        volume_ids=dict(type="list", elements="str"),
+        device_names=dict(type="list", elements="str"),
+        volume_metadata=dict(type="dict", default={}),
         copy_only=dict(type="bool", default=True),
         no_writers=dict(type="bool", default=False),
         policy=dict(type="str", default="default"),

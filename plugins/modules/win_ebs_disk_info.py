@@ -51,6 +51,20 @@ options:
       - With V(false) the task reports the disagreement in RV(cross_check) and succeeds.
     type: bool
     default: true
+  select_volumes:
+    description:
+      - Drive letters, mount points, EBS volume ids or device names to resolve into the EBS volumes that hold them,
+        returned as RV(ebs_selection) (what the backup role's C(crash) and C(aws_vss) engines snapshot and tag).
+      - A name that is not on the host, or a Windows volume not wholly on EBS volumes with a known id, fails the task.
+    type: list
+    elements: str
+    version_added: 0.2.0
+  include_boot:
+    description:
+      - Add the EBS volumes of the boot and system volumes to RV(ebs_selection).
+    type: bool
+    default: false
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
@@ -296,6 +310,23 @@ problems:
   returned: success
   type: list
   elements: str
+ebs_selection:
+  description:
+    - The EBS volumes that hold what O(select_volumes) names, and the Windows paths on each in the tag schema's form
+      (C(D:\\), C(C:\\mnt\\logs\\)). A Windows volume spanning several EBS volumes brings all of them; every
+      Windows volume on a chosen EBS volume is recorded on it.
+    - C(volume_metadata) is what M(shadowsnap.ec2.ec2_snapshot_set) and M(shadowsnap.ec2.ec2_vss_snapshot_set) take.
+  returned: when O(select_volumes) is given
+  type: dict
+  contains:
+    volume_ids:
+      description: The EBS volume ids.
+      type: list
+      elements: str
+    volume_metadata:
+      description: EBS volume id to C({paths}).
+      type: dict
+  version_added: 0.2.0
 block_device_mapping_source:
   description: V(option) (O(block_device_mappings)) or V(ec2) (DescribeInstances).
   returned: success

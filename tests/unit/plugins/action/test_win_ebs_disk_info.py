@@ -12,7 +12,7 @@ import pytest
 from ansible.errors import AnsibleActionFail
 from moto import mock_aws
 
-from ansible_collections.shadowsnap.ec2.plugins.action.win_ebs_disk_info import ActionModule
+from ansible_collections.shadowsnap.ec2.plugins.action.win_ebs_disk_info import ActionModule, ebs_selection
 from ansible_collections.shadowsnap.ec2.plugins.plugin_utils.host_identity import resolve_identity
 from unit.plugins.action.agent_fakes import FakeAgentHost, FakeConnection, make_action
 
@@ -216,3 +216,42 @@ def test_resolve_identity_precedence():
     assert resolve_identity(None, None, None, inventory, "us-east-1")["region"] == "us-west-2"
     assert resolve_identity(None, None, None, {}, "us-east-1")["region"] == "us-east-1"
     assert resolve_identity(None, None, None, {}, None)["identity_source"] is None
+
+
+def test_select_volumes_resolves_drive_letters_ids_and_devices_into_ebs_volumes_with_their_paths(aws_env):
+    host = FakeAgentHost(results={"facts": facts(), "storage": storage()})
+    result, dummy = run(host, {"block_device_mappings": MODULE_BDM, "select_volumes": ["d:"]})
+    assert not result.get("failed"), result.get("msg")
+    assert result["round_trips"] == 1
+    assert result["ebs_selection"] == {"volume_ids": [DATA], "volume_metadata": {DATA: {"paths": ["D:\\"]}}}
+    for refs in ([DATA], ["xvdf"], ["/dev/xvdf"]):
+        result, dummy = run(FakeAgentHost(results={"facts": facts(), "storage": storage()}),
+                            {"block_device_mappings": MODULE_BDM, "select_volumes": refs})
+        assert result["ebs_selection"]["volume_metadata"] == {DATA: {"paths": ["D:\\"]}}, refs
+    result, dummy = run(FakeAgentHost(results={"facts": facts(), "storage": storage()}),
+                        {"block_device_mappings": MODULE_BDM, "select_volumes": ["D:"], "include_boot": True})
+    assert result["ebs_selection"]["volume_metadata"] == {BOOT: {"paths": ["C:\\"]}, DATA: {"paths": ["D:\\"]}}
+    result, dummy = run(FakeAgentHost(results={"facts": facts(), "storage": storage()}),
+                        {"block_device_mappings": MODULE_BDM})
+    assert "ebs_selection" not in result
+
+
+def test_a_selected_volume_the_host_does_not_have_fails_with_the_volumes_it_has(aws_env):
+    result, dummy = run(FakeAgentHost(results={"facts": facts(), "storage": storage()}),
+                        {"block_device_mappings": MODULE_BDM, "select_volumes": ["D:", "G:"]})
+    assert result["failed"] is True
+    assert "volume 'G:' is not on this host (its volumes: C:\\, D:\\)" in result["msg"]
+
+
+def test_a_selection_never_splits_a_disk():
+    """A volume spanning two EBS volumes brings both, and every Windows volume on them is recorded."""
+    volumes = [
+        {"unique_id": "a", "drive_letter": "D", "mount_points": [], "all_ebs": True, "ebs_volume_ids": ["vol-1", "vol-2"]},
+        {"unique_id": "b", "drive_letter": None, "mount_points": ["C:\\mnt\\logs"], "all_ebs": True,
+         "ebs_volume_ids": ["vol-2"]},
+        {"unique_id": "c", "drive_letter": "F", "mount_points": [], "all_ebs": True, "ebs_volume_ids": ["vol-3"]},
+    ]
+    selection = ebs_selection(volumes, [], ["D:"], include_boot=False)
+    assert selection == {"volume_ids": ["vol-1", "vol-2"], "volume_metadata": {
+        "vol-1": {"paths": ["D:\\"]}, "vol-2": {"paths": ["D:\\", "C:\\mnt\\logs\\"]}}}
+    assert ebs_selection(volumes, [], ["C:\\mnt\\logs"], include_boot=False)["volume_ids"] == ["vol-1", "vol-2"]
