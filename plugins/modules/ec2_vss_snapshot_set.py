@@ -59,13 +59,13 @@ options:
       - Left out (and O(device_names) too), the set is every volume the document snapshots.
     type: list
     elements: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   device_names:
     description:
       - Members of the set by device name (V(/dev/sda1), V(xvdb)), as O(volume_ids); the two may be combined.
     type: list
     elements: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   volume_metadata:
     description:
       - Per-volume data recorded in the set's tags, keyed by volume id or device name, as
@@ -73,7 +73,7 @@ options:
         volume (what a restore by drive letter finds).
     type: dict
     default: {}
-    version_added: 0.2.0
+    version_added: 0.1.0
   copy_only:
     description:
       - Ask for a VSS copy backup (the document's C(CopyOnly=True)).
@@ -181,7 +181,7 @@ discarded_snapshots:
   description: The document's snapshots of volumes outside O(volume_ids), deleted (snapshot id to volume id).
   returned: when a command ran
   type: dict
-  version_added: 0.2.0
+  version_added: 0.1.0
 vss_set_id:
   description: The VSS snapshot-set id read from C(AwsVssConfig) (null when it holds none).
   returned: when a command ran

@@ -58,13 +58,13 @@ options:
       - A name that is not on the host, or a Windows volume not wholly on EBS volumes with a known id, fails the task.
     type: list
     elements: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   include_boot:
     description:
       - Add the EBS volumes of the boot and system volumes to RV(ebs_selection).
     type: bool
     default: false
-    version_added: 0.2.0
+    version_added: 0.1.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
@@ -326,7 +326,7 @@ ebs_selection:
     volume_metadata:
       description: EBS volume id to C({paths}).
       type: dict
-  version_added: 0.2.0
+  version_added: 0.1.0
 block_device_mapping_source:
   description: V(option) (O(block_device_mappings)) or V(ec2) (DescribeInstances).
   returned: success
