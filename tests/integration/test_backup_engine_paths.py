@@ -7,7 +7,7 @@ the lab's WinRM host and moto.
 
 import pytest
 
-from test_backup import SQL, backup, inventory, lab_snapshots  # inventory: the fixture, shared  # pylint: disable=unused-import
+from test_backup import SQL, backup, inventory, lab_snapshots  # pylint: disable=unused-import  # inventory: the fixture
 from test_restore_volumes import run_restore
 
 pytestmark = pytest.mark.integration
