@@ -274,7 +274,7 @@ def hand_written_attach(ec2, instance_id, set_id, volume_id, device="xvdp"):
     (snapshot,) = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
         {"Name": SET_ID_TAG, "Values": [set_id]}, {"Name": "volume-id", "Values": [volume_id]}])["Snapshots"]
     instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-    (volume,) = volumes_from(ec2, [snapshot], instance["Placement"]["AvailabilityZone"]).values()
+    volume = volumes_from(ec2, [snapshot], instance["Placement"]["AvailabilityZone"])[snapshot["VolumeId"]]
     ec2.attach_volume(VolumeId=volume, InstanceId=instance_id, Device=device)
     ec2.get_waiter("volume_in_use").wait(VolumeIds=[volume], WaiterConfig=WAITER_CONFIG)
     ec2.detach_volume(VolumeId=volume, InstanceId=instance_id)
