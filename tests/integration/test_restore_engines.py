@@ -24,20 +24,20 @@ from test_restore_windows import RESTORE, live_check
 pytestmark = pytest.mark.integration
 
 
-def backup_while_writing(lab, ansible_playbook, inventory, tmp_path, engine, backup_type):
+def backup_while_writing(lab, ansible_playbook, inventory, tmp_path, engine, backup_type, set_id):
     """A set of D:+E: taken while the application writes lazily, then 5 more transactions; the set's snapshots by
     original volume id."""
     lab.start_application(SQL, interval=0.005, checkpoint_every=100000)
     try:
         run, report = backup(lab, ansible_playbook, inventory, tmp_path, backup_engine=engine, backup_type=backup_type,
-                             backup_set_id="sql-" + engine)
+                             backup_set_id=set_id)
     finally:
         lab.stop_application(SQL)
     assert run.rc == 0, run.stdout
     assert report["hosts"][0]["consistency"] == ("crash" if engine == "crash" else "application"), report
     lab.application_transactions(SQL, count=5)
     return {s["VolumeId"]: s for s in lab.ec2().describe_snapshots(
-        OwnerIds=["self"], Filters=[{"Name": "tag:shadowsnap:set-id", "Values": ["sql-" + engine]}])["Snapshots"]}
+        OwnerIds=["self"], Filters=[{"Name": "tag:shadowsnap:set-id", "Values": [set_id]}])["Snapshots"]}
 
 
 def restore_paused_before_the_revert(lab, inventory, tmp_path, set_id, volumes):
@@ -65,16 +65,22 @@ def restore_paused_before_the_revert(lab, inventory, tmp_path, set_id, volumes):
                                                  ("crash", "copy")])
 def test_an_in_place_restore_reaches_the_consistency_its_engine_proves(lab, ansible_playbook, inventory, tmp_path,
                                                                        engine, backup_type):
-    snapshots = backup_while_writing(lab, ansible_playbook, inventory, tmp_path, engine, backup_type)
     live = originals(lab)
-    image = lab.check_consistency({"snapshot_id": snapshots[live["D:"]]["SnapshotId"]},
-                                  {"snapshot_id": snapshots[live["E:"]]["SnapshotId"]})
+    # A set whose EBS image caught no lazy transaction (the background writer got no turn between the thaw and the
+    # EBS point on a loaded machine) does not show what this test is about: another is taken, up to three.
+    for attempt in range(3):
+        set_id = "sql-%s-%d" % (engine, attempt)
+        snapshots = backup_while_writing(lab, ansible_playbook, inventory, tmp_path, engine, backup_type, set_id)
+        image = lab.check_consistency({"snapshot_id": snapshots[live["D:"]]["SnapshotId"]},
+                                      {"snapshot_id": snapshots[live["E:"]]["SnapshotId"]})
+        if engine == "aws_vss" or not image["consistent"]:
+            break
     lab.reset_host_counters(SQL)
 
     # The backup role's crash and aws_vss sets record no drive letters (only the shadow engine knows them): D: and E:
     # are chosen by device there.
     volumes = ["D:", "E:"] if engine == "shadow" else ["xvdb", "xvdc"]
-    paused, result = restore_paused_before_the_revert(lab, inventory, tmp_path, "sql-" + engine, volumes)
+    paused, result = restore_paused_before_the_revert(lab, inventory, tmp_path, set_id, volumes)
     after = live_check(lab)
     assert result["status"] == "ok" and result["engine"] == engine, result
     assert services(lab)["MSSQLSERVER"] == "Running"
