@@ -59,7 +59,7 @@ def test_a_repeated_client_token_answers_the_first_launch(client, ec2):
 
 
 def test_stop_and_start_go_through_their_states_and_refuse_the_wrong_ones(client, ec2):
-    client.instances(pending_seconds=0.4, stopping_seconds=0.4)
+    client.instances(pending_seconds=5, stopping_seconds=5)
     instance_id = launch(ec2, client)["InstanceId"]
     assert instance_state(ec2, instance_id) == "pending"
     code, message = error_of(ec2.stop_instances, InstanceIds=[instance_id])
@@ -100,7 +100,7 @@ def test_an_unknown_setting_is_refused(client):
 
 
 def test_attach_to_an_instance_between_states_is_refused(client, ec2):
-    client.instances(stopping_seconds=0.5)
+    client.instances(stopping_seconds=5)
     instance = launch(ec2, client)
     spare = ec2.create_volume(AvailabilityZone=instance["Placement"]["AvailabilityZone"], Size=1)["VolumeId"]
     ec2.stop_instances(InstanceIds=[instance["InstanceId"]])

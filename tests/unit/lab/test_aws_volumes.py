@@ -51,7 +51,7 @@ def wait_for(predicate, timeout=20):
 
 
 def test_a_volume_from_a_snapshot_holds_its_content_and_key_and_is_creating_for_a_while(client, ec2, snapshot):
-    client.volumes(creating_seconds=0.5)
+    client.volumes(creating_seconds=3)
     volume = ec2.create_volume(SnapshotId=snapshot["SnapshotId"], AvailabilityZone=zone(client),
                                TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}])
     assert volume["State"] == "creating" and volume["Size"] == snapshot["VolumeSize"]
@@ -117,7 +117,7 @@ def heard_fixture(lab):
 
 def test_attach_goes_through_attaching_and_answers_what_ec2_answers(client, ec2, snapshot, heard):
     instance = client.instance(HOST)
-    client.volumes(creating_seconds=0.4, attaching_seconds=8)
+    client.volumes(creating_seconds=3, attaching_seconds=8)
     volume_id = ec2.create_volume(SnapshotId=snapshot["SnapshotId"], AvailabilityZone=zone(client))["VolumeId"]
     attach = {"VolumeId": volume_id, "InstanceId": instance["instance_id"]}
     assert error_of(ec2.attach_volume, Device="xvdf", **attach) == ("IncorrectState", "%s is not 'available'." % volume_id)
